@@ -1,0 +1,58 @@
+"""The landing area: list what arrived, with checksums, on disk or on S3."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from trialake.lake.storage import Lake
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One file in the landing area. ``relpath`` may carry PHI: it stays in restricted/."""
+
+    relpath: str
+    size: int
+    version: str  # mtime on disk, ETag on S3: changes when the bytes may have changed
+
+
+def compute_sha256(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def list_landing_files(landing: Lake, subdir: str) -> list[LandingFile]:
+    """Every file under ``<landing>/<subdir>/`` (recursively), sorted by path; hidden files skipped."""
+    root = landing.path(subdir)
+    if not landing.fs.exists(root):
+        return []
+    found = landing.fs.find(root, detail=True)
+    files = [
+        LandingFile(relpath=f"{subdir}/{path[len(root) + 1:]}", size=int(info["size"]), version=_version(info))
+        for path, info in found.items()
+        if info.get("type") == "file" and not any(part.startswith(".") for part in path[len(root) + 1 :].split("/"))
+    ]
+    return sorted(files, key=lambda f: f.relpath)
+
+
+def _version(info: Mapping) -> str:
+    for key in ("ETag", "etag", "mtime", "LastModified", "created"):
+        if info.get(key) is not None:
+            return str(info[key]).strip('"')
+    return ""
+
+
+def read_landing_bytes(landing: Lake, relpaths: Iterable[str]) -> dict[str, bytes]:
+    """Bytes of several landing files in one call (concurrent on S3)."""
+    paths = [landing.path(p) for p in relpaths]
+    if not paths:
+        return {}
+    data = landing.fs.cat(paths, on_error="return")
+    prefix = len(landing.path()) + 1
+    out: dict[str, bytes] = {}
+    for path, value in data.items():
+        if isinstance(value, Exception):
+            raise OSError(f"landing file could not be read: {type(value).__name__}") from value
+        out[path[prefix:]] = value
+    return out
