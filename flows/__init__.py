@@ -1,0 +1,1 @@
+"""Prefect flows: parameters in, tasks composed, no logic."""

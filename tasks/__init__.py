@@ -1,0 +1,1 @@
+"""Prefect task wrappers around `trialake.pipeline` stages: retries, logging, artifacts; no logic."""

@@ -203,6 +203,16 @@ def read_table(lake: Lake, table: str, *, columns: Sequence[str] | None = None) 
     return pl.concat(frames, how="diagonal_relaxed")
 
 
+def delete_partition(lake: Lake, table: str, partition: Mapping[str, Any]) -> bool:
+    """Remove one partition of a table; returns whether it existed."""
+    _check_table_name(table)
+    path = lake.path(table, _partition_dir(partition), PARTITION_FILE)
+    if not lake.fs.exists(path):
+        return False
+    lake.fs.rm(path)
+    return True
+
+
 def delete_table(lake: Lake, table: str) -> None:
     """Remove a table and everything under it."""
     _check_table_name(table)

@@ -1,0 +1,133 @@
+"""The `trialake` command: generate a synthetic trial, run a flow, measure a series, run the demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# Quiet, offline defaults for Prefect when the CLI starts it (the environment still wins).
+PREFECT_DEFAULTS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+
+
+class CommandError(Exception):
+    """The command could not run; the message is the one line the user sees."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="trialake", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write a synthetic trial: OUT_DIR/landing and OUT_DIR/truth")
+    generate.add_argument("out_dir", type=Path)
+    generate.add_argument("--subjects", type=int, default=100)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--matrix", type=int, default=64, help="in-plane CT matrix (64 by default, up to 512)")
+    generate.add_argument("--slices", type=int, default=40, help="CT slices per series")
+    generate.add_argument("--sites", type=int, default=3, choices=(2, 3))
+
+    run = commands.add_parser("run", help="run a flow once, in process")
+    run.add_argument("flow", choices=("nightly",))
+    run.add_argument("--landing", required=True, help="landing area: local path or s3://bucket/prefix")
+    run.add_argument("--lake", required=True, help="lake: local path or s3://bucket/prefix")
+    run.add_argument("--config", default=None, help="trial configuration YAML (default: reference trial)")
+
+    volumetry = commands.add_parser("volumetry", help="measure lung and lesion volumes of one CT series")
+    volumetry.add_argument("series_dir", type=Path)
+    volumetry.add_argument("--json", action="store_true", help="print one JSON object")
+    volumetry.add_argument("--config", default=None, help="trial configuration YAML (CT thresholds)")
+
+    demo = commands.add_parser("demo", help="generate a synthetic trial and run the nightly flow on it")
+    demo.add_argument("--out", type=Path, default=Path("demo"))
+    demo.add_argument("--subjects", type=int, default=30)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    handlers = {"generate": _generate, "run": _run, "volumetry": _volumetry, "demo": _demo}
+    try:
+        return handlers[args.command](args)
+    except CommandError as exc:
+        print(f"trialake {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from trialake.synth import generate_trial
+
+    trial = generate_trial(
+        args.out_dir, subjects=args.subjects, seed=args.seed, matrix=args.matrix, slices=args.slices, sites=args.sites
+    )
+    print(f"landing: {args.out_dir / 'landing'}\ntruth: {args.out_dir / 'truth'}\n{trial.describe()}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from trialake.config import ConfigError, read_settings
+    from trialake.pipeline import open_run
+
+    try:
+        settings = read_settings(landing=args.landing, lake=args.lake, environ=os.environ, config_path=args.config)
+        open_run(settings, run_id="preflight")
+    except (ConfigError, OSError) as exc:
+        raise CommandError(_one_line(exc)) from exc
+    return _run_nightly(landing=settings.landing, lake=settings.lake, config=args.config)
+
+
+def _run_nightly(*, landing: str, lake: str, config: str | None) -> int:
+    from flows.nightly import nightly
+
+    try:
+        summary = nightly(landing=landing, lake=lake, config=config)
+    except Exception as exc:  # the flow run is Failed; say why in one line
+        print(f"trialake run nightly: failed: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, default=_jsonable, indent=2))
+    return 0
+
+
+def _volumetry(args: argparse.Namespace) -> int:
+    from trialake.config import ConfigError, load_trial_config
+    from trialake.imaging import NotMeasurable, measure_series_dir, volumetry_params
+
+    try:
+        params = volumetry_params(load_trial_config(args.config).ct)
+        result = measure_series_dir(args.series_dir, params)
+    except (ConfigError, NotMeasurable, ValueError, OSError) as exc:
+        raise CommandError(_one_line(exc)) from exc
+    record = result.as_record()
+    print(json.dumps(record) if args.json else "\n".join(f"{k}: {v}" for k, v in record.items()))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from trialake.synth import generate_trial
+
+    out: Path = args.out
+    generate_trial(out, subjects=args.subjects, seed=0)
+    landing, lake = out / "landing", out / "lake"
+    print(f"synthetic trial: {landing} (truth in {out / 'truth'})")
+    return _run_nightly(landing=str(landing.resolve()), lake=str(lake.resolve()), config=None)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _jsonable(value: object) -> object:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

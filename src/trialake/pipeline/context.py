@@ -1,0 +1,44 @@
+"""What every stage of a run shares: settings, lake and landing handles, run id, lake secret."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+
+from trialake.config import Settings
+from trialake.lake import Lake, open_lake, read_object, write_object
+
+SECRET_OBJECT = "restricted/secrets/lake.key"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """One run of a flow over one landing area and one lake."""
+
+    settings: Settings
+    lake: Lake
+    landing: Lake
+    run_id: str
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The lake's pseudonymization secret (created on the first run, kept in restricted/)."""
+        return load_or_create_secret(self.lake)
+
+
+def open_run(settings: Settings, run_id: str) -> RunContext:
+    """Open the lake and the landing area; fails with a one-line reason when either is unreachable."""
+    lake = open_lake(settings.lake, settings.storage_options)
+    landing = Lake(url=settings.landing, storage_options=dict(settings.storage_options))
+    if not landing.fs.exists(landing.path()):
+        raise FileNotFoundError(f"landing area {settings.landing} does not exist or is not reachable")
+    return RunContext(settings=settings, lake=lake, landing=landing, run_id=run_id)
+
+
+def load_or_create_secret(lake: Lake) -> bytes:
+    """Read the lake secret, creating 32 random bytes the first time."""
+    if lake.fs.exists(lake.path(SECRET_OBJECT)):
+        return read_object(lake, SECRET_OBJECT)
+    secret = secrets.token_bytes(32)
+    write_object(lake, SECRET_OBJECT, secret)
+    return read_object(lake, SECRET_OBJECT)

@@ -1,0 +1,29 @@
+"""The one place task defaults are set: no input hashing, retries only on transient storage errors."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+
+_NOT_TRANSIENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def is_transient_storage_error(_task: Task, _run: TaskRun, state: State) -> bool:
+    """Retry on network and storage hiccups; never on bad data or bad configuration."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, (OSError, TimeoutError)) and not isinstance(error, _NOT_TRANSIENT)
+
+
+def stage_task(name: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """Decorator for a pipeline stage task."""
+    defaults: dict[str, Any] = {
+        "name": name,
+        "cache_policy": NO_CACHE,
+        "retries": 2,
+        "retry_delay_seconds": [2, 10],
+        "retry_condition_fn": is_transient_storage_error,
+    }
+    return task(**(defaults | options))
