@@ -3,10 +3,18 @@ from __future__ import annotations
 
 import os
 
-from prefect import flow
+from prefect import flow, unmapped
 from prefect.runtime import flow_run
 
-from tasks.stages import clinical_bronze_task, load_subject_key_task, open_lake_task
+from tasks.stages import (
+    clinical_bronze_task,
+    clinical_silver_task,
+    ingest_dicom_chunk_task,
+    load_subject_key_task,
+    open_lake_task,
+    plan_dicom_task,
+    publish_dicom_task,
+)
 from trialake.config import read_settings
 
 
@@ -22,4 +30,10 @@ def nightly(landing: str, lake: str, config: str | None = None) -> dict:
     ctx = open_lake_task(settings, str(flow_run.id or "local"))
     key, shifts = load_subject_key_task(ctx)
     clinical = clinical_bronze_task(ctx, key, shifts)
-    return {"clinical": clinical}
+    silver = clinical_silver_task(ctx) if clinical.changed_domains else None
+    plan = plan_dicom_task(ctx)
+    chunks = ingest_dicom_chunk_task.map(
+        unmapped(ctx), plan.chunks, unmapped(key), unmapped(plan), [len(c) for c in plan.chunks]
+    )
+    dicom = publish_dicom_task(ctx, plan, chunks.result(), subjects_changed=silver is not None)
+    return {"clinical": clinical, "clinical_silver": silver, "dicom": dicom}

@@ -1,13 +1,21 @@
 """One task per pipeline stage (per batch or per series, never per file)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 from prefect import get_run_logger
 
 from tasks.base import stage_task
 from trialake.config import Settings
 from trialake.pipeline import RunContext, open_run
-from trialake.pipeline.clinical import ClinicalBronzeSummary, ingest_clinical_bronze
+from trialake.pipeline.clinical import (
+    ClinicalBronzeSummary,
+    ClinicalSilverSummary,
+    derive_clinical_silver,
+    ingest_clinical_bronze,
+)
+from trialake.pipeline.dicom import ChunkOutcome, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
 from trialake.pipeline.subjects import load_subject_key
 
 
@@ -29,5 +37,41 @@ def clinical_bronze_task(ctx: RunContext, key: pl.DataFrame, shifts: pl.DataFram
     get_run_logger().info(
         "clinical: %d new files (%d rejected), %d rows loaded, %d rows rejected",
         summary.files_new, summary.files_rejected, summary.rows_loaded, summary.rows_rejected,
+    )
+    return summary
+
+
+@stage_task("clinical silver")
+def clinical_silver_task(ctx: RunContext) -> ClinicalSilverSummary:
+    summary = derive_clinical_silver(ctx)
+    get_run_logger().info("clinical silver: %s; %d rows rejected", summary.tables, summary.rows_rejected)
+    return summary
+
+
+@stage_task("plan DICOM ingest")
+def plan_dicom_task(ctx: RunContext) -> DicomPlan:
+    plan = plan_dicom(ctx)
+    get_run_logger().info("DICOM: %d chunks to ingest", len(plan.chunks))
+    return plan
+
+
+@stage_task("ingest DICOM chunk", task_run_name="ingest DICOM chunk of {relpaths_count} files")
+def ingest_dicom_chunk_task(ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan, relpaths_count: int) -> ChunkOutcome:
+    return ingest_dicom_chunk(ctx, relpaths, key, plan)
+
+
+@stage_task("publish DICOM")
+def publish_dicom_task(
+    ctx: RunContext, plan: DicomPlan, outcomes: Sequence[ChunkOutcome], subjects_changed: bool
+) -> DicomSummary:
+    from trialake.lake import read_table
+
+    subjects = read_table(ctx.lake, "silver/subjects", columns=["USUBJID", "RFSTDT"])
+    if subjects.is_empty():
+        subjects = pl.DataFrame(schema={"USUBJID": pl.String, "RFSTDT": pl.Date})
+    summary = publish_dicom(ctx, plan, outcomes, subjects, subjects_changed=subjects_changed)
+    get_run_logger().info(
+        "DICOM: %d new files, %d instances accepted, %d files rejected, %d series (%d usable)",
+        summary.files_new, summary.instances_accepted, summary.files_rejected, summary.series, summary.series_usable,
     )
     return summary

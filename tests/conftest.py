@@ -1,13 +1,24 @@
 """Shared fixtures: a real S3 API (moto's server on 127.0.0.1) and lake handles on disk and on S3."""
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from trialake.config import storage_options_from_env
-from trialake.lake import Lake, open_lake
+# Prefect keeps its state (the ephemeral server's SQLite) per test process, offline and quiet.
+# Set before anything imports prefect, which reads its settings once.
+_PREFECT_HOME = Path(tempfile.gettempdir()) / f"trialake-tests-prefect-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.pop("PREFECT_API_URL", None)
+
+from trialake.config import storage_options_from_env  # noqa: E402
+from trialake.lake import Lake, open_lake  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,18 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from trialake.clinical.bronze import derive_bronze_clinical
-from trialake.clinical.readers import ClinicalFileError, parse_clinical_file
+from trialake.clinical import (
+    ClinicalFileError,
+    derive_adverse_events,
+    derive_bronze_clinical,
+    derive_exposure,
+    derive_labs,
+    derive_lung_function,
+    derive_sixmwt,
+    derive_subjects,
+    derive_visits,
+    parse_clinical_file,
+)
 from trialake.lake import compute_sha256, delete_partition, read_landing_bytes, read_table, write_table
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
@@ -91,3 +101,51 @@ def _drop_sources_gone(ctx: RunContext, before: pl.DataFrame, after: pl.DataFram
 def read_bronze_domain(ctx: RunContext, domain: str) -> pl.DataFrame:
     """All bronze rows of one clinical domain."""
     return read_table(ctx.lake, f"bronze/{domain.lower()}")
+
+
+@dataclass(frozen=True)
+class ClinicalSilverSummary:
+    tables: dict[str, int]
+    rows_rejected: int
+    missing_domains: tuple[str, ...]
+
+
+SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_ft", "clinical_re", "clinical_ae")
+
+
+def derive_clinical_silver(ctx: RunContext) -> ClinicalSilverSummary:
+    """Re-derive every silver clinical table from bronze (they are small; the DICOM side is the
+    expensive one). Domains with no bronze rows yet are skipped and named in the summary."""
+    bronze = {d: read_bronze_domain(ctx, d) for d in ("DM", "EX", "SV", "LB", "FT", "RE", "AE")}
+    missing = tuple(d for d, frame in bronze.items() if frame.is_empty())
+    if "DM" in missing:
+        return ClinicalSilverSummary({}, 0, missing)
+    exposure, rejected_ex = derive_exposure(bronze["EX"]) if "EX" not in missing else (_no_exposure(), _no_rejections())
+    subjects, rejected_dm = derive_subjects(bronze["DM"], exposure=exposure)
+    tables = {"silver/subjects": subjects, "silver/exposure": exposure}
+    rejections = [rejected_ex, rejected_dm]
+    per_subject = {
+        "SV": ("silver/visits", lambda f: derive_visits(f, subjects=subjects)),
+        "LB": ("silver/labs", lambda f: derive_labs(f, subjects=subjects)),
+        "FT": ("silver/sixmwt", lambda f: derive_sixmwt(f, subjects=subjects)),
+        "RE": ("silver/lung_function", lambda f: derive_lung_function(f, subjects=subjects)),
+        "AE": ("silver/adverse_events", lambda f: derive_adverse_events(f, subjects=subjects)),
+    }
+    for domain, (table, derive) in per_subject.items():
+        if domain not in missing:
+            tables[table], rejected = derive(bronze[domain])
+            rejections.append(rejected)
+    for table, frame in tables.items():
+        if not frame.is_empty():
+            write_table(ctx.lake, table, frame.sort("USUBJID", maintain_order=True))
+    all_rejections = pl.concat([r.select(list(REJECTION_SCHEMA)).cast(REJECTION_SCHEMA) for r in rejections])
+    publish_rejections(ctx, all_rejections, stages=SILVER_STAGES, reprocessed=None)
+    return ClinicalSilverSummary({t: f.height for t, f in tables.items()}, all_rejections.height, missing)
+
+
+def _no_exposure() -> pl.DataFrame:
+    return pl.DataFrame(schema={"USUBJID": pl.String, "EXSTDT": pl.Date, "EXENDT": pl.Date})
+
+
+def _no_rejections() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECTION_SCHEMA)

@@ -1,0 +1,166 @@
+"""DICOM stage: new landing files -> de-identified copies in bronze/dicom/, bronze/dicom_instances,
+rejections; then series assembly and QC into silver/ct_series.
+
+Work is split into chunks (per landing folder, at most ``CHUNK_FILES`` files) so that the flow can
+run chunks in parallel; `publish_dicom` merges the chunk outcomes and publishes the tables once.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+import polars as pl
+
+from trialake.dicom import (
+    INSTANCE_SCHEMA,
+    QUARANTINE_SCHEMA,
+    UID_MAP_SCHEMA,
+    DeidParams,
+    IngestBatchResult,
+    SubjectKey,
+    ingest_dicom_batch,
+    merge_ingest_results,
+)
+from trialake.dicom.series import derive_ct_series
+from trialake.lake import LandingFile, compute_sha256, read_landing_bytes, read_table, write_object, write_table
+from trialake.pipeline.context import RunContext
+from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
+from trialake.pipeline.rejections import publish_rejections
+
+AREA = "dicom"
+CHUNK_FILES = 400
+STAGES = ("ingest_dicom", "deid")
+INSTANCES, QUARANTINE, UID_MAP = "bronze/dicom_instances", "restricted/dicom_quarantine", "restricted/uid_map"
+
+
+@dataclass(frozen=True)
+class DicomPlan:
+    """What this run will read: chunks of landing paths, and what earlier runs already settled."""
+
+    chunks: tuple[tuple[str, ...], ...]
+    listed: tuple[LandingFile, ...]
+    known_sha256: frozenset[str]
+    known_sop_ids: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """One chunk's result with the copies already written (bytes dropped) and the files' hashes."""
+
+    result: IngestBatchResult
+    hashed: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DicomSummary:
+    files_new: int
+    instances_accepted: int
+    files_rejected: int
+    series: int
+    series_usable: int
+
+
+def plan_dicom(ctx: RunContext) -> DicomPlan:
+    """Chunks of new or changed landing files (plus files rejected only because their patient was
+    not yet in the subject key, which are retried every run)."""
+    manifest = read_manifest(ctx)
+    listed = list_area(ctx, AREA)
+    quarantine = read_table(ctx.lake, QUARANTINE)
+    retry = set(quarantine.filter(pl.col("retry_on_key_change"))["source_sha256"]) if not quarantine.is_empty() else set()
+    retry_paths = set(manifest.filter(pl.col("sha256").is_in(list(retry)))["relpath"]) if retry else set()
+    todo = [f for f in select_new(listed, manifest)] + [f for f in listed if f.relpath in retry_paths]
+    instances = read_table(ctx.lake, INSTANCES, columns=["source_sha256", "sop_id"])
+    rejected = set(quarantine["source_sha256"]) - retry if not quarantine.is_empty() else set()
+    accepted = set(instances["source_sha256"]) if not instances.is_empty() else set()
+    sops = dict(instances.select("sop_id", "source_sha256").iter_rows()) if not instances.is_empty() else {}
+    return DicomPlan(_chunk_by_folder(todo), tuple(listed), frozenset(accepted | rejected), sops)
+
+
+def _chunk_by_folder(files: Sequence[LandingFile]) -> tuple[tuple[str, ...], ...]:
+    folders: dict[str, list[str]] = defaultdict(list)
+    for f in sorted({f.relpath: f for f in files}.values(), key=lambda f: f.relpath):
+        folders[f.relpath.rsplit("/", 1)[0]].append(f.relpath)
+    return tuple(
+        tuple(paths[i : i + CHUNK_FILES]) for _, paths in sorted(folders.items()) for i in range(0, len(paths), CHUNK_FILES)
+    )
+
+
+def ingest_dicom_chunk(
+    ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan, params: DeidParams = DeidParams()
+) -> ChunkOutcome:
+    """Read a chunk once, de-identify it, write the accepted copies under bronze/dicom/."""
+    contents = read_landing_bytes(ctx.landing, relpaths)
+    ordered = [(p, contents[p]) for p in relpaths]
+    result = ingest_dicom_batch(
+        ordered,
+        key=SubjectKey.from_frame(key),
+        secret=ctx.secret,
+        run_id=ctx.run_id,
+        params=params,
+        known_sha256=plan.known_sha256,
+        known_sop_ids=plan.known_sop_ids,
+    )
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda a: write_object(ctx.lake, f"bronze/dicom/{a.object_name}", a.data), result.accepted))
+    light = replace(result, accepted=tuple(replace(a, data=b"") for a in result.accepted))
+    return ChunkOutcome(light, {p: compute_sha256(data) for p, data in ordered})
+
+
+def publish_dicom(
+    ctx: RunContext, plan: DicomPlan, outcomes: Sequence[ChunkOutcome], subjects: pl.DataFrame, *, subjects_changed: bool
+) -> DicomSummary:
+    """Merge chunk outcomes, publish instances, rejections, restricted maps and manifest; re-derive
+    silver/ct_series when instances arrived or the subjects' first-dose dates may have changed."""
+    merged = merge_ingest_results([o.result for o in outcomes], run_id=ctx.run_id)
+    for name in merged.stale_objects:
+        ctx.lake.fs.rm(ctx.lake.path("bronze/dicom", name))
+    new_instances = merged.instances_frame()
+    instances = _merge_rows(ctx, INSTANCES, new_instances, INSTANCE_SCHEMA, key=["source_sha256"], partition_by=["USUBJID"])
+    quarantine = _merge_rows(ctx, QUARANTINE, merged.quarantine_frame(), QUARANTINE_SCHEMA, key=["source_sha256"], replace_keys=True)
+    settled = quarantine.filter(pl.col("source_sha256").is_in(instances["source_sha256"].implode()))
+    if not settled.is_empty():  # a retried file that is now accepted leaves quarantine
+        write_table(ctx.lake, QUARANTINE, quarantine.join(settled, on="source_sha256", how="anti"))
+    _merge_rows(ctx, UID_MAP, merged.uid_map_frame(), UID_MAP_SCHEMA, key=["original_uid"])
+    hashed = {p: s for o in outcomes for p, s in o.hashed.items()}
+    rejections = merged.rejections_frame()
+    publish_rejections(ctx, rejections, stages=STAGES, reprocessed=set(hashed.values()))
+    write_manifest(ctx, derive_manifest(read_manifest(ctx), AREA, list(plan.listed), hashed))
+    if new_instances.is_empty() and not subjects_changed:
+        series = read_table(ctx.lake, "silver/ct_series")
+    elif instances.is_empty():
+        series = pl.DataFrame()
+    else:
+        series = derive_ct_series(instances, subjects.select("USUBJID", "RFSTDT"), run_id=ctx.run_id)
+        write_table(ctx.lake, "silver/ct_series", series, partition_by=["USUBJID"])
+    usable = series.filter(pl.col("status") == "usable").height if not series.is_empty() else 0
+    return DicomSummary(
+        files_new=len(hashed),
+        instances_accepted=new_instances.height,
+        files_rejected=rejections.select("source_sha256").n_unique() if not rejections.is_empty() else 0,
+        series=series.height,
+        series_usable=usable,
+    )
+
+
+def _merge_rows(
+    ctx: RunContext,
+    table: str,
+    new: pl.DataFrame,
+    schema: dict,
+    *,
+    key: list[str],
+    partition_by: Sequence[str] = (),
+    replace_keys: bool = False,
+) -> pl.DataFrame:
+    """Existing rows plus new ones (the first row per key wins, or the new one if ``replace_keys``),
+    republished; returns the whole table."""
+    existing = read_table(ctx.lake, table)
+    existing = existing.select(list(schema)).cast(schema) if not existing.is_empty() else pl.DataFrame(schema=schema)
+    if new.is_empty():
+        return existing
+    combined = pl.concat([new, existing] if replace_keys else [existing, new]).unique(subset=key, keep="first")
+    combined = combined.sort(key)
+    write_table(ctx.lake, table, combined, partition_by=partition_by, mode="replace_table" if not partition_by else "replace_partitions")
+    return combined

@@ -1,0 +1,16 @@
+"""Statistics for the endpoint marts: Hodges-Lehmann / Wilcoxon (as R) and incidence differences."""
+from trialake.stats.proportions import (
+    IncidenceDifference,
+    compute_incidence_difference,
+    compute_wilson_interval,
+)
+from trialake.stats.wilcoxon import HodgesLehmannResult, NotEstimableError, hodges_lehmann
+
+__all__ = [
+    "HodgesLehmannResult",
+    "IncidenceDifference",
+    "NotEstimableError",
+    "compute_incidence_difference",
+    "compute_wilson_interval",
+    "hodges_lehmann",
+]

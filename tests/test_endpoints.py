@@ -1,0 +1,222 @@
+"""gold/endpoints and AE incidence on hand-built marts; expected tables worked out by hand."""
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from trialake.marts.endpoints import AE_COMPARISON_SCHEMA, ENDPOINT_SCHEMA, derive_ae_comparison, derive_endpoints
+
+TRT, CTL = "UC-MSC", "Placebo"
+ENDPOINT_COLUMNS = [
+    "PARAMCD", "PARAM", "AVISIT", "AVISITN", "AVAR", "trt_arm", "ctl_arm", "n_trt", "n_ctl",
+    "median_trt", "q1_trt", "q3_trt", "median_ctl", "q1_ctl", "q3_ctl", "estimate", "ci_low", "ci_high",
+    "conf_level", "p_value", "method", "missing_data",
+]  # tables.md, gold/endpoints
+
+
+def _adsl() -> pl.DataFrame:
+    # T5 is not in the full analysis set; X1 is in a third arm: neither may be counted.
+    rows = [
+        ("T1", TRT, "Y"), ("T2", TRT, "Y"), ("T3", TRT, "Y"), ("T4", TRT, "Y"), ("T5", TRT, "N"),
+        ("C1", CTL, "Y"), ("C2", CTL, "Y"), ("C3", CTL, "Y"), ("X1", "Other", "Y"),
+    ]
+    return pl.DataFrame(
+        {
+            "USUBJID": [r[0] for r in rows],
+            "TRT01P": [r[1] for r in rows],
+            "FASFL": [r[2] for r in rows],
+            "TRTSDT": [date(2020, 2, 1)] * len(rows),
+        }
+    )
+
+
+def _bds() -> pl.DataFrame:
+    # (USUBJID, PARAMCD, AVISIT, AVISITN, ANL01FL, CHG, PCHG)
+    records = [
+        # baseline records carry no change
+        *[(s, "LESPCT", "Baseline", 0.0, "Y", None, None) for s in ("T1", "T2", "T3", "T4", "C1", "C2", "C3")],
+        # Day 28 LESPCT: CHG trt -10, -4, -7, -1; ctl -2, 3, 0. PCHG: T3 missing (complete cases).
+        ("T1", "LESPCT", "Day 28", 28.0, "Y", -10.0, -50.0),
+        ("T2", "LESPCT", "Day 28", 28.0, "Y", -4.0, -20.0),
+        ("T3", "LESPCT", "Day 28", 28.0, "Y", -7.0, None),
+        ("T4", "LESPCT", "Day 28", 28.0, "Y", -1.0, -5.0),
+        ("C1", "LESPCT", "Day 28", 28.0, "Y", -2.0, -10.0),
+        ("C2", "LESPCT", "Day 28", 28.0, "Y", 3.0, 15.0),
+        ("C3", "LESPCT", "Day 28", 28.0, "Y", 0.0, 0.0),
+        # a second scan in the window that lost the ANL01FL selection, a non-FAS and a third-arm subject
+        ("T1", "LESPCT", "Day 28", 28.0, None, 99.0, 99.0),
+        ("T5", "LESPCT", "Day 28", 28.0, "Y", -50.0, -90.0),
+        ("X1", "LESPCT", "Day 28", 28.0, "Y", 42.0, 42.0),
+        # Day 10: C3 missed the visit
+        ("T1", "LESPCT", "Day 10", 10.0, "Y", -3.0, -15.0),
+        ("T2", "LESPCT", "Day 10", 10.0, "Y", -2.5, -12.5),
+        ("C1", "LESPCT", "Day 10", 10.0, "Y", 1.0, 5.0),
+        ("C2", "LESPCT", "Day 10", 10.0, "Y", 0.5, 2.5),
+        # SOLPCT: no placebo subject has a Day 10 value
+        ("T1", "SOLPCT", "Day 10", 10.0, "Y", -1.0, -10.0),
+        ("T2", "SOLPCT", "Day 10", 10.0, "Y", -2.0, -20.0),
+        ("T1", "SOLPCT", "Day 28", 28.0, "Y", -1.5, -15.0),
+        ("C1", "SOLPCT", "Day 28", 28.0, "Y", 0.5, 5.0),
+    ]
+    frame = pl.DataFrame(
+        records,
+        schema={"USUBJID": pl.String, "PARAMCD": pl.String, "AVISIT": pl.String, "AVISITN": pl.Float64,
+                "ANL01FL": pl.String, "CHG": pl.Float64, "PCHG": pl.Float64},
+        orient="row",
+    )
+    params = {"LESPCT": "Lesion volume (% of lung)", "SOLPCT": "Solid lesion volume (% of lung)"}
+    return frame.with_columns(
+        pl.col("PARAMCD").replace_strict(params).alias("PARAM"),
+        pl.lit(TRT).alias("TRT01P"),  # a BDS column named like the ADSL one must not collide
+    )
+
+
+def _endpoints(**kwargs) -> pl.DataFrame:
+    return derive_endpoints(_bds(), _adsl(), treatment_arm=TRT, control_arm=CTL, visits=["Day 10", "Day 28"], **kwargs)
+
+
+def _row(frame: pl.DataFrame, paramcd: str, visit: str, avar: str) -> dict:
+    rows = frame.filter((pl.col("PARAMCD") == paramcd) & (pl.col("AVISIT") == visit) & (pl.col("AVAR") == avar))
+    assert rows.height == 1
+    return rows.row(0, named=True)
+
+
+def test_one_row_per_parameter_visit_and_avar_with_the_contract_columns() -> None:
+    result = _endpoints()
+    assert result.columns == ENDPOINT_COLUMNS
+    assert dict(result.schema) == ENDPOINT_SCHEMA
+    assert result.select("PARAMCD", "AVISIT", "AVAR").rows() == [
+        (p, v, a) for p in ("LESPCT", "SOLPCT") for v in ("Day 10", "Day 28") for a in ("CHG", "PCHG")
+    ]
+    assert set(result.get_column("missing_data")) == {"complete cases"}
+
+
+def test_day28_change_worked_by_hand() -> None:
+    """CHG trt (-10, -7, -4, -1), ctl (-2, 0, 3).
+
+    Quartiles (R type 7): trt Q1 = -10 + 0.75 * 3 = -7.75, median -5.5, Q3 = -4 + 0.25 * 3 = -3.25;
+    ctl Q1 = -1, median 0, Q3 = 1.5. The 12 differences sorted: -13 -10 -10 -8 -7 -7 | -5 -4 -4 -2 -1 1,
+    HL estimate = (-7 + -5) / 2 = -6. No ties, n < 50: exact. W = ranks of trt in the pooled
+    sample (1, 2, 3, 5) = 11 minus 4 * 5 / 2 = 1; P(W <= 1) = 2 / C(7, 3) = 2 / 35, P = 4 / 35.
+    qwilcox(0.025, 4, 3) = 0 (1 / 35 >= 0.025) -> 1, so the CI is the 1st and 12th differences.
+    """
+    row = _row(_endpoints(), "LESPCT", "Day 28", "CHG")
+    assert row["PARAM"] == "Lesion volume (% of lung)"
+    assert row["AVISITN"] == 28.0
+    assert (row["trt_arm"], row["ctl_arm"], row["n_trt"], row["n_ctl"]) == (TRT, CTL, 4, 3)
+    assert (row["q1_trt"], row["median_trt"], row["q3_trt"]) == pytest.approx((-7.75, -5.5, -3.25))
+    assert (row["q1_ctl"], row["median_ctl"], row["q3_ctl"]) == pytest.approx((-1.0, 0.0, 1.5))
+    assert row["estimate"] == pytest.approx(-6.0)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((-13.0, 1.0))
+    assert row["p_value"] == pytest.approx(4 / 35, abs=1e-12)
+    assert row["conf_level"] == 0.95
+    assert "Hodges-Lehmann" in row["method"] and "exact" in row["method"]
+
+
+def test_day28_percent_change_uses_complete_cases() -> None:
+    """PCHG trt (-50, -20, -5) (T3 missing), ctl (-10, 0, 15): differences
+    -65 -50 -40 -35 -20 -20 -10 -5 5, median -20; W = (1 + 2 + 4) - 6 = 1, P = 2 * 2 / C(6, 3) = 0.2."""
+    row = _row(_endpoints(), "LESPCT", "Day 28", "PCHG")
+    assert (row["n_trt"], row["n_ctl"]) == (3, 3)
+    assert row["median_trt"] == -20.0
+    assert row["estimate"] == pytest.approx(-20.0)
+    assert row["p_value"] == pytest.approx(0.2, abs=1e-12)
+
+
+def test_missed_visit_reduces_n() -> None:
+    """Day 10: C3 missed the visit. trt (-3, -2.5), ctl (1, 0.5): differences -4 -3.5 -3.5 -3, HL -3.5."""
+    row = _row(_endpoints(), "LESPCT", "Day 10", "CHG")
+    assert (row["n_trt"], row["n_ctl"]) == (2, 2)
+    assert row["estimate"] == pytest.approx(-3.5)
+
+
+def test_empty_arm_gives_nulls_and_says_why() -> None:
+    row = _row(_endpoints(), "SOLPCT", "Day 10", "CHG")
+    assert (row["n_trt"], row["n_ctl"]) == (2, 0)
+    assert row["median_trt"] == pytest.approx(-1.5)
+    assert row["median_ctl"] is None
+    assert row["estimate"] is None and row["ci_low"] is None and row["p_value"] is None
+    assert row["method"] == "not estimable: no Placebo subjects with a value"
+
+
+def test_identical_values_are_not_estimable_not_an_error() -> None:
+    bds = _bds().with_columns(pl.when(pl.col("AVISIT") == "Day 28").then(1.0).otherwise(pl.col("CHG")).alias("CHG"))
+    result = derive_endpoints(bds, _adsl(), treatment_arm=TRT, control_arm=CTL, visits=["Day 28"])
+    row = _row(result, "LESPCT", "Day 28", "CHG")
+    assert (row["n_trt"], row["n_ctl"], row["median_trt"]) == (4, 3, 1.0)
+    assert row["estimate"] is None
+    assert row["method"].startswith("not estimable")
+
+
+def test_visit_without_records_gives_empty_rows() -> None:
+    result = derive_endpoints(_bds(), _adsl(), treatment_arm=TRT, control_arm=CTL, visits=["Day 90"])
+    assert result.height == 4
+    assert result.get_column("n_trt").to_list() == [0, 0, 0, 0]
+    assert result.get_column("AVISITN").null_count() == 4
+
+
+def test_two_analysis_records_for_one_visit_are_rejected() -> None:
+    bds = _bds().with_columns(pl.col("ANL01FL").fill_null("Y"))
+    with pytest.raises(ValueError, match=r"bds .*duplicated"):
+        derive_endpoints(bds, _adsl(), treatment_arm=TRT, control_arm=CTL, visits=["Day 28"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"treatment_arm": "UCMSC"}, r"treatment_arm: 'UCMSC' is not a value of adsl.TRT01P"),
+        ({"control_arm": TRT}, "both are"),
+        ({"visits": "Day 28"}, "visits"),
+        ({"visits": ["Day 28", "Day 28"]}, "visits: names must be unique"),
+        ({"conf_level": 95}, "conf_level"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message) -> None:
+    arguments = {"treatment_arm": TRT, "control_arm": CTL, "visits": ["Day 28"], **kwargs}
+    with pytest.raises(ValueError, match=message):
+        derive_endpoints(_bds(), _adsl(), **arguments)
+
+
+def test_missing_column_is_named() -> None:
+    with pytest.raises(ValueError, match=r"bds: missing column\(s\) \['PCHG'\]"):
+        derive_endpoints(_bds().drop("PCHG"), _adsl(), treatment_arm=TRT, control_arm=CTL, visits=["Day 28"])
+
+
+def _ae_incidence() -> pl.DataFrame:
+    """summarize_ae_incidence's shape: a third arm, and no placebo row for "Related TEAE"."""
+    rows = [
+        ("Any TEAE", TRT, 3, 4), ("Any TEAE", CTL, 1, 3), ("Any TEAE", "Other", 1, 1),
+        ("Serious TEAE", TRT, 1, 4), ("Serious TEAE", CTL, 0, 3),
+        ("Related TEAE", TRT, 2, 4),
+    ]
+    return pl.DataFrame(rows, schema={"category": pl.String, "TRT01A": pl.String, "n": pl.Int64, "N": pl.Int64}, orient="row")
+
+
+def test_ae_comparison_by_hand() -> None:
+    """Any TEAE: trt 3/4, ctl 1/3, difference 3/4 - 1/3. Fisher, table [[3, 1], [1, 2]]:
+    hypergeometric probabilities of 1..4 trt events are 4, 18, 12, 1 (/35); those <= 12/35
+    (the observed 3) sum to 17/35."""
+    result = derive_ae_comparison(_ae_incidence(), treatment_arm=TRT, control_arm=CTL)
+    assert result.columns == list(AE_COMPARISON_SCHEMA)
+    assert result.select("category", "events_trt", "n_trt", "events_ctl", "n_ctl").rows() == [
+        ("Any TEAE", 3, 4, 1, 3),
+        ("Serious TEAE", 1, 4, 0, 3),
+        ("Related TEAE", 2, 4, 0, 0),
+    ]
+    any_teae = result.row(0, named=True)
+    assert any_teae["estimate"] == pytest.approx(3 / 4 - 1 / 3)
+    assert any_teae["p_value"] == pytest.approx(17 / 35, abs=1e-12)
+    assert any_teae["ci_low"] < any_teae["estimate"] < any_teae["ci_high"]
+    assert "Newcombe" in any_teae["method"] and "Fisher" in any_teae["method"]
+    serious = result.row(1, named=True)
+    assert serious["p_value"] == pytest.approx(1.0)  # [[1, 3], [0, 3]]: P(X=1) = 4/7, P(X=0) = 3/7, both <= 4/7
+    related = result.row(2, named=True)
+    assert related["estimate"] is None and related["p_value"] is None
+    assert related["method"] == "not estimable: no Placebo subjects in the safety population"
+
+
+def test_ae_comparison_rejects_duplicated_categories() -> None:
+    with pytest.raises(ValueError, match="ae_incidence: 1 duplicated key"):
+        derive_ae_comparison(pl.concat([_ae_incidence(), _ae_incidence().head(1)]), treatment_arm=TRT, control_arm=CTL)
