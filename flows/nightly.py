@@ -7,15 +7,20 @@ from prefect import flow, unmapped
 from prefect.runtime import flow_run
 
 from tasks.stages import (
+    build_gold_task,
     clinical_bronze_task,
     clinical_silver_task,
     ingest_dicom_chunk_task,
     load_subject_key_task,
     open_lake_task,
     plan_dicom_task,
+    measure_series_task,
+    plan_volumetry_task,
     publish_dicom_task,
+    publish_volumetry_task,
 )
 from trialake.config import read_settings
+from trialake.pipeline.params import volumetry_params
 
 
 @flow(name="nightly", flow_run_name="nightly {lake}", log_prints=False)
@@ -36,4 +41,10 @@ def nightly(landing: str, lake: str, config: str | None = None) -> dict:
         unmapped(ctx), plan.chunks, unmapped(key), unmapped(plan), [len(c) for c in plan.chunks]
     )
     dicom = publish_dicom_task(ctx, plan, chunks.result(), subjects_changed=silver is not None)
-    return {"clinical": clinical, "clinical_silver": silver, "dicom": dicom}
+    params = volumetry_params(settings.trial.ct)
+    jobs = plan_volumetry_task(ctx, params)
+    measured = measure_series_task.map(unmapped(ctx), jobs, unmapped(params))
+    volumetry = publish_volumetry_task(ctx, measured.result())
+    changed = silver is not None or dicom.instances_accepted > 0 or volumetry > 0
+    gold = build_gold_task(ctx) if changed else None
+    return {"clinical": clinical, "clinical_silver": silver, "dicom": dicom, "series_measured": volumetry, "gold": gold}

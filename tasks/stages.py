@@ -16,7 +16,10 @@ from trialake.pipeline.clinical import (
     ingest_clinical_bronze,
 )
 from trialake.pipeline.dicom import ChunkOutcome, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
+from trialake.imaging import VolumetryParams
+from trialake.pipeline.gold import GoldSummary, build_gold
 from trialake.pipeline.subjects import load_subject_key
+from trialake.pipeline.volumetry import SeriesJob, measure_series, plan_volumetry, publish_volumetry
 
 
 @stage_task("open lake")
@@ -74,4 +77,34 @@ def publish_dicom_task(
         "DICOM: %d new files, %d instances accepted, %d files rejected, %d series (%d usable)",
         summary.files_new, summary.instances_accepted, summary.files_rejected, summary.series, summary.series_usable,
     )
+    return summary
+
+
+@stage_task("plan volumetry")
+def plan_volumetry_task(ctx: RunContext, params: VolumetryParams) -> list[SeriesJob]:
+    jobs = plan_volumetry(ctx, params)
+    get_run_logger().info("volumetry: %d series to measure", len(jobs))
+    return jobs
+
+
+@stage_task("measure series", task_run_name="measure series {job.USUBJID} day {job.ADY}")
+def measure_series_task(ctx: RunContext, job: SeriesJob, params: VolumetryParams) -> dict:
+    return measure_series(ctx, job, params)
+
+
+@stage_task("publish volumetry")
+def publish_volumetry_task(ctx: RunContext, rows: Sequence[dict]) -> int:
+    failed = [r for r in rows if r["status"] != "measured"]
+    publish_volumetry(ctx, rows)
+    get_run_logger().info("volumetry: %d series measured, %d not measurable", len(rows) - len(failed), len(failed))
+    return len(rows)
+
+
+@stage_task("build gold marts and report")
+def build_gold_task(ctx: RunContext) -> GoldSummary:
+    summary = build_gold(ctx)
+    if summary.missing_inputs:
+        get_run_logger().warning("gold not built: no rows yet in %s", ", ".join(summary.missing_inputs))
+    else:
+        get_run_logger().info("gold: %s; report at %s", summary.tables, summary.report)
     return summary

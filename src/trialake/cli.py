@@ -95,14 +95,15 @@ def _run_nightly(*, landing: str, lake: str, config: str | None) -> int:
 
 def _volumetry(args: argparse.Namespace) -> int:
     from trialake.config import ConfigError, load_trial_config
-    from trialake.imaging import NotMeasurable, measure_series_dir, volumetry_params
+    from trialake.imaging import NotMeasurable, measure_series_dir
+    from trialake.pipeline.params import volumetry_params
 
     try:
         params = volumetry_params(load_trial_config(args.config).ct)
         result = measure_series_dir(args.series_dir, params)
     except (ConfigError, NotMeasurable, ValueError, OSError) as exc:
         raise CommandError(_one_line(exc)) from exc
-    record = result.as_record()
+    record = result.to_record()
     print(json.dumps(record) if args.json else "\n".join(f"{k}: {v}" for k, v in record.items()))
     return 0
 

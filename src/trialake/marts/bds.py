@@ -1,0 +1,156 @@
+"""The generic ADaM basic data structure (BDS) derivation shared by adct, adft and adlb.
+
+Rules (all configuration comes from :class:`AnalysisConfig`):
+
+- ``ADY`` is the study day of ``ADT`` relative to ADSL ``TRTSDT``: ``ADT - TRTSDT + 1`` on or
+  after the first dose, ``ADT - TRTSDT`` before it (there is no day 0). Null when either is null.
+- ``AVISIT``/``AVISITN``: the configured window whose ``[low_day, high_day]`` contains ``ADY``;
+  null (unscheduled) when none does. Every record keeps its window, valid or not.
+- A record is *valid* when its ``valid_column`` (default ``AVAL``; NaN counts as null) is not
+  null. Invalid records (failed measurements) stay in the table for traceability but are never
+  flagged. ADLB uses ``AVALC`` so that a censored result ("<0.5") is a valid observation.
+- ``ANL01FL = "Y"`` on one valid record per subject, parameter and window. In the baseline window
+  the latest record wins; in a post-baseline window the record nearest the target day wins, and
+  on equal distance the later record wins. Records on the same day are ordered by the
+  ``tiebreak`` columns ascending (CT: ``series_id``; clinical: ``source_sha256``, ``source_row``)
+  and the first one wins.
+- ``ABLFL = "Y"`` on the baseline window's ``ANL01FL`` record: the last valid value on or before
+  the end of the baseline window (default study day 1, the day of first dose).
+- ``BASE`` is the baseline ``AVAL`` on every record of the subject and parameter (null when the
+  subject has no baseline). ``CHG = AVAL - BASE`` and ``PCHG = 100 * CHG / BASE`` are derived on
+  post-baseline records (``ADY`` after the baseline window) only; ``PCHG`` is null when ``BASE``
+  is 0 or null.
+- Records whose subject is not in ADSL are kept with null ADSL variables (so null ``ADY``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from trialake.clinical.mapping import TestSpec
+from trialake.marts.checks import check_columns, check_unique
+from trialake.marts.config import AnalysisConfig, VisitWindow
+
+ADSL_VARIABLES = ("STUDYID", "SITEID", "TRT01P", "TRT01A", "TRTSDT")
+BDS_COLUMNS = (
+    "STUDYID", "USUBJID", "SITEID", "TRTP", "TRT01P", "TRT01A", "TRTSDT",
+    "PARAMCD", "PARAM", "AVAL", "AVALU", "ADT", "ADY", "AVISIT", "AVISITN",
+    "ABLFL", "ANL01FL", "BASE", "CHG", "PCHG",
+)
+RECORD_COLUMNS = {
+    "USUBJID": "text", "PARAMCD": "text", "PARAM": "text", "AVAL": "number", "AVALU": "text", "ADT": "date",
+}
+_GROUP = ("USUBJID", "PARAMCD")
+
+
+def study_day(date: str, reference: str) -> pl.Expr:
+    """Study day of column ``date`` relative to column ``reference`` (day 1 = reference, no day 0)."""
+    days = (pl.col(date) - pl.col(reference)).dt.total_days()
+    return pl.when(days >= 0).then(days + 1).otherwise(days).cast(pl.Int64)
+
+
+def derive_param(records: pl.DataFrame, argument: str, *, tests: Mapping[str, TestSpec]) -> pl.DataFrame:
+    """Add PARAM ("<test name> (<unit>)") after asserting every PARAMCD is a known test whose
+    results (AVALU of non-null AVAL) are all in the test's standard unit."""
+    codes = set(records["PARAMCD"].unique())
+    unknown = sorted(codes - tests.keys(), key=str)
+    if unknown:
+        raise ValueError(f"{argument}: unknown test code(s) {unknown}; known: {sorted(tests)}")
+    units = records.filter(pl.col("AVAL").is_not_null()).group_by("PARAMCD").agg(pl.col("AVALU").unique())
+    for paramcd, found in units.sort("PARAMCD").iter_rows():
+        wrong = sorted(str(unit) for unit in found if unit != tests[paramcd].unit)
+        if wrong:
+            raise ValueError(
+                f"{argument}: PARAMCD {paramcd!r} in unit(s) {wrong}, expected {tests[paramcd].unit!r}"
+            )
+    labels = {code: f"{spec.name} ({spec.unit})" for code, spec in tests.items() if code in codes}
+    return records.with_columns(PARAM=pl.col("PARAMCD").replace_strict(labels, return_dtype=pl.String))
+
+
+def derive_bds(
+    records: pl.DataFrame,
+    adsl: pl.DataFrame,
+    *,
+    config: AnalysisConfig,
+    argument: str = "records",
+    tiebreak: Sequence[str] = (),
+    base_columns: Sequence[tuple[str, str]] = (),
+    valid_column: str = "AVAL",
+) -> pl.DataFrame:
+    """Add ADSL variables, ADY, analysis visits, ANL01FL, ABLFL, BASE, CHG and PCHG (module rules).
+
+    Args:
+        records: one row per measurement with USUBJID, PARAMCD, PARAM, AVAL (null = not an
+            analysis value), AVALU and ADT; any other column is carried through (lineage).
+        adsl: ADSL with USUBJID and the variables in ``ADSL_VARIABLES``.
+        config: analysis visits and baseline window.
+        argument: the caller's argument name, used in error messages.
+        tiebreak: columns ordering records of the same day in one window (first wins).
+        base_columns: extra (source, target) pairs copied from the baseline record like
+            AVAL -> BASE, e.g. ("ANRIND", "BNRIND").
+        valid_column: a record is a valid observation when this column is not null.
+    """
+    check_columns(records, argument, RECORD_COLUMNS | {name: None for name in (*tiebreak, valid_column)})
+    check_columns(adsl, "adsl", {"USUBJID": "text", "TRTSDT": "date"} | {v: None for v in ADSL_VARIABLES})
+    check_unique(adsl, "adsl", ["USUBJID"])
+    frame = (
+        records.with_columns(pl.col("AVAL").cast(pl.Float64).fill_nan(None))
+        .join(adsl.select("USUBJID", *ADSL_VARIABLES), on="USUBJID", how="left")
+        .with_columns(TRTP=pl.col("TRT01P"), ADY=study_day("ADT", "TRTSDT"))
+        .with_columns(
+            AVISIT=_by_window(config, lambda w: w.name, pl.String),
+            AVISITN=_by_window(config, lambda w: w.avisitn, pl.Float64),
+            _target=_by_window(config, lambda w: w.target_day, pl.Int64),
+        )
+    )
+    frame = _flag_analysis_records(frame, baseline=config.baseline, tiebreak=tiebreak, valid_column=valid_column)
+    post_baseline = pl.col("ADY") > config.baseline.high_day
+    frame = (
+        frame.with_columns(_from_baseline(source, target) for source, target in (("AVAL", "BASE"), *base_columns))
+        .with_columns(CHG=pl.when(post_baseline).then(pl.col("AVAL") - pl.col("BASE")))
+        .with_columns(PCHG=pl.when(pl.col("BASE") != 0).then(pl.col("CHG") / pl.col("BASE") * 100.0))
+    )
+    standard = [*BDS_COLUMNS, *(target for _, target in base_columns)]
+    carried = [name for name in records.columns if name not in standard]
+    return frame.select(*standard, *carried).sort(
+        "USUBJID", "PARAMCD", "ADT", *tiebreak, nulls_last=True, maintain_order=True
+    )
+
+
+def _by_window(config: AnalysisConfig, value: Callable[[VisitWindow], Any], dtype: pl.DataType) -> pl.Expr:
+    """The attribute ``value`` of the window containing ADY (null outside every window)."""
+    chain: Any = pl  # pl.when(...) starts the chain, .when(...) continues it
+    for window in config.visits:
+        inside = pl.col("ADY").is_between(window.low_day, window.high_day)
+        chain = chain.when(inside).then(pl.lit(value(window)))
+    return chain.otherwise(None).cast(dtype)
+
+
+def _flag_analysis_records(
+    frame: pl.DataFrame, *, baseline: VisitWindow, tiebreak: Sequence[str], valid_column: str
+) -> pl.DataFrame:
+    """ANL01FL on the best valid record per subject, parameter and window; ABLFL on baseline's."""
+    in_baseline = pl.col("AVISITN") == baseline.avisitn
+    distance = (
+        pl.when(in_baseline)
+        .then(baseline.high_day - pl.col("ADY"))  # latest first
+        .otherwise((pl.col("ADY") - pl.col("_target")).abs())
+    )
+    candidate = pl.col(valid_column).is_not_null() & pl.col("AVISITN").is_not_null()
+    ranked = frame.with_columns(_candidate=candidate, _distance=distance).sort(
+        [*_GROUP, "AVISITN", "_candidate", "_distance", "ADY", *tiebreak],
+        descending=[False, False, False, True, False, True, *(False for _ in tiebreak)],
+        nulls_last=True,
+    )
+    first = pl.struct(*_GROUP, "AVISITN").is_first_distinct()  # the best record, rows being sorted
+    anl = pl.when(pl.col("_candidate") & first).then(pl.lit("Y"))
+    return ranked.with_columns(ANL01FL=anl).with_columns(
+        ABLFL=pl.when((pl.col("ANL01FL") == "Y") & in_baseline).then(pl.lit("Y"))
+    ).drop("_candidate", "_distance", "_target")
+
+
+def _from_baseline(source: str, target: str) -> pl.Expr:
+    """Column ``source`` of the subject's ABLFL record for the parameter, on every record."""
+    return pl.col(source).filter(pl.col("ABLFL") == "Y").first().over(_GROUP).alias(target)

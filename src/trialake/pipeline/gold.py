@@ -1,0 +1,90 @@
+"""Gold stage: ADaM marts, endpoints, AE comparison, the endpoint report and the data dictionary."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+import trialake
+from trialake.config import TrialConfig
+from trialake.dictionary import build_data_dictionary, load_descriptions
+from trialake.lake import read_table, write_object, write_table
+from trialake.marts import AnalysisConfig, ArmSpec, VisitWindow, build_marts
+from trialake.marts.build import MART_INPUTS
+from trialake.marts.endpoints import derive_ae_comparison, derive_endpoints
+from trialake.pipeline.context import RunContext
+from trialake.pipeline.inventory import read_manifest
+from trialake.report import ReportOptions, render_endpoint_report
+
+REPORT = "reports/endpoints.html"
+
+
+@dataclass(frozen=True)
+class GoldSummary:
+    tables: dict[str, int]
+    missing_inputs: tuple[str, ...]
+    report: str | None
+    primary: dict | None
+
+
+def analysis_config(trial: TrialConfig) -> AnalysisConfig:
+    """The marts' configuration from the trial configuration."""
+    return AnalysisConfig(
+        treatment=ArmSpec(armcd=trial.arms.treatment.armcd, arm=trial.arms.treatment.arm),
+        control=ArmSpec(armcd=trial.arms.control.armcd, arm=trial.arms.control.arm),
+        visits=tuple(VisitWindow(**v.model_dump()) for v in trial.visits),
+    )
+
+
+def build_gold(ctx: RunContext) -> GoldSummary:
+    """Rebuild every gold table from silver and publish the endpoint report and data dictionary."""
+    silver = {name: read_table(ctx.lake, f"silver/{name}") for name in MART_INPUTS}
+    missing = tuple(f"silver/{n}" for n, frame in silver.items() if frame.is_empty())
+    if missing:
+        return GoldSummary({}, missing, None, None)
+    trial = ctx.settings.trial
+    marts = build_marts(silver, config=analysis_config(trial))
+    arms = {"treatment_arm": trial.arms.treatment.arm, "control_arm": trial.arms.control.arm}
+    post_baseline = [v.name for v in sorted(trial.visits, key=lambda v: v.avisitn) if v != trial.baseline_visit]
+    conf = trial.endpoints.conf_level
+    endpoints = pl.concat(
+        [derive_endpoints(marts[m], marts["adsl"], visits=post_baseline, conf_level=conf, **arms) for m in ("adct", "adft")]
+    )
+    ae_comparison = derive_ae_comparison(marts["ae_incidence"], conf_level=conf, **arms)
+    gold = {**marts, "endpoints": endpoints, "ae_comparison": ae_comparison}
+    for name, frame in gold.items():
+        write_table(ctx.lake, f"gold/{name}", frame)
+    report = render_endpoint_report(
+        endpoints, marts["adsl"], marts["adct"], marts["adft"], ae_comparison,
+        _provenance(ctx), options=ReportOptions(waterfall_visit=post_baseline[-1]),
+    )
+    write_object(ctx.lake, REPORT, report.encode())
+    _publish_data_dictionary(ctx, gold, silver)
+    return GoldSummary({f"gold/{n}": f.height for n, f in gold.items()}, (), REPORT, _primary(endpoints, post_baseline[-1]))
+
+
+def _provenance(ctx: RunContext) -> dict:
+    manifest = read_manifest(ctx)
+    # Landing paths may carry PHI: the footer lists input checksums only, by area.
+    checksums = {f"{row['area']} #{i + 1}": row["sha256"] for i, row in enumerate(manifest.sort("sha256").iter_rows(named=True)) if row["area"] != "dicom"}
+    n_dicom = manifest.filter(pl.col("area") == "dicom").height
+    checksums[f"dicom ({n_dicom} files)"] = _digest_of(manifest.filter(pl.col("area") == "dicom")["sha256"].sort().to_list())
+    return {"run_id": ctx.run_id, "code_version": f"trialake {trialake.__version__}", "input_checksums": checksums}
+
+
+def _digest_of(values: list[str]) -> str:
+    from trialake.lake import compute_sha256
+
+    return compute_sha256("\n".join(v for v in values if v).encode())
+
+
+def _primary(endpoints: pl.DataFrame, visit: str) -> dict | None:
+    rows = endpoints.filter((pl.col("PARAMCD") == "LESPCT") & (pl.col("AVISIT") == visit) & (pl.col("AVAR") == "CHG"))
+    return rows.row(0, named=True) if rows.height else None
+
+
+def _publish_data_dictionary(ctx: RunContext, gold: dict[str, pl.DataFrame], silver: dict[str, pl.DataFrame]) -> None:
+    schemas = {f"gold/{n}": f.schema for n, f in gold.items()} | {f"silver/{n}": f.schema for n, f in silver.items()}
+    markdown, page = build_data_dictionary(schemas, load_descriptions())
+    write_object(ctx.lake, "reports/data_dictionary.md", markdown.encode())
+    write_object(ctx.lake, "reports/data_dictionary.html", page.encode())

@@ -1,0 +1,104 @@
+"""Volumetry stage: every usable CT series not yet measured with the current method and
+parameters is measured (one task per series), with a QC picture and a mask file per series."""
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from trialake.imaging import NotMeasurable, VolumetryParams, get_segmenter, load_series, measure_volume
+from trialake.imaging import render_qc_png, write_masks_nifti
+from trialake.imaging.volumetry import compute_params_hash
+from trialake.lake import read_object, read_table, write_object, write_table
+from trialake.pipeline.context import RunContext
+
+TABLE = "silver/ct_volumetry"
+MEASURES = (
+    "lung_volume_ml", "lesion_volume_ml", "ggo_volume_ml", "solid_volume_ml", "lesion_pct", "ggo_pct",
+    "solid_pct", "left_lung_volume_ml", "right_lung_volume_ml", "mean_lung_density_hu",
+)
+SCHEMA = {
+    "USUBJID": pl.String, "series_id": pl.String, "stack": pl.Int64, "ADT": pl.Date, "ADY": pl.Int64,
+    "status": pl.String, "reason": pl.String, **{m: pl.Float64 for m in MEASURES},
+    "method": pl.String, "method_version": pl.String, "params_hash": pl.String,
+    "qc_png": pl.String, "mask_nifti": pl.String, "source_sha256": pl.String, "run_id": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class SeriesJob:
+    """One series to measure: where its de-identified slices are and when it was acquired."""
+
+    USUBJID: str
+    series_id: str
+    stack: int
+    ADT: object
+    ADY: int | None
+    object_names: tuple[str, ...]
+    source_sha256: str
+
+
+def plan_volumetry(ctx: RunContext, params: VolumetryParams) -> list[SeriesJob]:
+    """Usable series (main stack) without a result for this method version and parameters."""
+    series = read_table(ctx.lake, "silver/ct_series")
+    if series.is_empty():
+        return []
+    params_hash = compute_params_hash(params, get_segmenter(params))
+    done = read_table(ctx.lake, TABLE)
+    measured = set(done.filter(pl.col("params_hash") == params_hash)["series_id"]) if not done.is_empty() else set()
+    todo = series.filter((pl.col("status") == "usable") & ~pl.col("series_id").is_in(list(measured)))
+    return [
+        SeriesJob(r["USUBJID"], r["series_id"], r["stack"], r["acquisition_date"], r["ADY"], tuple(r["object_names"]), r["source_sha256"])
+        for r in todo.sort("USUBJID", "series_id").iter_rows(named=True)
+    ]
+
+
+def measure_series(ctx: RunContext, job: SeriesJob, params: VolumetryParams) -> dict:
+    """Measure one series; a series that cannot be measured gets status "failed" and the reason."""
+    base = {"USUBJID": job.USUBJID, "series_id": job.series_id, "stack": job.stack, "ADT": job.ADT, "ADY": job.ADY,
+            "source_sha256": job.source_sha256, "run_id": ctx.run_id}
+    segmenter = get_segmenter(params)
+    method = {"method": segmenter.name, "method_version": segmenter.version, "params_hash": compute_params_hash(params, segmenter)}
+    try:
+        volume = load_series([read_object(ctx.lake, f"bronze/dicom/{name}") for name in job.object_names])
+        result = measure_volume(volume, params, segmenter)
+    except (NotMeasurable, ValueError) as exc:
+        return {**base, **method, "status": "failed", "reason": " ".join(str(exc).split())}
+    stem = f"{job.USUBJID}/{job.series_id}"
+    qc_png = write_object(ctx.lake, f"reports/qc/{stem}.png", render_qc_png(volume, result))
+    mask = write_object(ctx.lake, f"silver/ct_masks/{stem}.nii.gz", write_masks_nifti(volume, result))
+    return {**base, **result.to_record(), "status": "measured", "reason": None, "qc_png": qc_png, "mask_nifti": mask}
+
+
+def publish_volumetry(ctx: RunContext, rows: Sequence[dict]) -> pl.DataFrame:
+    """Add this run's results to silver/ct_volumetry (one row per series, method and parameters)
+    and rewrite the QC index page."""
+    existing = read_table(ctx.lake, TABLE)
+    new = pl.DataFrame(list(rows), schema=SCHEMA, orient="row") if rows else pl.DataFrame(schema=SCHEMA)
+    if new.is_empty():
+        return existing
+    existing = existing.select(list(SCHEMA)).cast(SCHEMA) if not existing.is_empty() else pl.DataFrame(schema=SCHEMA)
+    table = pl.concat([new, existing]).unique(["series_id", "params_hash"], keep="first").sort("USUBJID", "ADY", "series_id")
+    write_table(ctx.lake, TABLE, table, partition_by=["USUBJID"], mode="replace_partitions")
+    write_object(ctx.lake, "reports/qc/index.html", render_qc_index(table).encode())
+    return table
+
+
+def render_qc_index(table: pl.DataFrame) -> str:
+    """The imaging core lab's QC page: one row per measured or failed series, linked pictures."""
+    rows = []
+    for r in table.sort("USUBJID", "ADY").iter_rows(named=True):
+        picture = f'<a href="{html.escape(r["qc_png"][len("reports/qc/"):])}">picture</a>' if r["qc_png"] else ""
+        values = "".join(f"<td>{'' if r[m] is None else f'{r[m]:.1f}'}</td>" for m in ("lung_volume_ml", "lesion_pct", "ggo_pct", "solid_pct"))
+        rows.append(
+            f"<tr><td>{html.escape(r['USUBJID'])}</td><td>{r['ADY']}</td><td>{html.escape(r['status'])}</td>{values}"
+            f"<td>{html.escape(r['reason'] or '')}</td><td>{picture}</td></tr>"
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("USUBJID", "ADY", "status", "lung mL", "lesion %", "GGO %", "solid %", "reason", "QC"))
+    return (
+        "<!doctype html><meta charset='utf-8'><title>Volumetry QC</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style>"
+        f"<h1>Volumetry QC</h1><table><tr>{head}</tr>{''.join(rows)}</table>"
+    )
