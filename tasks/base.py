@@ -1,12 +1,19 @@
 """The one place task defaults are set: no input hashing, retries only on transient storage errors."""
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+
+# pydicom's warnings and log lines can quote attribute values of the files being de-identified:
+# never let them reach the run's logs.
+logging.getLogger("pydicom").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", module="pydicom")
 
 _NOT_TRANSIENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 

@@ -27,7 +27,8 @@ def test_reference_trial_is_the_default() -> None:
         ("Day 28", 21, 35),
     ]
     assert trial.baseline_visit.name == "Baseline"
-    assert trial.labs.standard_units["DDIMER"] == "mg/L FEU"
+    ddimer = trial.labs.basis_conversions[0]
+    assert (ddimer.test, ddimer.from_basis, ddimer.to_basis, ddimer.factor) == ("DDIMER", "DDU", "FEU", 2.0)
 
 
 @pytest.mark.parametrize(

@@ -99,3 +99,56 @@ def test_a_run_on_s3_gives_the_same_tables_as_a_local_run(
         local = read_table(local_run, table).drop("run_id", strict=False)
         remote = read_table(s3_lake, table).drop("run_id", strict=False)
         assert local.sort(local.columns).equals(remote.sort(remote.columns)), table
+
+
+def _file_shas(landing: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (landing / "clinical").iterdir()}
+
+
+def test_lab_values_match_the_generator_truth(small_trial: Path, local_run: Lake) -> None:
+    """Every good lab row of the generator is in silver/labs within 0.5 % of its true standard
+    value; every deliberately bad row is in silver/rejections."""
+    shas = _file_shas(small_trial / "landing")
+    truth = pl.read_csv(small_trial / "truth" / "labs.csv", infer_schema_length=0).with_columns(
+        pl.col("file").replace_strict(shas).alias("source_sha256"), pl.col("source_row").cast(pl.Int64)
+    )
+    labs = read_table(local_run, "silver/labs")
+    good = truth.filter(pl.col("status") == "ok").join(labs, on=["source_sha256", "source_row"], how="left", suffix="_lake")
+    assert good["LBTESTCD_lake"].null_count() == 0, "a good lab row is missing from silver/labs"
+    assert (good["LBTESTCD"] == good["LBTESTCD_lake"]).all()
+    assert (good["LBSTRESU"] == good["LBSTRESU_lake"]).all()
+    numeric = good.filter(pl.col("censored") == "N").with_columns(pl.col("LBSTRESN").cast(pl.Float64))
+    relative = ((numeric["LBSTRESN_lake"] - numeric["LBSTRESN"]).abs() / numeric["LBSTRESN"].abs()).max()
+    assert relative <= 0.005
+    assert good.filter(pl.col("censored") == "Y")["LBSTRESN_lake"].null_count() == good.filter(pl.col("censored") == "Y").height
+    bad = truth.filter(pl.col("status") != "ok")
+    rejections = read_table(local_run, "silver/rejections")
+    caught = bad.join(rejections, on=["source_sha256", "source_row"], how="inner")
+    assert caught.select("source_sha256", "source_row").n_unique() == bad.height > 0
+
+
+def test_no_identifying_data_outside_restricted(small_trial: Path, local_run: Lake, tmp_path: Path) -> None:
+    """Every fake PHI value of the generator (names, MRNs, birth dates, institutions, accession
+    numbers, original UIDs, folder names, private tags) searched for in every lake object outside
+    restricted/, in the console output of a CLI run, and in Prefect's own database (logs,
+    parameters, artifacts)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from phi_scan import find_phi_leaks
+
+    phi = json.loads((small_trial / "truth" / "phi.json").read_text())["values"]
+    console = tmp_path / "console.log"
+    lake_dir = tmp_path / "lake"
+    with console.open("wb") as out:
+        subprocess.run(
+            [sys.executable, "-m", "trialake.cli", "run", "nightly", "--landing", str(small_trial / "landing"), "--lake", str(lake_dir)],
+            stdout=out, stderr=subprocess.STDOUT, check=True, env=os.environ | {"PREFECT_LOGGING_LEVEL": "DEBUG"},
+        )
+    prefect_db = [p for p in Path(os.environ["PREFECT_HOME"]).rglob("*.db")]
+    assert prefect_db, "Prefect's database should be scanned too"
+    assert find_phi_leaks([Path(local_run.url), lake_dir, console, *prefect_db], phi) == []
+    # restricted/ does hold PHI (landing paths, MRNs): the scan above is not blind, it skipped it
+    assert find_phi_leaks([lake_dir / "restricted" / "landing_files" / "part-0.parquet"], phi)

@@ -81,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     return _run_nightly(landing=settings.landing, lake=settings.lake, config=args.config)
 
 
-def _run_nightly(*, landing: str, lake: str, config: str | None) -> int:
+def _run_nightly(*, landing: str, lake: str, config: str | None, quiet: bool = False) -> int:
     from flows.nightly import nightly
 
     try:
@@ -89,7 +89,8 @@ def _run_nightly(*, landing: str, lake: str, config: str | None) -> int:
     except Exception as exc:  # the flow run is Failed; say why in one line
         print(f"trialake run nightly: failed: {_one_line(exc)}", file=sys.stderr)
         return 1
-    print(json.dumps(summary, default=_jsonable, indent=2))
+    if not quiet:
+        print(json.dumps(summary, default=_jsonable, indent=2))
     return 0
 
 
@@ -115,7 +116,36 @@ def _demo(args: argparse.Namespace) -> int:
     generate_trial(out, subjects=args.subjects, seed=0)
     landing, lake = out / "landing", out / "lake"
     print(f"synthetic trial: {landing} (truth in {out / 'truth'})")
-    return _run_nightly(landing=str(landing.resolve()), lake=str(lake.resolve()), config=None)
+    status = _run_nightly(landing=str(landing.resolve()), lake=str(lake.resolve()), config=None, quiet=True)
+    if status == 0:
+        print(_endpoint_table(str(lake.resolve())))
+        for name in ("endpoints.html", "qc/index.html", "data_dictionary.html"):
+            print(f"report: {lake / 'reports' / name}")
+    return status
+
+
+def _endpoint_table(lake: str) -> str:
+    """The primary and key secondary endpoints at the last visit, as printed by the demo."""
+    import polars as pl
+
+    from trialake.lake import scan_table
+
+    endpoints = scan_table(lake, "gold/endpoints").collect()
+    last_visit = endpoints.sort("AVISITN")["AVISIT"][-1]
+    keys = [("LESPCT", "CHG"), ("SOLPCT", "CHG"), ("GGOPCT", "CHG"), ("LESVOL", "PCHG"), ("SIXMW", "CHG")]
+    lines = [f"Endpoints at {last_visit} (estimate = treatment minus control, Hodges-Lehmann, Wilcoxon P)"]
+    lines.append(f"{'parameter':<52}{'AVAR':<6}{'n trt/ctl':>10}  {'estimate (95% CI)':<28}{'P':>7}")
+    for paramcd, avar in keys:
+        row = endpoints.filter((pl.col("PARAMCD") == paramcd) & (pl.col("AVAR") == avar) & (pl.col("AVISIT") == last_visit))
+        if row.is_empty():
+            continue
+        r = row.row(0, named=True)
+        if r["estimate"] is None:
+            lines.append(f"{r['PARAM']:<52}{avar:<6}{r['n_trt']:>5}/{r['n_ctl']:<4}  not estimable")
+            continue
+        ci = f"{r['estimate']:.2f} ({r['ci_low']:.2f}, {r['ci_high']:.2f})"
+        lines.append(f"{r['PARAM']:<52}{avar:<6}{r['n_trt']:>5}/{r['n_ctl']:<4}  {ci:<28}{r['p_value']:>7.3f}")
+    return "\n".join(lines)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -59,8 +59,18 @@ class CTConfig(_Strict):
         return self
 
 
+class BasisConversion(_Strict):
+    """An explicit conversion between result bases (for example D-dimer DDU -> FEU)."""
+
+    test: str = Field(min_length=1)
+    from_basis: str = Field(min_length=1)
+    to_basis: str = Field(min_length=1)
+    factor: float = Field(gt=0)
+
+
 class LabsConfig(_Strict):
-    standard_units: dict[str, str]
+    mapping: str | None = None
+    basis_conversions: tuple[BasisConversion, ...] = ()
 
 
 class EndpointsConfig(_Strict):
@@ -79,7 +89,7 @@ class TrialConfig(_Strict):
     visits: tuple[VisitConfig, ...] = Field(min_length=2)
     deidentification: DeidConfig = DeidConfig()
     ct: CTConfig = CTConfig()
-    labs: LabsConfig
+    labs: LabsConfig = LabsConfig()
     endpoints: EndpointsConfig = EndpointsConfig()
 
     @model_validator(mode="after")

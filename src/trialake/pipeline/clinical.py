@@ -19,6 +19,7 @@ from trialake.clinical import (
 )
 from trialake.lake import compute_sha256, delete_partition, read_landing_bytes, read_table, write_table
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.params import lab_standards
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
 from trialake.pipeline.rejections import publish_rejections
@@ -126,7 +127,7 @@ def derive_clinical_silver(ctx: RunContext) -> ClinicalSilverSummary:
     rejections = [rejected_ex, rejected_dm]
     per_subject = {
         "SV": ("silver/visits", lambda f: derive_visits(f, subjects=subjects)),
-        "LB": ("silver/labs", lambda f: derive_labs(f, subjects=subjects)),
+        "LB": ("silver/labs", lambda f: derive_labs(f, subjects=subjects, standards=lab_standards(ctx.settings.trial.labs))),
         "FT": ("silver/sixmwt", lambda f: derive_sixmwt(f, subjects=subjects)),
         "RE": ("silver/lung_function", lambda f: derive_lung_function(f, subjects=subjects)),
         "AE": ("silver/adverse_events", lambda f: derive_adverse_events(f, subjects=subjects)),

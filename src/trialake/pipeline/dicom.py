@@ -23,15 +23,15 @@ from trialake.dicom import (
     ingest_dicom_batch,
     merge_ingest_results,
 )
-from trialake.dicom.series import derive_ct_series
-from trialake.lake import LandingFile, compute_sha256, read_landing_bytes, read_table, write_object, write_table
+from trialake.dicom.series import derive_ct_series, derive_series_rejections
+from trialake.lake import LandingFile, read_landing_bytes, read_table, write_object, write_table
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.rejections import publish_rejections
 
 AREA = "dicom"
 CHUNK_FILES = 400
-STAGES = ("ingest_dicom", "deid")
+INGEST_STAGES = ("ingest_dicom", "deid")
 INSTANCES, QUARANTINE, UID_MAP = "bronze/dicom_instances", "restricted/dicom_quarantine", "restricted/uid_map"
 
 
@@ -47,10 +47,9 @@ class DicomPlan:
 
 @dataclass(frozen=True)
 class ChunkOutcome:
-    """One chunk's result with the copies already written (bytes dropped) and the files' hashes."""
+    """One chunk's result with the copies already written (their bytes dropped)."""
 
     result: IngestBatchResult
-    hashed: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -104,8 +103,7 @@ def ingest_dicom_chunk(
     )
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda a: write_object(ctx.lake, f"bronze/dicom/{a.object_name}", a.data), result.accepted))
-    light = replace(result, accepted=tuple(replace(a, data=b"") for a in result.accepted))
-    return ChunkOutcome(light, {p: compute_sha256(data) for p, data in ordered})
+    return ChunkOutcome(replace(result, accepted=tuple(replace(a, data=b"") for a in result.accepted)))
 
 
 def publish_dicom(
@@ -123,9 +121,9 @@ def publish_dicom(
     if not settled.is_empty():  # a retried file that is now accepted leaves quarantine
         write_table(ctx.lake, QUARANTINE, quarantine.join(settled, on="source_sha256", how="anti"))
     _merge_rows(ctx, UID_MAP, merged.uid_map_frame(), UID_MAP_SCHEMA, key=["original_uid"])
-    hashed = {p: s for o in outcomes for p, s in o.hashed.items()}
+    hashed = dict(merged.hashed)
     rejections = merged.rejections_frame()
-    publish_rejections(ctx, rejections, stages=STAGES, reprocessed=set(hashed.values()))
+    publish_rejections(ctx, rejections, stages=INGEST_STAGES, reprocessed=set(hashed.values()))
     write_manifest(ctx, derive_manifest(read_manifest(ctx), AREA, list(plan.listed), hashed))
     if new_instances.is_empty() and not subjects_changed:
         series = read_table(ctx.lake, "silver/ct_series")
@@ -134,6 +132,7 @@ def publish_dicom(
     else:
         series = derive_ct_series(instances, subjects.select("USUBJID", "RFSTDT"), run_id=ctx.run_id)
         write_table(ctx.lake, "silver/ct_series", series, partition_by=["USUBJID"])
+        publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)
     usable = series.filter(pl.col("status") == "usable").height if not series.is_empty() else 0
     return DicomSummary(
         files_new=len(hashed),

@@ -1,10 +1,21 @@
 """Trial configuration sections mapped onto the parameter objects of the library modules."""
 from __future__ import annotations
 
-from trialake.config.trial import CTConfig
+from dataclasses import replace
+
+from trialake.clinical import MeasurementStandards, default_standards, load_test_mapping
+from trialake.config.trial import CTConfig, LabsConfig
 from trialake.imaging import VolumetryParams
 
 
 def volumetry_params(ct: CTConfig) -> VolumetryParams:
     """Volumetry parameters from the trial's CT section (other fields keep their documented defaults)."""
     return VolumetryParams(lesion_low_hu=ct.lesion_low_hu, solid_split_hu=ct.solid_split_hu, segmenter=ct.segmenter)
+
+
+def lab_standards(labs: LabsConfig) -> MeasurementStandards:
+    """Lab standards: the packaged (or configured) mapping plus the configured basis conversions."""
+    base = default_standards("LB")
+    mapping = load_test_mapping(labs.mapping) if labs.mapping else base.mapping
+    factors = {(c.test, c.from_basis, c.to_basis): c.factor for c in labs.basis_conversions}
+    return replace(base, mapping=mapping, basis_factors=factors)

@@ -5,12 +5,13 @@ import io
 
 import polars as pl
 
+from trialake.dicom import SubjectKey
+from trialake.dicom.subject_key import KEY_COLUMNS
 from trialake.lake import read_landing_bytes, write_table
 from trialake.pipeline.context import RunContext
 from trialake.pseudonym import compute_date_shift_days
 
 KEY_PATH = "keys/subject_key.csv"
-KEY_COLUMNS = ("SITEID", "PATIENT_ID", "USUBJID")
 
 
 class SubjectKeyError(ValueError):
@@ -18,7 +19,7 @@ class SubjectKeyError(ValueError):
 
 
 def parse_subject_key(data: bytes) -> pl.DataFrame:
-    """SITEID, PATIENT_ID, USUBJID as trimmed strings; each (SITEID, PATIENT_ID) and USUBJID once."""
+    """SITEID, PATIENT_ID, USUBJID as trimmed strings, validated by `SubjectKey.from_frame`."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -28,14 +29,12 @@ def parse_subject_key(data: bytes) -> pl.DataFrame:
     missing = [c for c in KEY_COLUMNS if c not in frame.columns]
     if missing:
         raise SubjectKeyError(f"{KEY_PATH}: missing column(s) {', '.join(missing)}")
-    frame = frame.select(pl.col(c).str.strip_chars() for c in KEY_COLUMNS)
-    if frame.select(pl.any_horizontal(pl.all().is_null() | (pl.all() == ""))).to_series().any():
-        raise SubjectKeyError(f"{KEY_PATH}: empty SITEID, PATIENT_ID or USUBJID")
-    if frame.select("SITEID", "PATIENT_ID").is_duplicated().any():
-        raise SubjectKeyError(f"{KEY_PATH}: a SITEID + PATIENT_ID pair is listed twice")
-    if frame["USUBJID"].is_duplicated().any():
-        raise SubjectKeyError(f"{KEY_PATH}: a USUBJID is listed for two patients")
-    return frame.sort("USUBJID")
+    frame = frame.select(pl.col(c).str.strip_chars() for c in KEY_COLUMNS).sort("USUBJID")
+    try:
+        SubjectKey.from_frame(frame)
+    except ValueError as exc:
+        raise SubjectKeyError(f"{KEY_PATH}: {exc}") from exc
+    return frame
 
 
 def compute_date_shifts(key: pl.DataFrame, secret: bytes, *, enabled: bool, max_days: int) -> pl.DataFrame:

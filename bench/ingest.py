@@ -1,0 +1,108 @@
+"""Benchmark: DICOM ingest of one CT series (hash, parse, check, de-identify, write the copies and
+the instance index) beside reading the same files (`cat`) and dcm2niix converting them.
+
+The ingest runs the way the nightly flow should: the files are split into one chunk per worker
+process; each worker reads its files, runs ``ingest_dicom_batch`` and writes the de-identified
+copies itself (so the pixel data never crosses a process boundary); the parent merges the chunk
+results and writes the index. The worker pool is started before timing, as a long-lived worker's is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import polars as pl
+
+from bench.floors import dcm2niix_floor, read_floor
+from trialake.dicom import IngestBatchResult, SubjectKey, ingest_dicom_batch, merge_ingest_results
+
+SECRET = b"benchmark-secret-0123456789abcdef"
+PATIENT_ID, USUBJID = "MRN0042", "BENCH-01-001"
+
+
+def write_series(folder: Path, *, rows: int = 512, columns: int = 512, slices: int = 300) -> SubjectKey:
+    """A PHI-laden axial CT series (the test suite's factory) as files in ``folder``; its key."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from dicom_factory import add_phi, encode, synthesize_ct_series
+
+    folder.mkdir(parents=True, exist_ok=True)
+    series = synthesize_ct_series(patient_id=PATIENT_ID, n_slices=slices, rows=rows, columns=columns,
+                                  slice_spacing_mm=1.0)
+    for i, ds in enumerate(series):
+        add_phi(ds, referenced_sop_uid=series[(i + 1) % slices].SOPInstanceUID)
+        (folder / f"IM{i:05d}").write_bytes(encode(ds))
+    return SubjectKey.from_frame(pl.DataFrame({"SITEID": ["01"], "PATIENT_ID": [PATIENT_ID], "USUBJID": [USUBJID]}))
+
+
+def ingest_chunk(paths: list[Path], out_dir: Path, key: SubjectKey) -> tuple[IngestBatchResult, float]:
+    """One worker's share: read, ingest, write the copies; return the result without the bytes,
+    and the CPU seconds the worker spent."""
+    start = time.process_time()
+    result = ingest_dicom_batch(((str(p), p.read_bytes()) for p in paths), key=key, secret=SECRET, run_id="bench")
+    for instance in result.accepted:
+        target = out_dir / "bronze" / "dicom" / instance.object_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(instance.data)
+    light = dataclasses.replace(result, accepted=tuple(dataclasses.replace(a, data=b"") for a in result.accepted))
+    return light, time.process_time() - start
+
+
+def ingest_series(pool: ProcessPoolExecutor, files: list[Path], out_dir: Path, key: SubjectKey,
+                  workers: int) -> tuple[int, float]:
+    """Ingest ``files`` in ``workers`` chunks and write the index; (accepted count, worker CPU s)."""
+    size = -(-len(files) // workers)
+    chunks = [files[i:i + size] for i in range(0, len(files), size)]
+    outcomes = list(pool.map(ingest_chunk, chunks, [out_dir] * len(chunks), [key] * len(chunks)))
+    merged = merge_ingest_results([result for result, _ in outcomes], run_id="bench")
+    (out_dir / "bronze").mkdir(parents=True, exist_ok=True)
+    merged.instances_frame().write_parquet(out_dir / "bronze" / "dicom_instances.parquet")
+    merged.rejections_frame().write_parquet(out_dir / "bronze" / "rejections.parquet")
+    return len(merged.accepted), sum(cpu for _, cpu in outcomes)
+
+
+def run(series_dir: Path | None = None, key: SubjectKey | None = None, *, workers: int = 2) -> dict[str, float]:
+    """Wall seconds (best of 3) of cat, dcm2niix and the ingest of one series, their ratios, and the
+    CPU seconds of dcm2niix and of the ingest workers (a fairer comparison on a busy machine).
+
+    Without ``series_dir`` a 512x512x300 series is written first; with it, pass its subject ``key``.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        if series_dir is None:
+            series_dir = Path(tmp) / "series"
+            key = write_series(series_dir)
+        if key is None:
+            raise ValueError("key: the subject key of the series is required with series_dir")
+        files = sorted(p for p in series_dir.iterdir() if p.is_file())
+        timings = {"files": float(len(files)), "cat_s": read_floor(files)}
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            ingest_series(pool, files[:workers], Path(tmp) / "warm", key, workers)  # imports in the workers
+            runs = []
+            for _ in range(3):
+                start = time.perf_counter()
+                accepted, cpu = ingest_series(pool, files, Path(tempfile.mkdtemp(dir=tmp)), key, workers)
+                runs.append((time.perf_counter() - start, cpu))
+        if accepted != len(files):
+            raise AssertionError(f"benchmark series: {accepted} of {len(files)} files accepted")
+        timings["ingest_s"], timings["ingest_cpu_s"] = min(runs)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        dcm2niix = dcm2niix_floor(series_dir)
+        if dcm2niix is not None:
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            timings["dcm2niix_s"] = dcm2niix
+            timings["dcm2niix_cpu_s"] = (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) / 3
+            timings["ingest_vs_dcm2niix"] = timings["ingest_s"] / dcm2niix
+            timings["ingest_cpu_per_core_vs_dcm2niix_cpu"] = timings["ingest_cpu_s"] / workers / timings["dcm2niix_cpu_s"]
+        timings["ingest_vs_cat"] = timings["ingest_s"] / timings["cat_s"]
+        return timings
+
+
+if __name__ == "__main__":
+    for name, value in run().items():
+        print(f"dicom ingest {name}: {value:.3f}")

@@ -1,0 +1,36 @@
+"""Task runners for the flows: Prefect's thread pool (the default) or a Dask cluster (prefect-dask).
+
+A flow gets its runner at the edge, e.g. ``nightly.with_options(task_runner=build_task_runner("dask"))``;
+nothing here reads the environment.
+"""
+from __future__ import annotations
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+TASK_RUNNER_KINDS = ("thread", "dask")
+
+
+def build_task_runner(kind: str = "thread", *, address: str | None = None, n_workers: int = 2) -> TaskRunner:
+    """The task runner for ``kind``.
+
+    ``thread``: Prefect's ThreadPoolTaskRunner with ``n_workers`` threads (I/O-bound work, one machine).
+    ``dask``: prefect-dask's DaskTaskRunner, on the existing cluster whose scheduler is at ``address``
+    (``tcp://host:8786``) or, without one, on a new local cluster of ``n_workers`` single-threaded
+    worker processes (CPU-bound work such as volumetry uses every core, free of the GIL).
+    """
+    if kind not in TASK_RUNNER_KINDS:
+        raise ValueError(f"task runner kind {kind!r}: expected one of {TASK_RUNNER_KINDS}")
+    if n_workers < 1:
+        raise ValueError(f"task runner n_workers must be >= 1, got {n_workers}")
+    if kind == "thread":
+        if address is not None:
+            raise ValueError(f"task runner address {address!r} applies only to kind 'dask'")
+        return ThreadPoolTaskRunner(max_workers=n_workers)
+    from prefect_dask import DaskTaskRunner  # imports dask.distributed: only when asked for
+
+    if address is not None:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None},
+    )

@@ -1,0 +1,112 @@
+"""Fast, read-only access to attribute values by tag.
+
+pydicom converts a raw element on first access, which costs tens of microseconds per element and
+modifies the dataset. ``RawView`` decodes values straight from the raw bytes instead: ASCII value
+representations (UI, CS, DS, IS, DA, TM, DT, AS) are split directly, binary integers are unpacked,
+and text is decoded directly for single-byte or UTF-8 character sets (pydicom's converter is used,
+without storing its result, for the others). Malformed numbers read as None instead of raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableSequence
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+_ASCII_VRS = frozenset({"UI", "CS", "DS", "IS", "DA", "TM", "DT", "AS"})
+_TEXT_VRS = frozenset({"AE", "LO", "SH", "PN", "ST", "LT", "UT", "UC", "UR"})
+_BINARY_INTS = {"US": (2, False), "SS": (2, True), "UL": (4, False), "SL": (4, True)}
+#: pydicom's Python encodings (``Dataset.original_character_set``) that decode without code
+#: extensions: default repertoire, ISO_IR 100 and ISO_IR 192.
+_DIRECT_CODECS = {"iso8859": "latin-1", "latin_1": "latin-1", "UTF8": "utf-8"}
+
+Charset = str | MutableSequence[str]
+
+
+def tag_of(keyword: str) -> int:
+    """The tag of a DICOM keyword, as a plain int; KeyError for an unknown keyword."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(f"not a DICOM keyword: {keyword}")
+    return int(tag)
+
+
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+
+
+class RawView:
+    """Values of one dataset (or sequence item) by tag. ``charset`` defaults to the dataset's own;
+    pass the top-level one for sequence items."""
+
+    def __init__(self, ds: Dataset, *, charset: Charset | None = None) -> None:
+        self.ds = ds
+        # plain int keys: set and dict lookups with pydicom's BaseTag keys go through a Python __eq__
+        self.elements: dict[int, RawDataElement | DataElement] = {int(tag): elem for tag, elem in ds.items()}
+        self.little = ds.original_encoding[1] is not False
+        self.charset: Charset = charset if charset is not None else ds.original_character_set
+        codecs = [self.charset] if isinstance(self.charset, str) else list(self.charset)
+        self._codec = _DIRECT_CODECS.get(codecs[0]) if len(codecs) == 1 else None
+
+    def vr(self, tag: int) -> str:
+        """VR of a present element; implicit-VR files carry none, so the dictionary's is used."""
+        return self.elements[tag].VR or _dictionary_vr(tag)
+
+    def values(self, tag: int) -> list[str]:
+        """All values as stripped strings ([] when absent or empty)."""
+        elem = self.elements.get(tag)
+        if elem is None:
+            return []
+        if elem.is_raw:
+            vr, raw = self.vr(tag), elem.value or b""
+            if vr in _ASCII_VRS or (vr in _TEXT_VRS and self._codec):
+                text = raw.decode("ascii" if vr in _ASCII_VRS else self._codec, "replace")
+                return [v.strip(" \x00") for v in text.split("\\")] if raw else []
+            elem = convert_raw_data_element(elem, encoding=self.charset, ds=self.ds)
+        value = elem.value
+        if value is None or value == "":
+            return []
+        if isinstance(value, (MultiValue, list, tuple)):
+            return [str(v).strip() for v in value]
+        return [str(value).strip()]
+
+    def text(self, tag: int) -> str | None:
+        """Values joined with a backslash, or None when absent or empty."""
+        joined = "\\".join(self.values(tag))
+        return joined or None
+
+    def numbers(self, tag: int) -> list[float | None]:
+        """All values as floats (DS, IS or binary integers); None for a malformed value."""
+        elem = self.elements.get(tag)
+        if elem is None:
+            return []
+        vr = self.vr(tag)
+        if elem.is_raw and vr in _BINARY_INTS:
+            size, signed = _BINARY_INTS[vr]
+            raw, order = elem.value or b"", "little" if self.little else "big"
+            return [float(int.from_bytes(raw[i:i + size], order, signed=signed))
+                    for i in range(0, len(raw) - size + 1, size)]
+        return [_float(v) for v in self.values(tag)]
+
+    def number(self, tag: int, index: int = 0) -> float | None:
+        """The index-th value as a float, or None."""
+        numbers = self.numbers(tag)
+        return numbers[index] if len(numbers) > index else None
+
+    def integer(self, tag: int) -> int | None:
+        """The first value as an int, or None."""
+        value = self.number(tag)
+        return int(value) if value is not None else None
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None

@@ -1,0 +1,150 @@
+"""Leak scanner for tests: search every file of a tree (outside restricted/) for PHI values.
+
+``find_phi_leaks(roots, phi_values)`` looks, case-insensitively, in
+- object names (every path component below the root),
+- Parquet column names, key-value metadata and every value (dates rendered as YYYY-MM-DD and
+  YYYYMMDD, nested values),
+- DICOM elements at every depth (file meta, sequences, private tags, binary and UN values; all but
+  the pixel data), decoded with the file's character set,
+- PNG text chunks (tEXt, iTXt, zTXt),
+- every other file as text, UTF-8 and Latin-1 (HTML, JSON, CSV, logs, ...), and JSON also after
+  decoding (so ``\\u00e9`` escapes are seen as the characters they stand for).
+Dates among the PHI values are also searched in the other common spelling (19610412 / 1961-04-12).
+It returns one line per finding, ``<file>: <where>: <value>``; an empty list means no leak.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import unicodedata
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pydicom
+from pydicom.dataset import Dataset
+
+RESTRICTED_ZONE = "restricted"
+PIXEL_DATA = 0x7FE00010
+
+
+def _variants(value: str) -> set[str]:
+    folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+    variants = {value, folded, value.replace("^", " "), value.replace("^", ", ")}
+    for fmt_in in ("%Y%m%d", "%Y-%m-%d"):
+        try:
+            day = dt.datetime.strptime(value, fmt_in).date()
+        except ValueError:
+            continue
+        variants |= {day.strftime("%Y%m%d"), day.isoformat()}
+    return {v.strip() for v in variants if v.strip()}
+
+
+def compile_phi_pattern(phi_values: Iterable[str]) -> re.Pattern[str]:
+    """One case-insensitive pattern for all PHI values and their variants, shaped as a prefix
+    trie so that the regex engine does not try every alternative at every position."""
+    variants = {v.lower() for value in phi_values if value for v in _variants(str(value))}
+    if not variants:
+        raise ValueError("phi_values: no non-empty values to search for")
+    trie: dict = {}
+    for word in variants:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return re.compile(_trie_pattern(trie), re.IGNORECASE)
+
+
+def _trie_pattern(node: dict) -> str:
+    branches = [re.escape(char) + _trie_pattern(child) for char, child in sorted(node.items()) if char]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body
+
+
+def _files(roots: Iterable[Path]) -> Iterable[tuple[Path, Path]]:
+    for root in map(Path, roots):
+        candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in candidates:
+            relative = path.relative_to(root) if root.is_dir() else Path(path.name)
+            if RESTRICTED_ZONE not in relative.parts:
+                yield root, path
+
+
+def _dicom_strings(ds: Dataset, where: str) -> Iterable[tuple[str, str]]:
+    for elem in ds.iterall():
+        if elem.VR == "SQ" or elem.tag == PIXEL_DATA:
+            continue
+        value = elem.value
+        texts = [value.decode("latin-1")] if isinstance(value, bytes) else [str(value)]
+        for text in texts:
+            yield f"{where} DICOM {elem.tag} {elem.keyword or 'private'}", text
+
+
+def _parquet_strings(path: Path) -> Iterable[tuple[str, str]]:
+    for name, value in (pq.read_metadata(path).metadata or {}).items():
+        yield "Parquet key-value metadata", name.decode("utf-8", "replace") + " " + value.decode("utf-8", "replace")
+    frame = pl.read_parquet(path)
+    for column in frame.columns:
+        yield "Parquet column name", column
+        series = frame[column].drop_nulls()
+        if series.dtype == pl.Date:
+            texts = series.dt.strftime("%Y-%m-%d").to_list() + series.dt.strftime("%Y%m%d").to_list()
+        elif series.dtype.is_nested() or series.dtype == pl.Object:
+            texts = [json.dumps(series.to_list(), default=str, ensure_ascii=False)]
+        elif series.dtype == pl.Binary:
+            texts = [v.decode("latin-1") for v in series.to_list()]
+        else:
+            texts = series.cast(pl.String).to_list()
+        for text in texts:
+            yield f"Parquet column {column}", text
+
+
+def _png_text(data: bytes) -> Iterable[tuple[str, str]]:
+    offset = 8
+    while offset + 8 <= len(data):
+        length, kind = int.from_bytes(data[offset:offset + 4], "big"), data[offset + 4:offset + 8]
+        body = data[offset + 8:offset + 8 + length]
+        if kind in (b"tEXt", b"iTXt"):
+            yield f"PNG {kind.decode()} chunk", body.decode("utf-8", errors="replace")
+        elif kind == b"zTXt":
+            keyword, _, compressed = body.partition(b"\x00")
+            yield "PNG zTXt chunk", keyword.decode("latin-1") + " " + zlib.decompress(compressed[1:]).decode("latin-1")
+        offset += 12 + length
+
+
+def _file_strings(path: Path, data: bytes) -> Iterable[tuple[str, str]]:
+    """Where to look in one file. Binary payloads (Parquet pages, pixel data, PNG image data) are
+    not searched as raw bytes: short values would match random bytes there."""
+    if path.suffix == ".parquet":
+        yield from _parquet_strings(path)
+    elif data[128:132] == b"DICM":
+        ds = pydicom.dcmread(path, force=True)
+        yield from _dicom_strings(ds.file_meta, "file meta")
+        yield from _dicom_strings(ds, "dataset")
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        yield from _png_text(data)
+    else:
+        for encoding in ("utf-8", "latin-1"):
+            yield f"text ({encoding})", data.decode(encoding, errors="ignore")
+        if path.suffix == ".json":
+            yield "JSON", json.dumps(json.loads(data.decode("utf-8")), ensure_ascii=False)
+
+
+def find_phi_leaks(roots: Iterable[Path | str], phi_values: Iterable[str]) -> list[str]:
+    """Every place under ``roots`` (the ``restricted/`` zone excepted) where a PHI value appears."""
+    pattern = compile_phi_pattern(phi_values)
+    findings: list[str] = []
+    for root, path in _files(roots):
+        name = str(path.relative_to(root)) if root.is_dir() else path.name
+        for match in pattern.finditer(name):
+            findings.append(f"{path}: object name: {match.group(0)}")
+        for where, text in _file_strings(path, path.read_bytes()):
+            for match in pattern.finditer(text):
+                findings.append(f"{path}: {where}: {match.group(0)}")
+    return sorted(set(findings))
