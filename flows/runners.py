@@ -5,7 +5,12 @@ nothing here reads the environment.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+if TYPE_CHECKING:
+    from distributed import LocalCluster
 
 TASK_RUNNER_KINDS = ("thread", "dask")
 
@@ -31,6 +36,20 @@ def build_task_runner(kind: str = "thread", *, address: str | None = None, n_wor
     if address is not None:
         return DaskTaskRunner(address=address)
     return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
+        cluster_class=local_cluster_on_this_api,
         cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None},
     )
+
+
+def local_cluster_on_this_api(**cluster_kwargs: Any) -> LocalCluster:
+    """A Dask LocalCluster whose worker processes report to the Prefect API this flow run uses.
+
+    Called by the task runner inside the flow run. Without it, each worker process of an in-process
+    (ephemeral) run would start a Prefect server of its own, slowly, and leave it behind.
+    """
+    from distributed import LocalCluster
+    from prefect.client.orchestration import get_client
+
+    api_url = str(get_client(sync_client=True).api_url).rstrip("/")
+    env = {**cluster_kwargs.pop("env", {}), "PREFECT_API_URL": api_url}
+    return LocalCluster(env=env, **cluster_kwargs)

@@ -5,9 +5,12 @@ from collections.abc import Sequence
 
 import polars as pl
 from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
 
 from tasks.base import stage_task
 from trialake.config import Settings
+from trialake.imaging import VolumetryParams
+from trialake.lake import read_table
 from trialake.pipeline import RunContext, open_run
 from trialake.pipeline.clinical import (
     ClinicalBronzeSummary,
@@ -16,15 +19,27 @@ from trialake.pipeline.clinical import (
     ingest_clinical_bronze,
 )
 from trialake.pipeline.dicom import ChunkOutcome, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
-from trialake.imaging import VolumetryParams
 from trialake.pipeline.gold import GoldSummary, build_gold
+from trialake.pipeline.quality import QualityGate, load_quality_gate
+from trialake.pipeline.run_report import RunReport, publish_run_report
 from trialake.pipeline.subjects import load_subject_key
 from trialake.pipeline.volumetry import SeriesJob, measure_series, plan_volumetry, publish_volumetry
+from trialake.quality import ValidationOutcome, render_dq_summary_markdown
+
+
+def _dq_artifact(key: str, outcomes: Sequence[ValidationOutcome]) -> None:
+    if outcomes:
+        create_markdown_artifact(render_dq_summary_markdown(outcomes), key=key, description="data quality")
 
 
 @stage_task("open lake")
 def open_lake_task(settings: Settings, run_id: str) -> RunContext:
     return open_run(settings, run_id)
+
+
+@stage_task("load quality suites")
+def load_quality_gate_task(ctx: RunContext) -> QualityGate:
+    return load_quality_gate(ctx, ctx.settings.expectations_dir)
 
 
 @stage_task("load subject key")
@@ -35,19 +50,21 @@ def load_subject_key_task(ctx: RunContext) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 @stage_task("clinical exports to bronze")
-def clinical_bronze_task(ctx: RunContext, key: pl.DataFrame, shifts: pl.DataFrame) -> ClinicalBronzeSummary:
-    summary = ingest_clinical_bronze(ctx, key, shifts)
+def clinical_bronze_task(ctx: RunContext, gate: QualityGate, key: pl.DataFrame, shifts: pl.DataFrame) -> ClinicalBronzeSummary:
+    summary = ingest_clinical_bronze(ctx, gate, key, shifts)
     get_run_logger().info(
         "clinical: %d new files (%d rejected), %d rows loaded, %d rows rejected",
         summary.files_new, summary.files_rejected, summary.rows_loaded, summary.rows_rejected,
     )
+    _dq_artifact("dq-clinical-bronze", summary.quality)
     return summary
 
 
 @stage_task("clinical silver")
-def clinical_silver_task(ctx: RunContext) -> ClinicalSilverSummary:
-    summary = derive_clinical_silver(ctx)
+def clinical_silver_task(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSummary:
+    summary = derive_clinical_silver(ctx, gate)
     get_run_logger().info("clinical silver: %s; %d rows rejected", summary.tables, summary.rows_rejected)
+    _dq_artifact("dq-clinical-silver", summary.quality)
     return summary
 
 
@@ -65,18 +82,17 @@ def ingest_dicom_chunk_task(ctx: RunContext, relpaths: Sequence[str], key: pl.Da
 
 @stage_task("publish DICOM")
 def publish_dicom_task(
-    ctx: RunContext, plan: DicomPlan, outcomes: Sequence[ChunkOutcome], subjects_changed: bool
+    ctx: RunContext, gate: QualityGate, plan: DicomPlan, outcomes: Sequence[ChunkOutcome], subjects_changed: bool
 ) -> DicomSummary:
-    from trialake.lake import read_table
-
     subjects = read_table(ctx.lake, "silver/subjects", columns=["USUBJID", "RFSTDT"])
     if subjects.is_empty():
         subjects = pl.DataFrame(schema={"USUBJID": pl.String, "RFSTDT": pl.Date})
-    summary = publish_dicom(ctx, plan, outcomes, subjects, subjects_changed=subjects_changed)
+    summary = publish_dicom(ctx, gate, plan, outcomes, subjects, subjects_changed=subjects_changed)
     get_run_logger().info(
         "DICOM: %d new files, %d instances accepted, %d files rejected, %d series (%d usable)",
         summary.files_new, summary.instances_accepted, summary.files_rejected, summary.series, summary.series_usable,
     )
+    _dq_artifact("dq-dicom", summary.quality)
     return summary
 
 
@@ -93,18 +109,27 @@ def measure_series_task(ctx: RunContext, job: SeriesJob, params: VolumetryParams
 
 
 @stage_task("publish volumetry")
-def publish_volumetry_task(ctx: RunContext, rows: Sequence[dict]) -> int:
+def publish_volumetry_task(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> int:
     failed = [r for r in rows if r["status"] != "measured"]
-    publish_volumetry(ctx, rows)
+    outcome = publish_volumetry(ctx, gate, rows)
     get_run_logger().info("volumetry: %d series measured, %d not measurable", len(rows) - len(failed), len(failed))
+    _dq_artifact("dq-volumetry", [outcome] if outcome else [])
     return len(rows)
 
 
 @stage_task("build gold marts and report")
-def build_gold_task(ctx: RunContext) -> GoldSummary:
-    summary = build_gold(ctx)
+def build_gold_task(ctx: RunContext, gate: QualityGate) -> GoldSummary:
+    summary = build_gold(ctx, gate)
     if summary.missing_inputs:
         get_run_logger().warning("gold not built: no rows yet in %s", ", ".join(summary.missing_inputs))
     else:
         get_run_logger().info("gold: %s; report at %s", summary.tables, summary.report)
+    _dq_artifact("dq-gold", summary.quality)
     return summary
+
+
+@stage_task("run summary")
+def publish_run_report_task(ctx: RunContext, report: RunReport) -> str:
+    markdown = publish_run_report(ctx, report)
+    create_markdown_artifact(markdown, key="nightly-summary", description="what this run took in, rejected and published")
+    return markdown

@@ -15,6 +15,7 @@ _PREFECT_HOME = Path(tempfile.gettempdir()) / f"trialake-tests-prefect-{os.envir
 os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # slow, busy CI machines
 os.environ.pop("PREFECT_API_URL", None)
 
 from trialake.config import storage_options_from_env  # noqa: E402

@@ -9,7 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # Quiet, offline defaults for Prefect when the CLI starts it (the environment still wins).
-PREFECT_DEFAULTS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
 
 
 class CommandError(Exception):
@@ -153,10 +157,15 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _jsonable(value: object) -> object:
-    from dataclasses import asdict, is_dataclass
+    """JSON for stage summaries: dataclasses as objects, data-quality outcomes by their message."""
+    from dataclasses import fields, is_dataclass
 
+    from trialake.quality import ValidationOutcome
+
+    if isinstance(value, ValidationOutcome):
+        return value.message
     if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
+        return {f.name: getattr(value, f.name) for f in fields(value)}
     return str(value)
 
 

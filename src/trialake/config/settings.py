@@ -9,6 +9,11 @@ from typing import Any
 from trialake.config.trial import TrialConfig, load_trial_config
 
 
+def default_expectations_dir() -> Path:
+    """The repository's expectations/ folder (suites are reviewed like code, next to it)."""
+    return Path(__file__).resolve().parents[3] / "expectations"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know, read once at the edge and passed down."""
@@ -17,6 +22,7 @@ class Settings:
     lake: str
     trial: TrialConfig
     storage_options: Mapping[str, Any] = field(default_factory=dict)
+    expectations_dir: Path = field(default_factory=default_expectations_dir)
 
 
 def storage_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:

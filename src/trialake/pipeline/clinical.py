@@ -17,9 +17,11 @@ from trialake.clinical import (
     derive_visits,
     parse_clinical_file,
 )
-from trialake.lake import compute_sha256, delete_partition, read_landing_bytes, read_table, write_table
+from trialake.lake import compute_sha256, delete_partition, read_landing_bytes, read_table
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.params import lab_standards
+from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
+from trialake.quality import ValidationOutcome
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
 from trialake.pipeline.rejections import publish_rejections
@@ -37,9 +39,12 @@ class ClinicalBronzeSummary:
     rows_loaded: int
     rows_rejected: int
     changed_domains: tuple[str, ...]
+    quality: tuple[ValidationOutcome, ...] = ()
 
 
-def ingest_clinical_bronze(ctx: RunContext, key: pl.DataFrame, shifts: pl.DataFrame) -> ClinicalBronzeSummary:
+def ingest_clinical_bronze(
+    ctx: RunContext, gate: QualityGate, key: pl.DataFrame, shifts: pl.DataFrame
+) -> ClinicalBronzeSummary:
     """Load new or changed clinical exports into ``bronze/<domain>``; drop those that left landing."""
     manifest = read_manifest(ctx)
     listed = list_area(ctx, AREA)
@@ -47,13 +52,14 @@ def ingest_clinical_bronze(ctx: RunContext, key: pl.DataFrame, shifts: pl.DataFr
     contents = read_landing_bytes(ctx.landing, [f.relpath for f in new])
     hashed = {path: compute_sha256(data) for path, data in contents.items()}
     shift_frame = shifts if ctx.settings.trial.deidentification.shift_dates else None
-    rejections, changed, loaded, files_rejected = [], set(), 0, 0
+    rejections, changed, loaded, files_rejected, outcomes = [], set(), 0, 0, []
     for relpath, data in contents.items():
         bronze, rejected, domain = _bronze_of_file(relpath, data, hashed[relpath], key, shift_frame, ctx.run_id)
         rejections.append(rejected)
         files_rejected += bronze is None
         if bronze is not None:
-            write_table(ctx.lake, f"bronze/{domain.lower()}", bronze, partition_by=["source_sha256"], mode="replace_partitions")
+            table = f"bronze/{domain.lower()}"
+            outcomes.append(publish_checked(ctx, gate, table, bronze, partition_by=["source_sha256"], mode="replace_partitions"))
             loaded += bronze.height
             changed.add(domain)
     updated = derive_manifest(manifest, AREA, listed, hashed)
@@ -62,7 +68,8 @@ def ingest_clinical_bronze(ctx: RunContext, key: pl.DataFrame, shifts: pl.DataFr
     publish_rejections(ctx, new_rejections, stages=[STAGE], reprocessed=set(hashed.values()))
     write_manifest(ctx, updated)
     rows_rejected = new_rejections.filter(pl.col("source_row").is_not_null()).height
-    return ClinicalBronzeSummary(len(new), files_rejected, loaded, rows_rejected, tuple(sorted(changed)))
+    raise_if_blocked(outcomes)
+    return ClinicalBronzeSummary(len(new), files_rejected, loaded, rows_rejected, tuple(sorted(changed)), tuple(outcomes_of(outcomes)))
 
 
 def _bronze_of_file(
@@ -109,12 +116,13 @@ class ClinicalSilverSummary:
     tables: dict[str, int]
     rows_rejected: int
     missing_domains: tuple[str, ...]
+    quality: tuple[ValidationOutcome, ...] = ()
 
 
 SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_ft", "clinical_re", "clinical_ae")
 
 
-def derive_clinical_silver(ctx: RunContext) -> ClinicalSilverSummary:
+def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSummary:
     """Re-derive every silver clinical table from bronze (they are small; the DICOM side is the
     expensive one). Domains with no bronze rows yet are skipped and named in the summary."""
     bronze = {d: read_bronze_domain(ctx, d) for d in ("DM", "EX", "SV", "LB", "FT", "RE", "AE")}
@@ -136,12 +144,13 @@ def derive_clinical_silver(ctx: RunContext) -> ClinicalSilverSummary:
         if domain not in missing:
             tables[table], rejected = derive(bronze[domain])
             rejections.append(rejected)
-    for table, frame in tables.items():
-        if not frame.is_empty():
-            write_table(ctx.lake, table, frame.sort("USUBJID", maintain_order=True))
     all_rejections = pl.concat([r.select(list(REJECTION_SCHEMA)).cast(REJECTION_SCHEMA) for r in rejections])
     publish_rejections(ctx, all_rejections, stages=SILVER_STAGES, reprocessed=None)
-    return ClinicalSilverSummary({t: f.height for t, f in tables.items()}, all_rejections.height, missing)
+    # silver/subjects first: the other suites check their subjects against it.
+    outcomes = [publish_checked(ctx, gate, t, f.sort("USUBJID", maintain_order=True)) for t, f in tables.items() if not f.is_empty()]
+    raise_if_blocked(outcomes)
+    counts = {t: f.height for t, f in tables.items()}
+    return ClinicalSilverSummary(counts, all_rejections.height, missing, tuple(outcomes_of(outcomes)))
 
 
 def _no_exposure() -> pl.DataFrame:

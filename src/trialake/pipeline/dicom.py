@@ -27,7 +27,9 @@ from trialake.dicom.series import derive_ct_series, derive_series_rejections
 from trialake.lake import LandingFile, read_landing_bytes, read_table, write_object, write_table
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
+from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
 from trialake.pipeline.rejections import publish_rejections
+from trialake.quality import ValidationOutcome
 
 AREA = "dicom"
 CHUNK_FILES = 400
@@ -59,6 +61,7 @@ class DicomSummary:
     files_rejected: int
     series: int
     series_usable: int
+    quality: tuple[ValidationOutcome, ...] = ()
 
 
 def plan_dicom(ctx: RunContext) -> DicomPlan:
@@ -107,7 +110,13 @@ def ingest_dicom_chunk(
 
 
 def publish_dicom(
-    ctx: RunContext, plan: DicomPlan, outcomes: Sequence[ChunkOutcome], subjects: pl.DataFrame, *, subjects_changed: bool
+    ctx: RunContext,
+    gate: QualityGate,
+    plan: DicomPlan,
+    outcomes: Sequence[ChunkOutcome],
+    subjects: pl.DataFrame,
+    *,
+    subjects_changed: bool,
 ) -> DicomSummary:
     """Merge chunk outcomes, publish instances, rejections, restricted maps and manifest; re-derive
     silver/ct_series when instances arrived or the subjects' first-dose dates may have changed."""
@@ -115,7 +124,8 @@ def publish_dicom(
     for name in merged.stale_objects:
         ctx.lake.fs.rm(ctx.lake.path("bronze/dicom", name))
     new_instances = merged.instances_frame()
-    instances = _merge_rows(ctx, INSTANCES, new_instances, INSTANCE_SCHEMA, key=["source_sha256"], partition_by=["USUBJID"])
+    instances = _merge_rows(ctx, INSTANCES, new_instances, INSTANCE_SCHEMA, key=["source_sha256"], publish=False)
+    checks = [publish_checked(ctx, gate, INSTANCES, instances, partition_by=["USUBJID"], mode="replace_partitions")] if not new_instances.is_empty() else []
     quarantine = _merge_rows(ctx, QUARANTINE, merged.quarantine_frame(), QUARANTINE_SCHEMA, key=["source_sha256"], replace_keys=True)
     settled = quarantine.filter(pl.col("source_sha256").is_in(instances["source_sha256"].implode()))
     if not settled.is_empty():  # a retried file that is now accepted leaves quarantine
@@ -131,15 +141,17 @@ def publish_dicom(
         series = pl.DataFrame()
     else:
         series = derive_ct_series(instances, subjects.select("USUBJID", "RFSTDT"), run_id=ctx.run_id)
-        write_table(ctx.lake, "silver/ct_series", series, partition_by=["USUBJID"])
+        checks.append(publish_checked(ctx, gate, "silver/ct_series", series, partition_by=["USUBJID"]))
         publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)
     usable = series.filter(pl.col("status") == "usable").height if not series.is_empty() else 0
+    raise_if_blocked(checks)
     return DicomSummary(
         files_new=len(hashed),
         instances_accepted=new_instances.height,
         files_rejected=rejections.select("source_sha256").n_unique() if not rejections.is_empty() else 0,
         series=series.height,
         series_usable=usable,
+        quality=tuple(outcomes_of(checks)),
     )
 
 
@@ -150,16 +162,17 @@ def _merge_rows(
     schema: dict,
     *,
     key: list[str],
-    partition_by: Sequence[str] = (),
     replace_keys: bool = False,
+    publish: bool = True,
 ) -> pl.DataFrame:
-    """Existing rows plus new ones (the first row per key wins, or the new one if ``replace_keys``),
-    republished; returns the whole table."""
+    """Existing rows plus new ones (the first row per key wins, or the new one if ``replace_keys``);
+    published unless ``publish`` is False (the caller validates first); returns the whole table."""
     existing = read_table(ctx.lake, table)
     existing = existing.select(list(schema)).cast(schema) if not existing.is_empty() else pl.DataFrame(schema=schema)
     if new.is_empty():
         return existing
     combined = pl.concat([new, existing] if replace_keys else [existing, new]).unique(subset=key, keep="first")
     combined = combined.sort(key)
-    write_table(ctx.lake, table, combined, partition_by=partition_by, mode="replace_table" if not partition_by else "replace_partitions")
+    if publish:
+        write_table(ctx.lake, table, combined)
     return combined

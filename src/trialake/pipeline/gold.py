@@ -8,12 +8,14 @@ import polars as pl
 import trialake
 from trialake.config import TrialConfig
 from trialake.dictionary import build_data_dictionary, load_descriptions
-from trialake.lake import read_table, write_object, write_table
+from trialake.lake import read_table, write_object
 from trialake.marts import AnalysisConfig, ArmSpec, VisitWindow, build_marts
 from trialake.marts.build import MART_INPUTS
 from trialake.marts.endpoints import derive_ae_comparison, derive_endpoints
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.inventory import read_manifest
+from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
+from trialake.quality import ValidationOutcome
 from trialake.report import ReportOptions, render_endpoint_report
 
 REPORT = "reports/endpoints.html"
@@ -25,6 +27,7 @@ class GoldSummary:
     missing_inputs: tuple[str, ...]
     report: str | None
     primary: dict | None
+    quality: tuple[ValidationOutcome, ...] = ()
 
 
 def analysis_config(trial: TrialConfig) -> AnalysisConfig:
@@ -36,7 +39,7 @@ def analysis_config(trial: TrialConfig) -> AnalysisConfig:
     )
 
 
-def build_gold(ctx: RunContext) -> GoldSummary:
+def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary:
     """Rebuild every gold table from silver and publish the endpoint report and data dictionary."""
     silver = {name: read_table(ctx.lake, f"silver/{name}") for name in MART_INPUTS}
     missing = tuple(f"silver/{n}" for n, frame in silver.items() if frame.is_empty())
@@ -52,15 +55,17 @@ def build_gold(ctx: RunContext) -> GoldSummary:
     )
     ae_comparison = derive_ae_comparison(marts["ae_incidence"], conf_level=conf, **arms)
     gold = {**marts, "endpoints": endpoints, "ae_comparison": ae_comparison}
-    for name, frame in gold.items():
-        write_table(ctx.lake, f"gold/{name}", frame)
+    # gold/adsl first: the other suites check their subjects against it.
+    outcomes = [publish_checked(ctx, gate, f"gold/{name}", frame) for name, frame in gold.items()]
+    raise_if_blocked(outcomes)
     report = render_endpoint_report(
         endpoints, marts["adsl"], marts["adct"], marts["adft"], ae_comparison,
         _provenance(ctx), options=ReportOptions(waterfall_visit=post_baseline[-1]),
     )
     write_object(ctx.lake, REPORT, report.encode())
     _publish_data_dictionary(ctx, gold, silver)
-    return GoldSummary({f"gold/{n}": f.height for n, f in gold.items()}, (), REPORT, _primary(endpoints, post_baseline[-1]))
+    counts = {f"gold/{n}": f.height for n, f in gold.items()}
+    return GoldSummary(counts, (), REPORT, _primary(endpoints, post_baseline[-1]), tuple(outcomes_of(outcomes)))
 
 
 def _provenance(ctx: RunContext) -> dict:

@@ -11,8 +11,10 @@ import polars as pl
 from trialake.imaging import NotMeasurable, VolumetryParams, get_segmenter, load_series, measure_volume
 from trialake.imaging import render_qc_png, write_masks_nifti
 from trialake.imaging.volumetry import compute_params_hash
-from trialake.lake import read_object, read_table, write_object, write_table
+from trialake.lake import read_object, read_table, write_object
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.quality import QualityGate, publish_checked, raise_if_blocked
+from trialake.quality import ValidationOutcome
 
 TABLE = "silver/ct_volumetry"
 MEASURES = (
@@ -72,18 +74,19 @@ def measure_series(ctx: RunContext, job: SeriesJob, params: VolumetryParams) -> 
     return {**base, **result.to_record(), "status": "measured", "reason": None, "qc_png": qc_png, "mask_nifti": mask}
 
 
-def publish_volumetry(ctx: RunContext, rows: Sequence[dict]) -> pl.DataFrame:
+def publish_volumetry(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> ValidationOutcome | None:
     """Add this run's results to silver/ct_volumetry (one row per series, method and parameters)
     and rewrite the QC index page."""
     existing = read_table(ctx.lake, TABLE)
     new = pl.DataFrame(list(rows), schema=SCHEMA, orient="row") if rows else pl.DataFrame(schema=SCHEMA)
     if new.is_empty():
-        return existing
+        return None
     existing = existing.select(list(SCHEMA)).cast(SCHEMA) if not existing.is_empty() else pl.DataFrame(schema=SCHEMA)
     table = pl.concat([new, existing]).unique(["series_id", "params_hash"], keep="first").sort("USUBJID", "ADY", "series_id")
-    write_table(ctx.lake, TABLE, table, partition_by=["USUBJID"], mode="replace_partitions")
+    outcome = publish_checked(ctx, gate, TABLE, table, partition_by=["USUBJID"], mode="replace_partitions")
     write_object(ctx.lake, "reports/qc/index.html", render_qc_index(table).encode())
-    return table
+    raise_if_blocked([outcome])
+    return outcome
 
 
 def render_qc_index(table: pl.DataFrame) -> str:

@@ -1,0 +1,79 @@
+"""Reviewable outputs of a volumetry: a QC picture and the label map as compressed NIfTI."""
+from __future__ import annotations
+
+import gzip
+import io
+
+import nibabel as nib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from trialake.imaging.volume import CTVolume
+from trialake.imaging.volumetry import VolumetryResult
+
+#: Label values of the exported mask.
+LABELS = {"lung": 1, "ggo": 2, "solid": 3}
+_OUTLINES = (("lung", "#3fa7ff"), ("ggo", "#ffd23f"), ("solid", "#ff3f3f"))
+
+
+def compute_label_map(result: VolumetryResult) -> np.ndarray:
+    """uint8 (z, y, x): 0 outside, 1 lung, 2 ground glass, 3 solid."""
+    labels = result.lungs.lung.astype(np.uint8) * LABELS["lung"]
+    labels[result.ggo] = LABELS["ggo"]
+    labels[result.solid] = LABELS["solid"]
+    return labels
+
+
+def compute_qc_slices(result: VolumetryResult) -> tuple[int, int]:
+    """(axial z, coronal y) indices: the slices with the most lesion, else the most lung."""
+    lesion = result.ggo | result.solid
+    focus = lesion if lesion.any() else result.lungs.lung
+    return int(np.argmax(focus.sum(axis=(1, 2)))), int(np.argmax(focus.sum(axis=(0, 2))))
+
+
+def render_qc_png(volume: CTVolume, result: VolumetryResult, *, dpi: int = 80) -> bytes:
+    """PNG with an axial and a coronal slice (lung window) and lung / GGO / solid outlines.
+
+    The picture carries no text besides the view names and the legend, so nothing identifies
+    the subject.
+    """
+    z, y = compute_qc_slices(result)
+    masks = {"lung": result.lungs.lung, "ggo": result.ggo, "solid": result.solid}
+    sz, sy, sx = volume.spacing_mm
+    views = (("axial", volume.hu[z], {k: m[z] for k, m in masks.items()}, sy / sx),
+             ("coronal", volume.hu[:, y], {k: m[:, y] for k, m in masks.items()}, sz / sx))
+    fig = Figure(figsize=(10, 5.4), dpi=dpi)  # Agg canvas, no pyplot state
+    axes = fig.subplots(1, 2)
+    for ax, (title, image, outlines, aspect) in zip(axes, views):
+        ax.imshow(image, cmap="gray", vmin=-1200, vmax=200, aspect=aspect, interpolation="nearest")
+        for name, colour in _OUTLINES:
+            if outlines[name].any():
+                ax.contour(outlines[name].astype(np.uint8), levels=[0.5], colors=colour, linewidths=0.9)
+        ax.set_title(title)
+        ax.set_axis_off()
+    handles = [Line2D([], [], color=c, label=n) for n, c in _OUTLINES]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def compute_nifti_affine(volume: CTVolume) -> np.ndarray:
+    """RAS affine for data stored as (x, y, z) from the canonical (z head->feet, y posterior, x left) volume."""
+    sz, sy, sx = volume.spacing_mm
+    ox, oy, oz = volume.origin_mm  # DICOM LPS
+    return np.array([[-sx, 0.0, 0.0, -ox],
+                     [0.0, -sy, 0.0, -oy],
+                     [0.0, 0.0, -sz, oz],
+                     [0.0, 0.0, 0.0, 1.0]])
+
+
+def write_masks_nifti(volume: CTVolume, result: VolumetryResult) -> bytes:
+    """The label map (1 lung, 2 GGO, 3 solid) as gzip-compressed NIfTI-1 bytes (.nii.gz)."""
+    image = nib.Nifti1Image(np.ascontiguousarray(compute_label_map(result).transpose(2, 1, 0)),
+                            compute_nifti_affine(volume))
+    image.header.set_xyzt_units("mm")
+    image.set_qform(image.affine, code=1)
+    image.set_sform(image.affine, code=1)
+    return gzip.compress(image.to_bytes(), compresslevel=6, mtime=0)

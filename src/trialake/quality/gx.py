@@ -1,0 +1,443 @@
+"""The Great Expectations boundary: the only place in Trialake that imports ``great_expectations``.
+
+GX is imported lazily, once per process (about 3-4 s), into one ephemeral context with analytics
+and progress bars off; it never touches the network or the file system. A Polars frame is
+prepared (context joins, derived columns, only the columns the suite reads), converted to an
+Arrow-backed pandas frame once, and all expectations of the suite run on one batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import polars as pl
+
+from trialake.clinical.common import REJECTION_SCHEMA
+from trialake.clinical.dates import study_day
+from trialake.quality.spec import (
+    SCHEMA_EXPECTATION_TYPE,
+    Derivation,
+    ExpectationSpec,
+    LookupDerivation,
+    ScaledDerivation,
+    StudyDayDerivation,
+    SuiteSpec,
+    SuiteSpecError,
+)
+
+ROW_INDEX = "_dq_row"
+
+#: GX severity for each suite severity.
+_GX_SEVERITY = {"error": "critical", "warn": "warning"}
+#: Result keys that carry row values; stripped before results leave this module (PHI-free docs).
+_VALUE_KEYS = (
+    "partial_unexpected_list",
+    "partial_unexpected_index_list",
+    "partial_unexpected_counts",
+    "unexpected_list",
+    "unexpected_index_list",
+    "unexpected_index_query",
+)
+#: Expectation types whose observed value is metadata (type or column names), safe to report.
+_METADATA_OBSERVED = (SCHEMA_EXPECTATION_TYPE, "expect_column_values_to_be_of_type", "expect_table_columns_to_match_set")
+
+DQ_RESULTS_SCHEMA = {
+    "run_id": pl.String,
+    "table": pl.String,
+    "expectation": pl.String,
+    "expectation_type": pl.String,
+    "severity": pl.String,
+    "success": pl.Boolean,
+    "unexpected_count": pl.Int64,
+    "sample_keys": pl.String,
+    "details": pl.String,
+}
+"""Columns of ``silver/dq_results``: one row per expectation evaluated on a table in a run."""
+
+
+@dataclass(frozen=True)
+class QualityParams:
+    """Knobs of validation.
+
+    max_sample_keys: distinct offending keys listed per failed expectation in ``sample_keys``.
+    reject_severities: row-level failures of these severities become ``silver/rejections`` rows
+        (default: only ``error``; ``warn`` rows are published and listed in ``dq_results``).
+    rejection_stage: the ``stage`` value of those rejection rows.
+    """
+
+    max_sample_keys: int = 5
+    reject_severities: frozenset[str] = frozenset({"error"})
+    rejection_stage: str = "dq"
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """Everything one table's validation produced.
+
+    results: rows for ``silver/dq_results`` (DQ_RESULTS_SCHEMA), one per expectation.
+    rejections: rows for ``silver/rejections`` (REJECTION_SCHEMA); empty without lineage columns.
+    should_publish: False when any error-severity expectation failed.
+    failed_errors / failed_warnings: names of failed expectations by severity.
+    gx_result: the GX suite validation result with row values stripped (for Data Docs), or None.
+    """
+
+    table: str
+    run_id: str
+    results: pl.DataFrame
+    rejections: pl.DataFrame
+    should_publish: bool
+    failed_errors: tuple[str, ...]
+    failed_warnings: tuple[str, ...]
+    gx_result: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def message(self) -> str:
+        """One line for logs and a failed stage: which expectations failed on which table."""
+        if not self.failed_errors and not self.failed_warnings:
+            return f"{self.table}: all {self.results.height} expectations passed"
+        counts = dict(zip(self.results["expectation"], self.results["unexpected_count"], strict=True))
+
+        def fmt(names: tuple[str, ...]) -> str:
+            return ", ".join(f"{n} ({counts[n]} rows)" if counts[n] is not None else n for n in names)
+        parts = []
+        if self.failed_errors:
+            parts.append(f"not published, failed error expectation(s): {fmt(self.failed_errors)}")
+        if self.failed_warnings:
+            parts.append(f"warning(s): {fmt(self.failed_warnings)}")
+        return f"{self.table}: " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    gx: Any
+    batch_definition: Any
+    lock: threading.Lock
+    custom_expectations: Mapping[str, Any]
+
+
+_RUNTIME_LOCK = threading.Lock()
+
+
+def _runtime() -> _Runtime:
+    """The process's GX runtime, created on first use (thread-safe: tasks may run in threads)."""
+    with _RUNTIME_LOCK:
+        return _create_runtime()
+
+
+@functools.cache
+def _create_runtime() -> _Runtime:
+    """Import GX and build the one ephemeral context, pandas data source and batch definition."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.enable_analytics(False)
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch_definition = (
+        context.data_sources.add_pandas("trialake")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    # GX does not document its context as thread-safe; Prefect may run tasks in threads.
+    return _Runtime(
+        gx=gx,
+        batch_definition=batch_definition,
+        lock=threading.Lock(),
+        custom_expectations={SCHEMA_EXPECTATION_TYPE: _schema_expectation_class()},
+    )
+
+
+def _schema_expectation_class() -> type:
+    """``expect_table_schema_to_match``: named columns exist with the given pandas dtypes.
+
+    One table-level expectation instead of one ``expect_column_values_to_be_of_type`` per column:
+    it reads GX's ``table.column_types`` metric once, and reports missing columns and wrong types
+    together (observed value: {column: observed dtype or "missing"}).
+    """
+    from great_expectations.expectations.expectation import BatchExpectation
+
+    class ExpectTableSchemaToMatch(BatchExpectation):
+        """Expect each column of ``column_types`` to exist with that dtype (extra columns allowed)."""
+
+        column_types: dict
+        metric_dependencies = ("table.column_types",)
+        success_keys = ("column_types",)
+        args_keys = ("column_types",)
+
+        def _validate(self, metrics: dict, runtime_configuration: Any = None, execution_engine: Any = None) -> dict:
+            observed = {c["name"]: str(c["type"]) for c in metrics["table.column_types"]}
+            mismatched = {
+                col: observed.get(col, "missing")
+                for col, dtype in self.column_types.items()
+                if observed.get(col) != dtype
+            }
+            return {
+                "success": not mismatched,
+                "result": {"observed_value": mismatched or "as expected", "details": {"mismatched": mismatched}},
+            }
+
+    return ExpectTableSchemaToMatch
+
+
+def check_expectation_spec(exp: ExpectationSpec, *, where: str) -> None:
+    """Instantiate ``exp`` as a GX expectation; SuiteSpecError naming ``where`` if GX rejects it."""
+    _make_expectation(_runtime(), exp, value_set=[] if exp.value_set_from else None, where=where)
+
+
+def _expectation_class(runtime: _Runtime, exp_type: str) -> type | None:
+    class_name = "".join(part.capitalize() for part in exp_type.split("_"))
+    return runtime.custom_expectations.get(exp_type) or getattr(runtime.gx.expectations, class_name, None)
+
+
+def _is_row_level(exp_type: str) -> bool:
+    """Whether the expectation tests rows (has an unexpected count) rather than the table."""
+    return getattr(_expectation_class(_runtime(), exp_type), "map_metric", None) is not None
+
+
+def _make_expectation(runtime: _Runtime, exp: ExpectationSpec, *, value_set: list[Any] | None, where: str) -> Any:
+    cls = _expectation_class(runtime, exp.type)
+    if cls is None:
+        raise SuiteSpecError(f"{where}.type: unknown GX expectation type {exp.type!r}")
+    kwargs = dict(exp.kwargs)
+    if value_set is not None:
+        kwargs["value_set"] = value_set
+    if exp.when:
+        kwargs["row_condition"] = _row_condition(exp.when)
+    try:
+        return cls(
+            **kwargs,
+            severity=_GX_SEVERITY[exp.severity],
+            meta={"name": exp.name, "severity": exp.severity},
+            # Data Docs show the description instead of GX's generated sentence ($ is a template char)
+            description=f"{exp.name} ({exp.severity}): {exp.rationale}".replace("$", "$$"),
+        )
+    except Exception as exc:  # pydantic's ValidationError; message lists the bad kwargs
+        raise SuiteSpecError(f"{where}.kwargs: {exc}".replace("\n", " ")) from exc
+
+
+def _row_condition(when: Mapping[str, str | tuple[str, ...]]) -> Any:
+    """GX Condition: every column equals its value, or is in its list."""
+    from great_expectations.expectations.row_conditions import Column
+
+    conditions = [
+        Column(col).is_in(value) if isinstance(value, tuple) else Column(col) == value
+        for col, value in when.items()
+    ]
+    return functools.reduce(lambda a, b: a & b, conditions)
+
+
+def build_suite(
+    suite: SuiteSpec, context_tables: Mapping[str, pl.DataFrame], *, only: frozenset[str] | None = None
+) -> Any:
+    """The GX ExpectationSuite for ``suite`` (or its expectations named in ``only``), with
+    ``value_set_from`` sets taken from the context tables."""
+    runtime = _runtime()
+    gx_suite = runtime.gx.ExpectationSuite(name=suite.table)
+    for exp in suite.expectations:
+        if only is not None and exp.name not in only:
+            continue
+        value_set = None
+        if exp.value_set_from is not None:
+            source = context_tables[exp.value_set_from.table]
+            value_set = source.get_column(exp.value_set_from.column).drop_nulls().unique().sort().to_list()
+        where = f"{suite.source.name}: expectations[{exp.name}]"
+        gx_suite.add_expectation(_make_expectation(runtime, exp, value_set=value_set, where=where))
+    return gx_suite
+
+
+def derive_validation_frame(
+    df: pl.DataFrame, suite: SuiteSpec, context_tables: Mapping[str, pl.DataFrame]
+) -> pl.DataFrame:
+    """The frame GX sees: a row index, joined context columns, derived columns, read columns only.
+
+    Joins and derivations whose input columns are missing or of another dtype are skipped, so
+    the expectations reading their outputs fail (GX reports the missing column) and the schema
+    expectation names the culprit, instead of this function raising.
+    """
+    frame = df.with_row_index(ROW_INDEX)
+    for join in suite.context:
+        context = context_tables[join.table]
+        if any(c not in frame.columns or frame.schema[c] != context.schema.get(c) for c in join.by):
+            continue
+        clash = set(join.columns.values()) & set(frame.columns)
+        if clash:
+            raise ValueError(f"{suite.source.name}: context alias(es) {sorted(clash)} clash with columns of {suite.table}")
+        right = context.select(
+            *join.by, *(pl.col(src).alias(alias) for src, alias in join.columns.items())
+        )
+        try:
+            frame = frame.join(right, on=list(join.by), how="left", validate="m:1")
+        except pl.exceptions.ComputeError as exc:
+            raise ValueError(f"context table {join.table} is not unique on {list(join.by)}") from exc
+    for derivation in suite.derive:
+        if _derivation_applies(derivation, frame.schema):
+            frame = frame.with_columns(_derivation_expr(derivation).alias(derivation.name))
+    wanted = {ROW_INDEX, *suite.schema, *(c for e in suite.expectations for c in e.columns())}
+    return frame.select([c for c in frame.columns if c in wanted])
+
+
+def _derivation_applies(derivation: Derivation, schema: pl.Schema) -> bool:
+    """Whether the derivation's inputs exist with usable dtypes (else its output stays missing)."""
+    if isinstance(derivation, StudyDayDerivation):
+        return all(schema.get(c) in (pl.Date, pl.Datetime) for c in (derivation.date, derivation.reference))
+    if isinstance(derivation, ScaledDerivation):
+        return derivation.column in schema and schema[derivation.column].is_numeric()
+    return schema.get(derivation.key) == pl.String
+
+
+def _derivation_expr(derivation: Derivation) -> pl.Expr:
+    if isinstance(derivation, ScaledDerivation):
+        return pl.col(derivation.column).cast(pl.Float64) * derivation.factor
+    if isinstance(derivation, LookupDerivation):
+        numeric = all(isinstance(v, float) for v in derivation.values.values())
+        return pl.col(derivation.key).replace_strict(
+            derivation.values, default=None, return_dtype=pl.Float64 if numeric else pl.String
+        )
+    # The check recomputes the study day from the stored dates with the rule silver uses.
+    return study_day(pl.col(derivation.date).cast(pl.Date), pl.col(derivation.reference).cast(pl.Date))
+
+
+def validate_table(
+    table: str,
+    df: pl.DataFrame,
+    suite: SuiteSpec,
+    *,
+    context_tables: Mapping[str, pl.DataFrame] = MappingProxyType({}),
+    run_id: str,
+    params: QualityParams = QualityParams(),
+) -> ValidationOutcome:
+    """Run every expectation of ``suite`` on ``df`` in one GX batch; see ValidationOutcome.
+
+    ``context_tables`` holds every table named in ``suite.context_tables`` (``silver/subjects``,
+    ``gold/adsl``, ``config/arms`` ... see ``build_config_context``): pass the versions readers will
+    see after this run (the new one if it was published, else the previous one).
+    """
+    if table != suite.table:
+        raise ValueError(f"table {table!r} does not match suite {suite.table!r} ({suite.source.name})")
+    if missing := sorted(suite.context_tables - set(context_tables)):
+        raise ValueError(f"validating {table} needs context_tables {missing} (suite {suite.source.name})")
+    frame = derive_validation_frame(df, suite, context_tables)
+    runtime = _runtime()
+    pdf = frame.to_pandas(use_pyarrow_extension_array=True)
+    with runtime.lock:
+        batch = runtime.batch_definition.get_batch(batch_parameters={"dataframe": pdf})
+        # Pass/fail of everything first (cheap), then counts and failing rows of the failures only.
+        result = batch.validate(build_suite(suite, context_tables), result_format="BOOLEAN_ONLY")
+        failed = frozenset(r.expectation_config.meta["name"] for r in result.results if not r.success)
+        if failed:
+            detail = batch.validate(
+                build_suite(suite, context_tables, only=failed),
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_INDEX]},
+            )
+            _replace_results(result, detail)
+    return _outcome(table, suite, df, result, run_id=run_id, params=params)
+
+
+def _replace_results(result: Any, detail: Any) -> None:
+    """Put the detailed results of the failed expectations into the pass/fail suite result."""
+    by_name = {r.expectation_config.meta["name"]: r for r in detail.results}
+    result.results = [by_name.get(r.expectation_config.meta["name"], r) for r in result.results]
+
+
+def _outcome(
+    table: str,
+    suite: SuiteSpec,
+    df: pl.DataFrame,
+    result: Any,
+    *,
+    run_id: str,
+    params: QualityParams,
+) -> ValidationOutcome:
+    by_name = {r.expectation_config.meta["name"]: r for r in result.results}
+    keyed = df.with_row_index(ROW_INDEX)
+    keys = [k for k in suite.keys if k in keyed.columns]
+    rows, rejections = [], []
+    for exp in suite.expectations:
+        res = by_name[exp.name]
+        failed_rows = _failed_row_indices(res)
+        rows.append(
+            {
+                "run_id": run_id,
+                "table": table,
+                "expectation": exp.name,
+                "expectation_type": exp.type,
+                "severity": exp.severity,
+                "success": bool(res.success),
+                "unexpected_count": res.result.get("unexpected_count", 0 if _is_row_level(exp.type) else None),
+                "sample_keys": _sample_keys(keyed, keys, failed_rows, params.max_sample_keys),
+                "details": _details(exp, res),
+            }
+        )
+        if failed_rows and exp.severity in params.reject_severities:
+            rejections.append(_rejection_rows(keyed, failed_rows, exp.name, run_id, params.rejection_stage))
+        _strip_values(res)
+    results = pl.DataFrame(rows, schema=DQ_RESULTS_SCHEMA)
+    failed = results.filter(~pl.col("success"))
+    errors = tuple(failed.filter(pl.col("severity") == "error")["expectation"])
+    return ValidationOutcome(
+        table=table,
+        run_id=run_id,
+        results=results,
+        rejections=pl.concat(rejections) if rejections else pl.DataFrame(schema=REJECTION_SCHEMA),
+        should_publish=not errors,
+        failed_errors=errors,
+        failed_warnings=tuple(failed.filter(pl.col("severity") == "warn")["expectation"]),
+        gx_result=result,
+    )
+
+
+def _failed_row_indices(res: Any) -> list[int]:
+    if res.success:
+        return []
+    return sorted({int(item[ROW_INDEX]) for item in res.result.get("unexpected_index_list") or []})
+
+
+def _sample_keys(keyed: pl.DataFrame, keys: Sequence[str], rows: list[int], limit: int) -> str | None:
+    """JSON list of the first ``limit`` distinct key tuples of failing rows (key columns only)."""
+    if not rows or not keys:
+        return None
+    sample = (
+        keyed.filter(pl.col(ROW_INDEX).is_in(rows))
+        .select(keys)
+        .unique(maintain_order=True)
+        .head(limit)
+    )
+    return json.dumps(sample.to_dicts(), default=str)
+
+
+def _details(exp: ExpectationSpec, res: Any) -> str | None:
+    """Exception message or metadata observation (types, column names); never row values."""
+    info = res.exception_info or {}
+    infos = info.values() if "raised_exception" not in info else [info]
+    messages = [i.get("exception_message") for i in infos if isinstance(i, dict) and i.get("raised_exception")]
+    if messages:  # first line only: GX appends result dumps (row values) to some messages
+        return "error: " + "; ".join(str(m).splitlines()[0][:200] for m in messages)
+    if not res.success and exp.type in _METADATA_OBSERVED:
+        observed = res.result.get("details", {}).get("mismatched") or res.result.get("observed_value")
+        return f"observed: {observed}"
+    return None
+
+
+def _rejection_rows(keyed: pl.DataFrame, rows: list[int], reason: str, run_id: str, stage: str) -> pl.DataFrame:
+    if "source_sha256" not in keyed.columns:
+        return pl.DataFrame(schema=REJECTION_SCHEMA)
+    source_row = pl.col("source_row") if "source_row" in keyed.columns else pl.lit(None)
+    return keyed.filter(pl.col(ROW_INDEX).is_in(rows)).select(
+        pl.col("source_sha256").cast(pl.String),
+        source_row.cast(pl.Int64).alias("source_row"),
+        pl.lit(stage).alias("stage"),
+        pl.lit(reason).alias("reason"),
+        pl.lit(run_id).alias("run_id"),
+    )
+
+
+def _strip_values(res: Any) -> None:
+    """Drop row values from a GX result so Data Docs show counts, not data."""
+    for key in _VALUE_KEYS:
+        res.result.pop(key, None)

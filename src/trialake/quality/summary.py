@@ -1,0 +1,170 @@
+"""Summaries people read: the data-quality Markdown for a stage's Prefect artifact, and the nightly
+data-manager summary (what arrived, what was rejected and why, what failed data quality, which CT
+series cannot be measured) as HTML for reports/ and Markdown for Prefect."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import polars as pl
+
+from trialake.quality.gx import ValidationOutcome
+
+
+@dataclass(frozen=True)
+class IntakeCounts:
+    """New landing files of one area (``dicom``, ``clinical`` ...) seen by this run."""
+
+    area: str
+    files_new: int
+    files_accepted: int
+    files_rejected: int
+
+
+@dataclass(frozen=True)
+class NightlySummary:
+    """The same summary twice: a standalone HTML page and Markdown for a Prefect artifact."""
+
+    html: str
+    markdown: str
+
+
+@dataclass(frozen=True)
+class _Section:
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    empty: str
+
+
+def render_nightly_summary(
+    *,
+    run_id: str,
+    intake: Sequence[IntakeCounts],
+    rejections: pl.DataFrame,
+    outcomes: Sequence[ValidationOutcome],
+    ct_series: pl.DataFrame,
+    ct_volumetry: pl.DataFrame,
+    links: Mapping[str, str] = MappingProxyType({}),
+) -> NightlySummary:
+    """Summarise one nightly run for the data manager.
+
+    rejections: ``silver/rejections`` (only rows with this ``run_id`` are counted);
+    outcomes: this run's validation outcomes; ct_series / ct_volumetry: the current silver tables
+    (every series not measurable is listed, whichever run found it); links: label -> relative URL
+    (data docs, QC pictures, endpoint report ...).
+    """
+    sections = (
+        _intake_section(intake),
+        _rejection_section(rejections, run_id),
+        _status_section(outcomes),
+        _dq_section(outcomes),
+        _unmeasurable_section(ct_series, ct_volumetry),
+    )
+    title = f"Trialake nightly summary, run {run_id}"
+    return NightlySummary(html=_to_html(title, sections, links), markdown=_to_markdown(title, sections, links))
+
+
+def render_dq_summary_markdown(outcomes: Sequence[ValidationOutcome]) -> str:
+    """Markdown for a Prefect artifact: per-table publish status, then every failed expectation."""
+    run_ids = sorted({o.run_id for o in outcomes})
+    return _to_markdown(f"Data quality, run {', '.join(run_ids)}", (_status_section(outcomes), _dq_section(outcomes)), {})
+
+
+def _status_section(outcomes: Sequence[ValidationOutcome]) -> _Section:
+    rows = tuple(
+        (
+            o.table,
+            "published" if o.should_publish else "NOT published",
+            ", ".join(o.failed_errors) or "-",
+            ", ".join(o.failed_warnings) or "-",
+        )
+        for o in outcomes
+    )
+    return _Section("Tables", ("table", "status", "failed errors", "failed warnings"), rows, "No table validated.")
+
+
+def _intake_section(intake: Sequence[IntakeCounts]) -> _Section:
+    rows = tuple((i.area, str(i.files_new), str(i.files_accepted), str(i.files_rejected)) for i in intake)
+    return _Section("New files", ("area", "new", "accepted", "rejected"), rows, "No new files.")
+
+
+def _rejection_section(rejections: pl.DataFrame, run_id: str) -> _Section:
+    counts = (
+        rejections.filter(pl.col("run_id") == run_id)
+        .group_by("stage", "reason")
+        .agg(pl.len().alias("n"), pl.col("source_row").is_null().sum().alias("files"))
+        .sort(["n", "stage", "reason"], descending=[True, False, False])
+    )
+    rows = tuple(
+        (r["stage"], r["reason"], str(r["n"] - r["files"]), str(r["files"])) for r in counts.iter_rows(named=True)
+    )
+    return _Section("Rejected this run, by reason", ("stage", "reason", "rows", "whole files"), rows, "Nothing rejected.")
+
+
+def _dq_section(outcomes: Sequence[ValidationOutcome]) -> _Section:
+    failed = [o.results.filter(~pl.col("success")) for o in outcomes]
+    rows = tuple(
+        (
+            r["table"],
+            r["expectation"],
+            r["severity"],
+            "-" if r["unexpected_count"] is None else str(r["unexpected_count"]),
+            r["sample_keys"] or r["details"] or "",
+        )
+        for frame in failed
+        for r in frame.iter_rows(named=True)
+    )
+    empty = f"All expectations passed on {len(outcomes)} table(s)."
+    return _Section("Expectations failed", ("table", "expectation", "severity", "rows", "sample keys / details"), rows, empty)
+
+
+def _unmeasurable_section(ct_series: pl.DataFrame, ct_volumetry: pl.DataFrame) -> _Section:
+    unusable = ct_series.filter(pl.col("status") == "unusable").select(
+        "USUBJID", "series_id", pl.lit("series QC").alias("step"), pl.col("qc_reasons").alias("why")
+    )
+    failed = ct_volumetry.filter(pl.col("status") == "failed").select(
+        "USUBJID", "series_id", pl.lit("volumetry").alias("step"), pl.col("reason").alias("why")
+    )
+    rows = tuple(pl.concat([unusable, failed]).sort("USUBJID", "series_id").fill_null("").iter_rows())
+    return _Section("Series not measurable", ("USUBJID", "series_id", "step", "why"), rows, "Every series was measured.")
+
+
+def _to_markdown(title: str, sections: Sequence[_Section], links: Mapping[str, str]) -> str:
+    def cell(value: str) -> str:
+        return value.replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"# {title}", ""]
+    for s in sections:
+        lines += [f"## {s.title}", ""]
+        if not s.rows:
+            lines += [s.empty, ""]
+            continue
+        lines += ["| " + " | ".join(s.header) + " |", "|" + "---|" * len(s.header)]
+        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in s.rows]
+        lines.append("")
+    if links:
+        lines += ["## Links", ""] + [f"- [{label}]({url})" for label, url in links.items()]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _to_html(title: str, sections: Sequence[_Section], links: Mapping[str, str]) -> str:
+    esc = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title></head><body>",
+             f"<h1>{esc(title)}</h1>"]
+    for s in sections:
+        parts.append(f"<h2>{esc(s.title)}</h2>")
+        if not s.rows:
+            parts.append(f"<p>{esc(s.empty)}</p>")
+            continue
+        head = "".join(f"<th>{esc(h)}</th>" for h in s.header)
+        body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in s.rows)
+        parts.append(f"<table border='1' cellpadding='4'><tr>{head}</tr>{body}</table>")
+    if links:
+        items = "".join(f"<li><a href=\"{esc(url)}\">{esc(label)}</a></li>" for label, url in links.items())
+        parts.append(f"<h2>Links</h2><ul>{items}</ul>")
+    parts.append("</body></html>")
+    return "".join(parts)

@@ -1,0 +1,325 @@
+"""Publish gating, dq_results / rejection rows, suite-file errors, visit windows and reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from test_quality_suites import EXPECTATIONS_DIR, SHA_A, clean_tables, set_cell
+from trialake.clinical.common import REJECTION_SCHEMA
+from trialake.quality import (
+    DQ_RESULTS_SCHEMA,
+    IntakeCounts,
+    QualityParams,
+    SuiteSpec,
+    SuiteSpecError,
+    build_config_context,
+    check_visit_windows,
+    load_suites,
+    render_data_docs,
+    render_dq_summary_markdown,
+    render_nightly_summary,
+    validate_table,
+)
+
+
+@pytest.fixture(scope="session")
+def suites() -> dict[str, SuiteSpec]:
+    return load_suites(EXPECTATIONS_DIR)
+
+
+def validate(suites: dict[str, SuiteSpec], tables: dict[str, pl.DataFrame], table: str, **kw: object):
+    suite = suites[table]
+    return validate_table(
+        table, tables[table], suite, context_tables={t: tables[t] for t in suite.context_tables}, run_id="run-7", **kw
+    )
+
+
+def labs_with_wrong_crp_unit() -> dict[str, pl.DataFrame]:
+    tables = clean_tables()
+    set_cell(tables, "silver/labs", 0, "LBSTRESU", "mg/dL")  # S1 CRP on day -1, source row 1
+    return tables
+
+
+def labs_with_duplicate_result() -> dict[str, pl.DataFrame]:
+    tables = clean_tables()
+    # S2's CRP becomes a copy of S1's (same subject, test, date and result): a warn-level duplicate
+    set_cell(tables, "silver/labs", 1, "USUBJID", "S1")
+    set_cell(tables, "silver/labs", 1, "LBSTRESC", "12")
+    return tables
+
+
+def test_error_failure_blocks_publishing_and_names_the_expectation(suites) -> None:
+    outcome = validate(suites, labs_with_wrong_crp_unit(), "silver/labs")
+    assert outcome.should_publish is False
+    assert outcome.failed_errors == ("standard_unit_per_test",)
+    assert outcome.failed_warnings == ()
+    assert "standard_unit_per_test (1 rows)" in outcome.message
+    assert "not published" in outcome.message
+
+
+def test_warn_failure_publishes_and_is_recorded(suites) -> None:
+    outcome = validate(suites, labs_with_duplicate_result(), "silver/labs")
+    assert outcome.should_publish is True
+    assert outcome.failed_errors == ()
+    assert outcome.failed_warnings == ("result_not_duplicated",)
+    assert outcome.rejections.is_empty()  # warn rows are published, so not rejected by default
+
+
+def test_dq_results_rows(suites) -> None:
+    outcome = validate(suites, labs_with_wrong_crp_unit(), "silver/labs")
+    results = outcome.results
+    assert dict(results.schema) == DQ_RESULTS_SCHEMA
+    assert results["expectation"].to_list() == [e.name for e in suites["silver/labs"].expectations]
+    assert set(results["run_id"]) == {"run-7"} and set(results["table"]) == {"silver/labs"}
+    failed = results.filter(~pl.col("success")).row(0, named=True)
+    assert failed["expectation"] == "standard_unit_per_test"
+    assert failed["severity"] == "error"
+    assert failed["unexpected_count"] == 1
+    assert json.loads(failed["sample_keys"]) == [{"USUBJID": "S1", "LBTESTCD": "CRP", "LBDY": -1}]
+    passed_row_level = results.filter(pl.col("expectation") == "subject_enrolled").row(0, named=True)
+    assert passed_row_level["success"] is True and passed_row_level["unexpected_count"] == 0
+    assert results.filter(pl.col("expectation") == "schema")["unexpected_count"].to_list() == [None]
+
+
+def test_sample_keys_hold_key_columns_only(suites) -> None:
+    tables = clean_tables()
+    set_cell(tables, "silver/labs", 2, "LBSTRESN", 9999.5)  # HGB above physiological max
+    outcome = validate(suites, tables, "silver/labs")
+    row = outcome.results.filter(~pl.col("success")).row(0, named=True)
+    assert row["expectation"] == "value_not_above_physiological_max"
+    assert json.loads(row["sample_keys"]) == [{"USUBJID": "S1", "LBTESTCD": "HGB", "LBDY": 10}]
+    assert "9999" not in outcome.results.write_csv()
+
+
+def test_row_failures_become_rejection_rows(suites) -> None:
+    outcome = validate(suites, labs_with_wrong_crp_unit(), "silver/labs")
+    expected = pl.DataFrame(
+        {"source_sha256": [SHA_A], "source_row": [1], "stage": ["dq"], "reason": ["standard_unit_per_test"], "run_id": ["run-7"]},
+        schema=REJECTION_SCHEMA,
+    )
+    assert outcome.rejections.equals(expected)
+
+
+def test_warn_rows_rejected_when_configured(suites) -> None:
+    params = QualityParams(reject_severities=frozenset({"error", "warn"}), rejection_stage="dq_nightly")
+    outcome = validate(suites, labs_with_duplicate_result(), "silver/labs", params=params)
+    rejected = outcome.rejections.sort("source_row")
+    assert rejected["source_row"].to_list() == [1, 2]
+    assert set(rejected["reason"]) == {"result_not_duplicated"}
+    assert set(rejected["stage"]) == {"dq_nightly"}
+
+
+def test_table_without_lineage_gives_no_rejection_rows(suites) -> None:
+    tables = clean_tables()
+    set_cell(tables, "gold/adct", 0, "AVAL", 150.0)  # LESPCT above 100
+    outcome = validate(suites, tables, "gold/adct")
+    assert outcome.failed_errors == ("aval_not_above_plausible_max",)
+    assert outcome.rejections.is_empty()
+    assert dict(outcome.rejections.schema) == REJECTION_SCHEMA
+
+
+def test_whole_file_rows_rejected_with_null_source_row(suites) -> None:
+    tables = clean_tables()
+    set_cell(tables, "bronze/dicom_instances", 1, "USUBJID", None)
+    outcome = validate(suites, tables, "bronze/dicom_instances")
+    assert outcome.rejections.select("source_sha256", "source_row", "reason").rows() == [("f" * 64, None, "usubjid_present")]
+
+
+def test_missing_context_table_is_named(suites) -> None:
+    tables = clean_tables()
+    with pytest.raises(ValueError, match=r"silver/subjects"):
+        validate_table("silver/labs", tables["silver/labs"], suites["silver/labs"], run_id="r")
+
+
+def test_table_must_match_suite(suites) -> None:
+    with pytest.raises(ValueError, match=r"'silver/visits' does not match suite 'silver/labs'"):
+        validate_table("silver/visits", clean_tables()["silver/labs"], suites["silver/labs"], run_id="r")
+
+
+def test_context_table_not_unique_on_join_key(suites) -> None:
+    tables = clean_tables()
+    tables["silver/subjects"] = pl.concat([tables["silver/subjects"], tables["silver/subjects"].head(1)])
+    with pytest.raises(ValueError, match=r"silver/subjects is not unique on \['USUBJID'\]"):
+        validate(suites, tables, "silver/labs")
+
+
+# --- suite files -------------------------------------------------------------------------------
+
+GOOD_SUITE = """\
+table: silver/things
+keys: [USUBJID]
+schema: {USUBJID: String, AVAL: Float64}
+expectations:
+  - name: aval_range
+    type: expect_column_values_to_be_between
+    kwargs: {column: AVAL, min_value: 0, max_value: 10}
+    severity: error
+    rationale: a range
+"""
+
+
+def write_suite(tmp_path: Path, text: str, name: str = "silver__things.yaml") -> Path:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("severity: error", "severity: fatal", r"silver__things\.yaml: expectations\[aval_range\]\.severity"),
+        ("expect_column_values_to_be_between", "expect_column_values_to_be_lovely", r"silver__things\.yaml: expectations\[aval_range\]\.type: unknown GX"),
+        ("min_value: 0", "minimum: 0", r"silver__things\.yaml: expectations\[aval_range\]\.kwargs"),
+        ("AVAL: Float64", "AVAL: Double", r"silver__things\.yaml: schema\.AVAL"),
+        ("keys: [USUBJID]", "keys: [SUBJECT]", r"silver__things\.yaml: keys \['SUBJECT'\]"),
+        ("    rationale: a range\n", "", r"silver__things\.yaml: expectations\[0\]: missing key\(s\) \['rationale'\]"),
+        ("table: silver/things", "table: things", r"silver__things\.yaml: table 'things'"),
+        ("keys: [USUBJID]", "keys: [USUBJID]\nextra: 1", r"silver__things\.yaml: unknown key\(s\) \['extra'\]"),
+        ("schema:", "schema: {: }", r"silver__things\.yaml: not valid YAML"),
+    ],
+)
+def test_bad_suite_file_is_named_with_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in GOOD_SUITE
+    write_suite(tmp_path, GOOD_SUITE.replace(old, new, 1))
+    with pytest.raises(SuiteSpecError, match=message):
+        load_suites(tmp_path)
+
+
+def test_good_suite_file_loads(tmp_path: Path) -> None:
+    suite = load_suites(write_suite(tmp_path, GOOD_SUITE))["silver/things"]
+    assert [e.name for e in suite.expectations] == ["schema", "aval_range"]
+    assert suite.expectation("aval_range").kwargs == {"column": "AVAL", "min_value": 0, "max_value": 10}
+
+
+def test_two_files_for_one_table_rejected(tmp_path: Path) -> None:
+    write_suite(tmp_path, GOOD_SUITE)
+    write_suite(tmp_path, GOOD_SUITE, name="silver__things_again.yaml")
+    with pytest.raises(SuiteSpecError, match=r"silver__things_again\.yaml: table 'silver/things' already defined"):
+        load_suites(tmp_path)
+
+
+def test_row_condition_on_column_pair_rejected(tmp_path: Path) -> None:
+    text = GOOD_SUITE + """\
+  - name: pair
+    type: expect_column_pair_values_to_be_equal
+    kwargs: {column_A: AVAL, column_B: AVAL}
+    when: {USUBJID: S1}
+    severity: warn
+    rationale: r
+"""
+    with pytest.raises(SuiteSpecError, match=r"expectations\[pair\]\.when: GX 1\.24 ignores row conditions"):
+        load_suites(write_suite(tmp_path, text))
+
+
+def test_empty_directory_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SuiteSpecError, match="no suite files"):
+        load_suites(tmp_path)
+
+
+# --- visit windows -----------------------------------------------------------------------------
+
+def test_reference_visit_windows_are_valid() -> None:
+    outcome = check_visit_windows([("Baseline", None, 1), ("Day 10", 7, 13), ("Day 28", 21, 35)], run_id="r")
+    assert outcome.should_publish and outcome.results["success"].to_list() == [True, True]
+
+
+def test_overlapping_and_inverted_windows_fail() -> None:
+    outcome = check_visit_windows([("Baseline", None, 7), ("Day 10", 7, 13), ("Day 28", 35, 21)], run_id="r")
+    assert outcome.should_publish is False
+    assert outcome.failed_errors == ("visit_window_bounds_ordered", "visit_windows_do_not_overlap")
+    details = dict(zip(outcome.results["expectation"], outcome.results["details"], strict=True))
+    assert details["visit_windows_do_not_overlap"] == "Baseline and Day 10 share days 7..7"
+    assert details["visit_window_bounds_ordered"] == "Day 28: first day 35 after last day 21"
+
+
+# --- reports -----------------------------------------------------------------------------------
+
+def test_data_docs_pages_show_failures_but_no_row_values(suites) -> None:
+    tables = labs_with_wrong_crp_unit()
+    outcomes = [validate(suites, tables, "silver/labs"), validate(suites, tables, "silver/subjects")]
+    pages = render_data_docs(outcomes)
+    assert set(pages) == {"index.html", "silver__labs.html", "silver__subjects.html"}
+    assert "standard_unit_per_test" in pages["silver__labs.html"]
+    assert "mg/dL" not in "".join(pages.values())
+    assert 'href="silver__labs.html"' in pages["index.html"]
+    assert "NOT published" in pages["index.html"]
+
+
+def test_markdown_summary_lists_status_and_failures(suites) -> None:
+    tables = labs_with_wrong_crp_unit()
+    outcomes = [validate(suites, tables, "silver/labs"), validate(suites, tables, "silver/subjects")]
+    text = render_dq_summary_markdown(outcomes)
+    assert text.startswith("# Data quality, run run-7\n")
+    assert "| silver/labs | NOT published | standard_unit_per_test | - |" in text
+    assert "| silver/subjects | published | - | - |" in text
+    assert '| silver/labs | standard_unit_per_test | error | 1 | [{"USUBJID": "S1", "LBTESTCD": "CRP", "LBDY": -1}] |' in text
+
+
+def test_nightly_summary_counts_this_runs_rejections_and_lists_unmeasurable_series(suites) -> None:
+    tables = labs_with_wrong_crp_unit()
+    outcomes = [validate(suites, tables, "silver/labs")]
+    rejections = pl.DataFrame(
+        {
+            "source_sha256": ["c" * 64, "c" * 64, "d" * 64, "e" * 64],
+            "source_row": [3, 4, None, 1],
+            "stage": ["labs", "labs", "ingest_dicom", "labs"],
+            "reason": ["unit mg/dL not convertible for CRP", "unit mg/dL not convertible for CRP", "not a DICOM file <b>", "old"],
+            "run_id": ["run-7", "run-7", "run-7", "run-6"],
+        },
+        schema=REJECTION_SCHEMA,
+    )
+    volumetry = tables["silver/ct_volumetry"]  # S1's Day 28 series failed: "too few slices"
+    summary = render_nightly_summary(
+        run_id="run-7",
+        intake=[IntakeCounts("dicom", 10, 9, 1), IntakeCounts("clinical", 2, 2, 0)],
+        rejections=rejections,
+        outcomes=outcomes,
+        ct_series=tables["silver/ct_series"],
+        ct_volumetry=volumetry,
+        links={"Data Docs": "data_docs/index.html"},
+    )
+    md = summary.markdown
+    assert "| dicom | 10 | 9 | 1 |" in md
+    assert "| labs | unit mg/dL not convertible for CRP | 2 | 0 |" in md  # run-6's row not counted
+    assert "| ingest_dicom | not a DICOM file <b> | 0 | 1 |" in md
+    assert "old" not in md
+    assert "| silver/labs | NOT published | standard_unit_per_test | - |" in md
+    assert "| S1 | 2.25.12 | series QC | too few slices |" in md
+    assert "| S1 | 2.25.12 | volumetry | too few slices |" in md
+    assert "- [Data Docs](data_docs/index.html)" in md
+    assert "not a DICOM file &lt;b&gt;" in summary.html and "<b>" not in summary.html
+    assert '<a href="data_docs/index.html">Data Docs</a>' in summary.html
+
+
+def test_nightly_summary_of_a_quiet_night(suites) -> None:
+    tables = clean_tables()
+    summary = render_nightly_summary(
+        run_id="run-8",
+        intake=[],
+        rejections=pl.DataFrame(schema=REJECTION_SCHEMA),
+        outcomes=[validate(suites, tables, "silver/subjects")],
+        ct_series=tables["silver/ct_series"].filter(pl.col("status") == "usable"),
+        ct_volumetry=tables["silver/ct_volumetry"].filter(pl.col("status") == "measured"),
+    )
+    for text in ("No new files.", "Nothing rejected.", "All expectations passed on 1 table(s).", "Every series was measured."):
+        assert text in summary.markdown and text in summary.html
+
+
+def test_importing_the_package_does_not_import_great_expectations() -> None:
+    code = "import sys, trialake.quality; print('great_expectations' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_config_context_tables_match_the_hand_built_ones() -> None:
+    built = build_config_context(arms={"UCMSC": "UC-MSC", "PBO": "Placebo"}, visits=["Baseline", "Day 10", "Day 28"])
+    expected = clean_tables()
+    assert built["config/arms"].equals(expected["config/arms"])
+    assert built["config/visits"].equals(expected["config/visits"])
+    with pytest.raises(ValueError, match="arms and visits must not be empty"):
+        build_config_context(arms={}, visits=["Baseline"])
