@@ -17,7 +17,7 @@ pytestmark = pytest.mark.xdist_group("prefect-flows")
 @pytest.fixture(scope="module")
 def small_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trial")
-    generate_trial(out, subjects=6, seed=7, matrix=32, slices=16, sites=2)
+    generate_trial(out, subjects=6, seed=7, matrix=40, slices=16, sites=2)
     return out
 
 
@@ -77,7 +77,7 @@ def test_second_run_on_the_same_landing_changes_nothing(small_trial: Path, local
     summary = nightly(landing=str(small_trial / "landing"), lake=local_run.url)
     after = {k: v for k, v in _lake_objects(local_run).items() if not k.startswith("reports/")}
     assert after == before
-    assert summary["clinical"].files_new == 0 and summary["dicom"].files_new == 0
+    assert summary.clinical.files_new == 0 and summary.dicom.files_new == 0 and summary.gold is None
 
 
 def test_a_run_on_s3_gives_the_same_tables_as_a_local_run(
@@ -152,3 +152,28 @@ def test_no_identifying_data_outside_restricted(small_trial: Path, local_run: La
     assert find_phi_leaks([Path(local_run.url), lake_dir, console, *prefect_db], phi) == []
     # restricted/ does hold PHI (landing paths, MRNs): the scan above is not blind, it skipped it
     assert find_phi_leaks([lake_dir / "restricted" / "landing_files" / "part-0.parquet"], phi)
+
+
+def test_a_table_that_fails_an_error_expectation_is_not_published(small_trial: Path, tmp_path: Path) -> None:
+    """A DM export that gives a subject an arm code the trial does not have: silver/subjects keeps
+    its previous version, and the run fails naming the expectation."""
+    import shutil
+
+    from flows.nightly import nightly
+
+    landing = tmp_path / "landing"
+    shutil.copytree(small_trial / "landing", landing)
+    lake = open_lake(str(tmp_path / "lake"))
+    nightly(landing=str(landing), lake=lake.url)
+    before = read_table(lake, "silver/subjects")
+    dm = landing / "clinical" / "dm.csv"
+    text = dm.read_text(encoding="utf-8-sig")
+    assert ",PBO," in text
+    dm.write_text(text.replace(",PBO,", ",XYZ,", 1), encoding="utf-8")
+    with pytest.raises(Exception, match="armcd_configured"):
+        nightly(landing=str(landing), lake=lake.url)
+    assert read_table(lake, "silver/subjects").equals(before)
+    results = read_table(lake, "silver/dq_results").filter(pl.col("table") == "silver/subjects")
+    failed = results.filter(~pl.col("success"))
+    assert failed["expectation"].to_list() == ["armcd_configured"]
+    assert failed["severity"].to_list() == ["error"]
