@@ -17,7 +17,7 @@ pytestmark = pytest.mark.xdist_group("prefect-flows")
 @pytest.fixture(scope="module")
 def small_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trial")
-    generate_trial(out, subjects=6, seed=7, matrix=40, slices=16, sites=2)
+    generate_trial(out, subjects=6, seed=7, matrix=64, slices=40, sites=2)
     return out
 
 
@@ -177,3 +177,27 @@ def test_a_table_that_fails_an_error_expectation_is_not_published(small_trial: P
     failed = results.filter(~pl.col("success"))
     assert failed["expectation"].to_list() == ["armcd_configured"]
     assert failed["severity"].to_list() == ["error"]
+
+
+def test_volumetry_matches_the_phantom_truth(small_trial: Path, local_run: Lake) -> None:
+    """Every generated series is measured, and within the accuracy targets of the phantoms'
+    analytic truth (lung 3 %, lesion 1 point, GGO max(10 mL, 15 %), solid max(10 mL, 30 %))."""
+    from trialake.pseudonym import compute_pseudo_uid
+
+    secret = read_object(local_run, SECRET_OBJECT)
+    truth = pl.read_csv(small_trial / "truth" / "ct_series.csv").with_columns(
+        pl.col("SeriesInstanceUID").map_elements(lambda uid: compute_pseudo_uid(secret, uid), return_dtype=pl.String).alias("series_id")
+    )
+    measured = read_table(local_run, "silver/ct_volumetry")
+    both = truth.join(measured, on="series_id", how="left", suffix="_lake")
+    assert both["status"].to_list() == ["measured"] * truth.height
+    assert ((both["lung_volume_ml_lake"] - both["lung_volume_ml"]).abs() <= 0.03 * both["lung_volume_ml"]).all()
+    assert ((both["lesion_pct_lake"] - both["lesion_pct"]).abs() <= 1.0).all()
+    ggo_tol = pl.max_horizontal(pl.lit(10.0), 0.15 * pl.col("ggo_volume_ml"))
+    solid_tol = pl.max_horizontal(pl.lit(10.0), 0.30 * pl.col("solid_volume_ml"))
+    checks = both.select(
+        ((pl.col("ggo_volume_ml_lake") - pl.col("ggo_volume_ml")).abs() <= ggo_tol).all().alias("ggo"),
+        ((pl.col("solid_volume_ml_lake") - pl.col("solid_volume_ml")).abs() <= solid_tol).all().alias("solid"),
+    )
+    assert checks.row(0) == (True, True)
+    assert (both["ADY_lake"] == both["ADY"]).all()

@@ -66,9 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from trialake.synth import generate_trial
 
-    trial = generate_trial(
-        args.out_dir, subjects=args.subjects, seed=args.seed, matrix=args.matrix, slices=args.slices, sites=args.sites
-    )
+    try:
+        trial = generate_trial(
+            args.out_dir, subjects=args.subjects, seed=args.seed, matrix=args.matrix, slices=args.slices, sites=args.sites
+        )
+    except ValueError as exc:
+        raise CommandError(_one_line(exc)) from exc
     print(f"landing: {args.out_dir / 'landing'}\ntruth: {args.out_dir / 'truth'}\n{trial.describe()}")
     return 0
 
@@ -117,7 +120,7 @@ def _demo(args: argparse.Namespace) -> int:
     from trialake.synth import generate_trial
 
     out: Path = args.out
-    generate_trial(out, subjects=args.subjects, seed=0)
+    generate_trial(out, subjects=args.subjects, seed=0, overwrite=True)
     landing, lake = out / "landing", out / "lake"
     print(f"synthetic trial: {landing} (truth in {out / 'truth'})")
     status = _run_nightly(landing=str(landing.resolve()), lake=str(lake.resolve()), config=None, quiet=True)
