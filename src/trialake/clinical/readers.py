@@ -70,7 +70,7 @@ def parse_clinical_file(
     ``excel_epoch``, taken from the workbook unless given). Raises ClinicalFileError.
     """
     base = PurePosixPath(name.replace("\\", "/")).name
-    domain = _domain_from_name(base)
+    domain = domain_from_name(base)
     suffix = PurePosixPath(base).suffix.lower()
     if suffix == ".csv":
         text, used_encoding = _decode(base, data, encoding)
@@ -84,7 +84,8 @@ def parse_clinical_file(
     raise ClinicalFileError(f"{base}: unsupported file type {suffix or '(none)'!r}; expected .csv or .xlsx")
 
 
-def _domain_from_name(base: str) -> str:
+def domain_from_name(base: str) -> str:
+    """The SDTM domain code a landing file name starts with (``lb_site2.csv`` -> ``LB``)."""
     match = re.match(r"([a-z]{2})", base)
     if match is None:
         raise ClinicalFileError(

@@ -17,6 +17,7 @@ from trialake.clinical import (
     derive_visits,
     parse_clinical_file,
 )
+from trialake.clinical.readers import domain_from_name
 from trialake.lake import compute_sha256, delete_partition, read_landing_bytes, read_table
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.params import lab_standards
@@ -91,18 +92,18 @@ def _bronze_of_file(
 
 
 def _drop_sources_gone(ctx: RunContext, before: pl.DataFrame, after: pl.DataFrame) -> set[str]:
-    """Remove bronze partitions of exports no longer in landing (a replaced export's old version)."""
-    old = set(before.filter(pl.col("area") == AREA)["sha256"].drop_nulls())
+    """Remove bronze partitions of exports no longer in landing (a replaced export's old version);
+    returns the domains touched."""
     current = set(after.filter(pl.col("area") == AREA)["sha256"].drop_nulls())
-    gone = old - current
+    gone = before.filter((pl.col("area") == AREA) & pl.col("sha256").is_not_null() & ~pl.col("sha256").is_in(list(current)))
     touched: set[str] = set()
-    if not gone:
-        return touched
-    for table_dir in ctx.lake.fs.ls(ctx.lake.path("bronze"), detail=False) if ctx.lake.fs.exists(ctx.lake.path("bronze")) else []:
-        domain = table_dir.rstrip("/").rsplit("/", 1)[-1]
-        for sha in gone:
-            if delete_partition(ctx.lake, f"bronze/{domain}", {"source_sha256": sha}):
-                touched.add(domain.upper())
+    for relpath, sha in gone.select("relpath", "sha256").iter_rows():
+        try:
+            domain = domain_from_name(relpath.rsplit("/", 1)[-1])
+        except ClinicalFileError:
+            continue  # never loaded: nothing in bronze
+        if delete_partition(ctx.lake, f"bronze/{domain.lower()}", {"source_sha256": sha}):
+            touched.add(domain)
     return touched
 
 

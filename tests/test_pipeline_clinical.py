@@ -1,0 +1,60 @@
+"""The clinical stage without Prefect: incremental loading and replaced exports."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+
+from trialake.config import load_trial_config
+from trialake.config.settings import Settings
+from trialake.lake import read_table
+from trialake.pipeline import open_run
+from trialake.pipeline.clinical import ingest_clinical_bronze
+from trialake.pipeline.quality import QualityGate
+from trialake.pipeline.subjects import load_subject_key
+
+NO_SUITES = QualityGate(suites={}, config_context={})
+DM_HEADER = "STUDYID,DOMAIN,USUBJID,SITEID,BRTHDTC,AGE,SEX,RFSTDTC,ARMCD,ARM\n"
+
+
+def _landing(root: Path, dm_rows: str) -> Path:
+    (root / "keys").mkdir(parents=True, exist_ok=True)
+    (root / "clinical").mkdir(exist_ok=True)
+    (root / "keys" / "subject_key.csv").write_text("SITEID,PATIENT_ID,USUBJID\n01,MRN1,T-01-001\n01,MRN2,T-01-002\n")
+    (root / "clinical" / "dm.csv").write_text(DM_HEADER + dm_rows)
+    return root
+
+
+def _run(landing: Path, lake: Path):
+    ctx = open_run(Settings(landing=str(landing), lake=str(lake), trial=load_trial_config()), run_id="run")
+    key, shifts = load_subject_key(ctx)
+    return ctx, ingest_clinical_bronze(ctx, NO_SUITES, key, shifts)
+
+
+def test_unchanged_exports_are_not_read_again_and_replaced_ones_replace_bronze(tmp_path: Path) -> None:
+    landing = _landing(tmp_path / "landing", "T,DM,T-01-001,01,1960-01-02,60,M,2020-03-01,UCMSC,UC-MSC\n")
+    ctx, first = _run(landing, tmp_path / "lake")
+    assert (first.files_new, first.rows_loaded, first.changed_domains) == (1, 1, ("DM",))
+    _, again = _run(landing, tmp_path / "lake")
+    assert (again.files_new, again.rows_loaded, again.changed_domains) == (0, 0, ())
+
+    new_rows = "T,DM,T-01-001,01,1960-01-02,60,M,2020-03-01,UCMSC,UC-MSC\nT,DM,T-01-002,01,1961-05-06,58,F,2020-03-02,PBO,Placebo\n"
+    (landing / "clinical" / "dm.csv").write_text(DM_HEADER + new_rows)
+    _, replaced = _run(landing, tmp_path / "lake")
+    assert (replaced.files_new, replaced.rows_loaded, replaced.changed_domains) == (1, 2, ("DM",))
+    bronze = read_table(ctx.lake, "bronze/dm")
+    new_sha = hashlib.sha256((DM_HEADER + new_rows).encode()).hexdigest()
+    assert bronze["source_sha256"].unique().to_list() == [new_sha]
+    assert sorted(bronze["USUBJID"]) == ["T-01-001", "T-01-002"]
+    assert "BRTHDTC" not in bronze.columns
+
+
+def test_a_row_for_a_subject_outside_the_key_is_rejected_and_the_rest_loaded(tmp_path: Path) -> None:
+    rows = "T,DM,T-01-001,01,1960-01-02,60,M,2020-03-01,UCMSC,UC-MSC\nT,DM,T-09-999,09,1950-01-01,70,F,2020-03-01,PBO,Placebo\n"
+    ctx, summary = _run(_landing(tmp_path / "landing", rows), tmp_path / "lake")
+    assert (summary.rows_loaded, summary.rows_rejected) == (1, 1)
+    rejected = read_table(ctx.lake, "silver/rejections").filter(pl.col("stage") == "clinical_read")
+    assert rejected["source_row"].to_list() == [2]
+    assert "not in the subject key" in rejected["reason"][0]
+    assert "T-09-999" not in rejected["reason"][0]
