@@ -125,33 +125,37 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"synthetic trial: {landing} (truth in {out / 'truth'})")
     status = _run_nightly(landing=str(landing.resolve()), lake=str(lake.resolve()), config=None, quiet=True)
     if status == 0:
-        print(_endpoint_table(str(lake.resolve())))
+        print(_endpoint_table(str(lake.resolve()), truth=out / "truth" / "effects.json"))
         for name in ("endpoints.html", "qc/index.html", "data_dictionary.html"):
             print(f"report: {lake / 'reports' / name}")
     return status
 
 
-def _endpoint_table(lake: str) -> str:
-    """The primary and key secondary endpoints at the last visit, as printed by the demo."""
+def _endpoint_table(lake: str, *, truth: Path) -> str:
+    """The primary and key secondary endpoints at the last visit, with the generator's true
+    population effect beside each, as printed by the demo."""
     import polars as pl
 
     from trialake.lake import scan_table
 
     endpoints = scan_table(lake, "gold/endpoints").collect()
+    effects = json.loads(truth.read_text())["population_effects"] if truth.exists() else {}
     last_visit = endpoints.sort("AVISITN")["AVISIT"][-1]
-    keys = [("LESPCT", "CHG"), ("SOLPCT", "CHG"), ("GGOPCT", "CHG"), ("LESVOL", "PCHG"), ("SIXMW", "CHG")]
+    keys = [("LESPCT", "CHG"), ("SOLPCT", "PCHG"), ("GGOPCT", "CHG"), ("SIXMW", "CHG"), ("DLCO", "CHG")]
     lines = [f"Endpoints at {last_visit} (estimate = treatment minus control, Hodges-Lehmann, Wilcoxon P)"]
-    lines.append(f"{'parameter':<52}{'AVAR':<6}{'n trt/ctl':>10}  {'estimate (95% CI)':<28}{'P':>7}")
+    lines.append(f"{'parameter':<52}{'AVAR':<6}{'n trt/ctl':>10}  {'estimate (95% CI)':<28}{'P':>7}  true effect")
     for paramcd, avar in keys:
         row = endpoints.filter((pl.col("PARAMCD") == paramcd) & (pl.col("AVAR") == avar) & (pl.col("AVISIT") == last_visit))
         if row.is_empty():
             continue
         r = row.row(0, named=True)
         if r["estimate"] is None:
-            lines.append(f"{r['PARAM']:<52}{avar:<6}{r['n_trt']:>5}/{r['n_ctl']:<4}  not estimable")
+            lines.append(f"{r['PARAM'][:51]:<52}{avar:<6}{r['n_trt']:>5}/{r['n_ctl']:<4}  not estimable")
             continue
         ci = f"{r['estimate']:.2f} ({r['ci_low']:.2f}, {r['ci_high']:.2f})"
-        lines.append(f"{r['PARAM']:<52}{avar:<6}{r['n_trt']:>5}/{r['n_ctl']:<4}  {ci:<28}{r['p_value']:>7.3f}")
+        true = effects.get(paramcd, {})
+        true_text = f"{true['difference']:.2f}" if true.get("AVAR") == avar else ""
+        lines.append(f"{r['PARAM'][:51]:<52}{avar:<6}{r['n_trt']:>5}/{r['n_ctl']:<4}  {ci:<28}{r['p_value']:>7.3f}  {true_text}")
     return "\n".join(lines)
 
 
