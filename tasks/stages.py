@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import polars as pl
 from prefect import get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.base import stage_task
 from trialake.config import Settings
@@ -19,7 +19,7 @@ from trialake.pipeline.clinical import (
     ingest_clinical_bronze,
 )
 from trialake.pipeline.dicom import ChunkOutcome, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
-from trialake.pipeline.gold import GoldSummary, build_gold
+from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display
 from trialake.pipeline.quality import QualityGate, load_quality_gate
 from trialake.pipeline.run_report import RunReport, publish_run_report
 from trialake.pipeline.subjects import load_subject_key
@@ -124,6 +124,11 @@ def build_gold_task(ctx: RunContext, gate: QualityGate) -> GoldSummary:
         get_run_logger().warning("gold not built: no rows yet in %s", ", ".join(summary.missing_inputs))
     else:
         get_run_logger().info("gold: %s; report at %s", summary.tables, summary.report)
+        endpoints = read_table(ctx.lake, "gold/endpoints")
+        create_table_artifact(
+            endpoints_for_display(endpoints).to_dicts(), key="endpoints",
+            description=f"Endpoint results (full report: {ctx.lake.uri(summary.report)})",
+        )
     _dq_artifact("dq-gold", summary.quality)
     return summary
 

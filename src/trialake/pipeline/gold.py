@@ -68,6 +68,22 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary:
     return GoldSummary(counts, (), REPORT, _primary(endpoints, post_baseline[-1]), tuple(outcomes_of(outcomes)))
 
 
+def endpoints_for_display(endpoints: pl.DataFrame) -> pl.DataFrame:
+    """The endpoint table as people read it: one text column per journal column."""
+    def number(column: str) -> pl.Expr:
+        return pl.col(column).round(2).cast(pl.String).fill_null("-")
+
+    return endpoints.sort("PARAMCD", "AVISITN", "AVAR").select(
+        pl.col("PARAM").alias("parameter"),
+        pl.col("AVISIT").alias("visit"),
+        pl.col("AVAR").alias("analysis"),
+        pl.format("{}: {} ({} to {}), n={}", "trt_arm", number("median_trt"), number("q1_trt"), number("q3_trt"), "n_trt").alias("treatment"),
+        pl.format("{}: {} ({} to {}), n={}", "ctl_arm", number("median_ctl"), number("q1_ctl"), number("q3_ctl"), "n_ctl").alias("control"),
+        pl.format("{} ({} to {})", number("estimate"), number("ci_low"), number("ci_high")).alias("difference (CI)"),
+        pl.col("p_value").round(3).cast(pl.String).fill_null("-").alias("P"),
+    )
+
+
 def _provenance(ctx: RunContext) -> dict:
     manifest = read_manifest(ctx)
     # Landing paths may carry PHI: the footer lists input checksums only, by area.
