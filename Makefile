@@ -33,5 +33,23 @@ bench-tools:
 bench: setup bench-tools
 	$(BIN)/python -m bench
 
+# Prefect: `make server` (local, SQLite under $PREFECT_HOME), `make deploy`, `make worker`.
+# Every variable is described in infra/README.md.
+server: setup
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/prefect server start --host 127.0.0.1
+
+deploy: setup
+	@test -n "$$PREFECT_API_URL" || { echo "make deploy: PREFECT_API_URL is not set; point it at a Prefect server, e.g. PREFECT_API_URL=http://127.0.0.1:4200/api (start one with 'make server')" >&2; exit 2; }
+	$(BIN)/prefect work-pool inspect trialake >/dev/null 2>&1 || $(BIN)/prefect work-pool create trialake --type process
+	tz=$$($(BIN)/python -c 'import sys; from trialake.config import load_trial_config; print(load_trial_config(sys.argv[1] or None).timezone)' "$$TRIALAKE_CONFIG") || exit 2; \
+	TRIALAKE_TIMEZONE="$$tz" \
+	TRIALAKE_LANDING="$${TRIALAKE_LANDING:-$(CURDIR)/$(DEMO_DIR)/landing}" \
+	TRIALAKE_LAKE="$${TRIALAKE_LAKE:-$(CURDIR)/$(DEMO_DIR)/lake}" \
+	  $(BIN)/prefect deploy --no-prompt --all --prefect-file infra/prefect.yaml
+
+worker: setup
+	@test -n "$$PREFECT_API_URL" || { echo "make worker: PREFECT_API_URL is not set; point it at the Prefect server the deployments are registered with" >&2; exit 2; }
+	TRIALAKE_HOME="$${TRIALAKE_HOME:-$(CURDIR)}" $(BIN)/prefect worker start --pool trialake --type process
+
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache build *.egg-info src/*.egg-info

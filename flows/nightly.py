@@ -45,14 +45,13 @@ def nightly(landing: str, lake: str, config: str | None = None) -> RunReport:
     )
     gate = gate_future.result()
     clinical = clinical_bronze_task(ctx, gate, key, shifts)
-    silver = clinical_silver_task(ctx, gate) if clinical.changed_domains else None
-    dicom = publish_dicom_task(ctx, gate, plan, chunks.result(), subjects_changed=silver is not None)
+    silver = clinical_silver_task(ctx, gate)
+    dicom = publish_dicom_task(ctx, gate, plan, chunks.result())
     params = volumetry_params(settings.trial.ct)
     jobs = plan_volumetry_task(ctx, params)
     measured = measure_series_task.map(unmapped(ctx), jobs, unmapped(params))
     volumetry = publish_volumetry_task(ctx, gate, measured.result())
-    changed = silver is not None or dicom.instances_accepted > 0 or volumetry > 0
-    gold = build_gold_task(ctx, gate) if changed else None
+    gold = build_gold_task(ctx, gate)
     report = RunReport(clinical, silver, dicom, volumetry, gold)
     publish_run_report_task(ctx, report)
     return report

@@ -61,8 +61,11 @@ def clinical_bronze_task(ctx: RunContext, gate: QualityGate, key: pl.DataFrame, 
 
 
 @stage_task("clinical silver")
-def clinical_silver_task(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSummary:
+def clinical_silver_task(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSummary | None:
     summary = derive_clinical_silver(ctx, gate)
+    if summary is None:
+        get_run_logger().info("clinical silver: up to date")
+        return None
     get_run_logger().info("clinical silver: %s; %d rows rejected", summary.tables, summary.rows_rejected)
     _dq_artifact("dq-clinical-silver", summary.quality)
     return summary
@@ -82,12 +85,12 @@ def ingest_dicom_chunk_task(ctx: RunContext, relpaths: Sequence[str], key: pl.Da
 
 @stage_task("publish DICOM")
 def publish_dicom_task(
-    ctx: RunContext, gate: QualityGate, plan: DicomPlan, outcomes: Sequence[ChunkOutcome], subjects_changed: bool
+    ctx: RunContext, gate: QualityGate, plan: DicomPlan, outcomes: Sequence[ChunkOutcome]
 ) -> DicomSummary:
     subjects = read_table(ctx.lake, "silver/subjects", columns=["USUBJID", "RFSTDT"])
     if subjects.is_empty():
         subjects = pl.DataFrame(schema={"USUBJID": pl.String, "RFSTDT": pl.Date})
-    summary = publish_dicom(ctx, gate, plan, outcomes, subjects, subjects_changed=subjects_changed)
+    summary = publish_dicom(ctx, gate, plan, outcomes, subjects)
     get_run_logger().info(
         "DICOM: %d new files, %d instances accepted, %d files rejected, %d series (%d usable)",
         summary.files_new, summary.instances_accepted, summary.files_rejected, summary.series, summary.series_usable,
@@ -118,8 +121,11 @@ def publish_volumetry_task(ctx: RunContext, gate: QualityGate, rows: Sequence[di
 
 
 @stage_task("build gold marts and report")
-def build_gold_task(ctx: RunContext, gate: QualityGate) -> GoldSummary:
+def build_gold_task(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     summary = build_gold(ctx, gate)
+    if summary is None:
+        get_run_logger().info("gold: up to date")
+        return None
     if summary.missing_inputs:
         get_run_logger().warning("gold not built: no rows yet in %s", ", ".join(summary.missing_inputs))
     else:

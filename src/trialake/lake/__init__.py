@@ -4,7 +4,7 @@ Tables are Hive-partitioned Parquet datasets at ``<lake>/<zone>/<table>/``. Each
 Parquet object that is replaced in a single step (a rename on disk, one PUT on S3), so a reader
 sees either the previous or the new version of a partition, never a half-written file.
 """
-from trialake.lake.landing import LandingFile, compute_sha256, list_landing_files, read_landing_bytes
+from trialake.lake.landing import LandingFile, compute_sha256, list_landing_files, object_version, read_landing_bytes
 from trialake.lake.storage import (
     Lake,
     TableWrite,
@@ -30,6 +30,7 @@ __all__ = [
     "delete_partition",
     "delete_table",
     "list_landing_files",
+    "object_version",
     "open_lake",
     "polars_storage_options",
     "read_landing_bytes",

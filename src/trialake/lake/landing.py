@@ -29,14 +29,15 @@ def list_landing_files(landing: Lake, subdir: str) -> list[LandingFile]:
         return []
     found = landing.fs.find(root, detail=True)
     files = [
-        LandingFile(relpath=f"{subdir}/{path[len(root) + 1:]}", size=int(info["size"]), version=_version(info))
+        LandingFile(relpath=f"{subdir}/{path[len(root) + 1:]}", size=int(info["size"]), version=object_version(info))
         for path, info in found.items()
         if info.get("type") == "file" and not any(part.startswith(".") for part in path[len(root) + 1 :].split("/"))
     ]
     return sorted(files, key=lambda f: f.relpath)
 
 
-def _version(info: Mapping) -> str:
+def object_version(info: Mapping) -> str:
+    """What changes when an object is rewritten: ETag on S3, mtime on disk."""
     for key in ("ETag", "etag", "mtime", "LastModified", "created"):
         if info.get(key) is not None:
             return str(info[key]).strip('"')

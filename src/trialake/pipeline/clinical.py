@@ -23,6 +23,7 @@ from trialake.pipeline.context import RunContext
 from trialake.pipeline.params import lab_standards
 from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
 from trialake.quality import ValidationOutcome
+from trialake.pipeline.freshness import is_stale, mark_fresh
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
 from trialake.pipeline.rejections import publish_rejections
@@ -33,7 +34,7 @@ STAGE = "clinical_read"
 
 @dataclass(frozen=True)
 class ClinicalBronzeSummary:
-    """What the bronze clinical step did; ``changed_domains`` drives the silver re-derivation."""
+    """What the bronze clinical step did (``changed_domains``: domains loaded or dropped)."""
 
     files_new: int
     files_rejected: int
@@ -123,10 +124,17 @@ class ClinicalSilverSummary:
 SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_ft", "clinical_re", "clinical_ae")
 
 
-def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSummary:
-    """Re-derive every silver clinical table from bronze (they are small; the DICOM side is the
-    expensive one). Domains with no bronze rows yet are skipped and named in the summary."""
-    bronze = {d: read_bronze_domain(ctx, d) for d in ("DM", "EX", "SV", "LB", "FT", "RE", "AE")}
+DOMAINS = ("DM", "EX", "SV", "LB", "FT", "RE", "AE")
+BRONZE_TABLES = tuple(f"bronze/{d.lower()}" for d in DOMAINS)
+
+
+def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSummary | None:
+    """Re-derive every silver clinical table from bronze when bronze changed since the last time
+    (None when it did not). They are small; a table whose bytes do not change is not rewritten.
+    Domains with no bronze rows yet are skipped and named in the summary."""
+    if not is_stale(ctx, "clinical_silver", BRONZE_TABLES):
+        return None
+    bronze = {d: read_bronze_domain(ctx, d) for d in DOMAINS}
     missing = tuple(d for d, frame in bronze.items() if frame.is_empty())
     if "DM" in missing:
         return ClinicalSilverSummary({}, 0, missing)
@@ -150,6 +158,7 @@ def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilver
     # silver/subjects first: the other suites check their subjects against it.
     outcomes = [publish_checked(ctx, gate, t, f.sort("USUBJID", maintain_order=True)) for t, f in tables.items() if not f.is_empty()]
     raise_if_blocked(outcomes)
+    mark_fresh(ctx, "clinical_silver", BRONZE_TABLES)
     counts = {t: f.height for t, f in tables.items()}
     return ClinicalSilverSummary(counts, all_rejections.height, missing, tuple(outcomes_of(outcomes)))
 

@@ -26,6 +26,7 @@ from trialake.dicom import (
 from trialake.dicom.series import derive_ct_series, derive_series_rejections
 from trialake.lake import LandingFile, read_landing_bytes, read_table, write_object, write_table
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.freshness import is_stale, mark_fresh
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
 from trialake.pipeline.rejections import publish_rejections
@@ -35,6 +36,7 @@ AREA = "dicom"
 CHUNK_FILES = 400
 INGEST_STAGES = ("ingest_dicom", "deid")
 INSTANCES, QUARANTINE, UID_MAP = "bronze/dicom_instances", "restricted/dicom_quarantine", "restricted/uid_map"
+SERIES_INPUTS = (INSTANCES, "silver/subjects")
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,9 @@ def publish_dicom(
     plan: DicomPlan,
     outcomes: Sequence[ChunkOutcome],
     subjects: pl.DataFrame,
-    *,
-    subjects_changed: bool,
 ) -> DicomSummary:
     """Merge chunk outcomes, publish instances, rejections, restricted maps and manifest; re-derive
-    silver/ct_series when instances arrived or the subjects' first-dose dates may have changed."""
+    silver/ct_series when the instances or the subjects changed since it was last derived."""
     merged = merge_ingest_results([o.result for o in outcomes], run_id=ctx.run_id)
     for name in merged.stale_objects:
         ctx.lake.fs.rm(ctx.lake.path("bronze/dicom", name))
@@ -135,14 +135,16 @@ def publish_dicom(
     rejections = merged.rejections_frame()
     publish_rejections(ctx, rejections, stages=INGEST_STAGES, reprocessed=set(hashed.values()))
     write_manifest(ctx, derive_manifest(read_manifest(ctx), AREA, list(plan.listed), hashed))
-    if new_instances.is_empty() and not subjects_changed:
-        series = read_table(ctx.lake, "silver/ct_series")
-    elif instances.is_empty():
+    if instances.is_empty():
         series = pl.DataFrame()
+    elif not is_stale(ctx, "ct_series", SERIES_INPUTS):
+        series = read_table(ctx.lake, "silver/ct_series")
     else:
         series = derive_ct_series(instances, subjects.select("USUBJID", "RFSTDT"), run_id=ctx.run_id)
         checks.append(publish_checked(ctx, gate, "silver/ct_series", series, partition_by=["USUBJID"]))
         publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)
+        raise_if_blocked(checks)
+        mark_fresh(ctx, "ct_series", SERIES_INPUTS)
     usable = series.filter(pl.col("status") == "usable").height if not series.is_empty() else 0
     raise_if_blocked(checks)
     return DicomSummary(

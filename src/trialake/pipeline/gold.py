@@ -13,6 +13,7 @@ from trialake.marts import AnalysisConfig, ArmSpec, VisitWindow, build_marts
 from trialake.marts.build import MART_INPUTS
 from trialake.marts.endpoints import derive_ae_comparison, derive_endpoints
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.freshness import is_stale, mark_fresh
 from trialake.pipeline.inventory import read_manifest
 from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
 from trialake.quality import ValidationOutcome
@@ -39,8 +40,14 @@ def analysis_config(trial: TrialConfig) -> AnalysisConfig:
     )
 
 
-def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary:
-    """Rebuild every gold table from silver and publish the endpoint report and data dictionary."""
+SILVER_INPUTS = tuple(f"silver/{name}" for name in MART_INPUTS)
+
+
+def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
+    """Rebuild every gold table, the endpoint report and the data dictionary when silver changed
+    since the last build (None when it did not)."""
+    if not is_stale(ctx, "gold", SILVER_INPUTS):
+        return None
     silver = {name: read_table(ctx.lake, f"silver/{name}") for name in MART_INPUTS}
     missing = tuple(f"silver/{n}" for n, frame in silver.items() if frame.is_empty())
     if missing:
@@ -64,6 +71,7 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary:
     )
     write_object(ctx.lake, REPORT, report.encode())
     _publish_data_dictionary(ctx, gold, silver)
+    mark_fresh(ctx, "gold", SILVER_INPUTS)
     counts = {f"gold/{n}": f.height for n, f in gold.items()}
     return GoldSummary(counts, (), REPORT, _primary(endpoints, post_baseline[-1]), tuple(outcomes_of(outcomes)))
 
