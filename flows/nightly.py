@@ -21,22 +21,36 @@ from tasks.stages import (
     publish_run_report_task,
     publish_volumetry_task,
 )
-from trialake.config import read_settings
+from trialake.config import Settings, read_settings
+from trialake.lake.lease import Lease, acquire_lease
+from trialake.pipeline import open_storage
 from trialake.pipeline.params import volumetry_params
 from trialake.pipeline.run_report import RunReport
 
 
 @flow(name="nightly", flow_run_name="nightly {lake}", log_prints=False)
-def nightly(landing: str, lake: str, config: str | None = None) -> RunReport:
+def nightly(
+    landing: str, lake: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0
+) -> RunReport:
     """Ingest what arrived in the landing area since the last run into the lake.
 
     Args:
         landing: Landing area URL: a local path or s3://bucket/prefix.
         lake: Lake URL: a local path or s3://bucket/prefix.
         config: Trial configuration YAML; empty for the reference trial.
+        lease_wait_s: Seconds to wait while another run is writing the same lake, then stop.
+        lease_ttl_s: Seconds after which the lease of a run that crashed expires.
     """
     settings = read_settings(landing=landing, lake=lake, environ=os.environ, config_path=config)
-    ctx = open_lake_task(settings, str(flow_run.id or "local"))
+    run_id = str(flow_run.id or "local")
+    lake_handle, _ = open_storage(settings)
+    with acquire_lease(lake_handle, owner=run_id, ttl_s=lease_ttl_s, wait_s=lease_wait_s) as lease:
+        return _stages(settings, run_id, lease)
+
+
+def _stages(settings: Settings, run_id: str, lease: Lease) -> RunReport:
+    """The stages in order; the lease is checked before each step that publishes."""
+    ctx = open_lake_task(settings, run_id)
     gate_future = load_quality_gate_task.submit(ctx)  # Great Expectations loads while DICOM is read
     key, shifts = load_subject_key_task(ctx)
     plan = plan_dicom_task(ctx)
@@ -44,13 +58,18 @@ def nightly(landing: str, lake: str, config: str | None = None) -> RunReport:
         unmapped(ctx), plan.chunks, unmapped(key), unmapped(plan), [len(c) for c in plan.chunks]
     )
     gate = gate_future.result()
+    lease.check()
     clinical = clinical_bronze_task(ctx, gate, key, shifts)
     silver = clinical_silver_task(ctx, gate)
-    dicom = publish_dicom_task(ctx, gate, plan, chunks.result())
+    outcomes = chunks.result()
+    lease.check()
+    dicom = publish_dicom_task(ctx, gate, plan, outcomes)
     params = volumetry_params(settings.trial.ct)
     jobs = plan_volumetry_task(ctx, params)
-    measured = measure_series_task.map(unmapped(ctx), jobs, unmapped(params))
-    volumetry = publish_volumetry_task(ctx, gate, measured.result())
+    measured = measure_series_task.map(unmapped(ctx), jobs, unmapped(params)).result()
+    lease.check()
+    volumetry = publish_volumetry_task(ctx, gate, measured)
+    lease.check()
     gold = build_gold_task(ctx, gate)
     report = RunReport(clinical, silver, dicom, volumetry, gold)
     publish_run_report_task(ctx, report)

@@ -64,3 +64,13 @@ def lake(request: pytest.FixtureRequest, tmp_path) -> Lake:
     bucket = request.getfixturevalue("s3_bucket")
     environ = request.getfixturevalue("s3_environ")
     return open_lake(f"{bucket}/lake", storage_options_from_env(environ))
+
+
+@pytest.fixture(scope="session")
+def small_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated trial (6 subjects, 2 sites, 64x64x40 CT) shared by the flow tests."""
+    from trialake.synth import generate_trial
+
+    out = tmp_path_factory.mktemp("trial")
+    generate_trial(out, subjects=6, seed=7, matrix=64, slices=40, sites=2)
+    return out

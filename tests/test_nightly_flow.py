@@ -9,16 +9,8 @@ import pytest
 
 from trialake.lake import Lake, open_lake, read_object, read_table, write_object
 from trialake.pipeline.context import SECRET_OBJECT
-from trialake.synth import generate_trial
 
 pytestmark = pytest.mark.xdist_group("prefect-flows")
-
-
-@pytest.fixture(scope="module")
-def small_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("trial")
-    generate_trial(out, subjects=6, seed=7, matrix=64, slices=40, sites=2)
-    return out
 
 
 @pytest.fixture(scope="module")

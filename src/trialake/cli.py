@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--landing", required=True, help="landing area: local path or s3://bucket/prefix")
     run.add_argument("--lake", required=True, help="lake: local path or s3://bucket/prefix")
     run.add_argument("--config", default=None, help="trial configuration YAML (default: reference trial)")
+    run.add_argument("--lease-wait", type=float, default=300.0, help="seconds to wait while another run writes the lake")
+    run.add_argument("--lease-ttl", type=float, default=120.0, help="seconds a crashed run keeps the lake locked")
+    run.add_argument("--task-runner", choices=("thread", "dask"), default="thread", help="where per-chunk and per-series tasks run")
+    run.add_argument("--dask-address", default=None, help="scheduler of an existing Dask cluster (default: a local cluster)")
+    run.add_argument("--workers", type=int, default=2, help="threads, or local Dask worker processes")
 
     volumetry = commands.add_parser("volumetry", help="measure lung and lesion volumes of one CT series")
     volumetry.add_argument("series_dir", type=Path)
@@ -78,21 +83,31 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from trialake.config import ConfigError, read_settings
-    from trialake.pipeline import open_run
+    from trialake.pipeline import open_storage
 
     try:
         settings = read_settings(landing=args.landing, lake=args.lake, environ=os.environ, config_path=args.config)
-        open_run(settings, run_id="preflight")
+        open_storage(settings)
     except (ConfigError, OSError) as exc:
         raise CommandError(_one_line(exc)) from exc
-    return _run_nightly(landing=settings.landing, lake=settings.lake, config=args.config)
+    options = {"lease_wait_s": args.lease_wait, "lease_ttl_s": args.lease_ttl}
+    runner = {"kind": args.task_runner, "address": args.dask_address, "n_workers": args.workers}
+    return _run_nightly(landing=settings.landing, lake=settings.lake, config=args.config, options=options, runner=runner)
 
 
-def _run_nightly(*, landing: str, lake: str, config: str | None, quiet: bool = False) -> int:
+def _run_nightly(
+    *, landing: str, lake: str, config: str | None, options: dict | None = None, runner: dict | None = None, quiet: bool = False
+) -> int:
     from flows.nightly import nightly
+    from flows.runners import build_task_runner
+    from trialake.lake.lease import LeaseHeld
 
+    flow = nightly.with_options(task_runner=build_task_runner(**runner)) if runner else nightly
     try:
-        summary = nightly(landing=landing, lake=lake, config=config)
+        summary = flow(landing=landing, lake=lake, config=config, **(options or {}))
+    except LeaseHeld as exc:
+        print(f"trialake run nightly: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:  # the flow run is Failed; say why in one line
         print(f"trialake run nightly: failed: {_one_line(exc)}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ Tables are Hive-partitioned Parquet datasets at ``<lake>/<zone>/<table>/``. Each
 Parquet object that is replaced in a single step (a rename on disk, one PUT on S3), so a reader
 sees either the previous or the new version of a partition, never a half-written file.
 """
+from trialake.lake.lease import Lease, LeaseHeld, LeaseLost, acquire_lease
 from trialake.lake.landing import LandingFile, compute_sha256, list_landing_files, object_version, read_landing_bytes
 from trialake.lake.storage import (
     Lake,
@@ -22,6 +23,10 @@ from trialake.lake.storage import (
 )
 
 __all__ = [
+    "Lease",
+    "LeaseHeld",
+    "LeaseLost",
+    "acquire_lease",
     "Lake",
     "LandingFile",
     "TableWrite",

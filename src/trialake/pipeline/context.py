@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from functools import cached_property
 
 from trialake.config import Settings
 from trialake.lake import Lake, open_lake, read_object, write_object
@@ -19,20 +18,23 @@ class RunContext:
     lake: Lake
     landing: Lake
     run_id: str
-
-    @cached_property
-    def secret(self) -> bytes:
-        """The lake's pseudonymization secret (created on the first run, kept in restricted/)."""
-        return load_or_create_secret(self.lake)
+    secret: bytes  # the lake's pseudonymization secret (kept in restricted/)
 
 
-def open_run(settings: Settings, run_id: str) -> RunContext:
-    """Open the lake and the landing area; fails with a one-line reason when either is unreachable."""
+def open_storage(settings: Settings) -> tuple[Lake, Lake]:
+    """The lake and the landing area; fails with a one-line reason when either is unreachable."""
     lake = open_lake(settings.lake, settings.storage_options)
     landing = Lake(url=settings.landing, storage_options=dict(settings.storage_options))
     if not landing.fs.exists(landing.path()):
         raise FileNotFoundError(f"landing area {settings.landing} does not exist or is not reachable")
-    return RunContext(settings=settings, lake=lake, landing=landing, run_id=run_id)
+    return lake, landing
+
+
+def open_run(settings: Settings, run_id: str) -> RunContext:
+    """Everything a run's stages share; creates the lake secret on the first run (call it while
+    holding the lake's lease, so that two first runs cannot create two secrets)."""
+    lake, landing = open_storage(settings)
+    return RunContext(settings=settings, lake=lake, landing=landing, run_id=run_id, secret=load_or_create_secret(lake))
 
 
 def load_or_create_secret(lake: Lake) -> bytes:
