@@ -2,7 +2,8 @@
 
 A stage records the fingerprint of its input tables (every published partition's path, size and
 mtime or ETag) when it finishes. The next run re-derives it when the inputs' fingerprint differs,
-so a run killed between publishing inputs and deriving from them is completed by the next run.
+so a run killed between publishing inputs and deriving from them is completed by the next run,
+and a changed trial configuration (windows, thresholds, lab conversions) re-derives as well.
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ STATE = "_state"
 
 
 def compute_fingerprint(ctx: RunContext, tables: Sequence[str]) -> str:
-    """sha256 over the listing of every published partition file of ``tables``."""
-    lines = []
+    """sha256 over the trial configuration and the listing of every published partition file of
+    ``tables`` (a changed configuration re-derives too)."""
+    lines = [ctx.settings.trial.model_dump_json()]
     for table in sorted(tables):
         root = ctx.lake.path(table)
         if not ctx.lake.fs.exists(root):

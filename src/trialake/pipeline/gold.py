@@ -13,7 +13,10 @@ from trialake.marts import AnalysisConfig, ArmSpec, VisitWindow, build_marts
 from trialake.marts.build import MART_INPUTS
 from trialake.marts.endpoints import derive_ae_comparison, derive_endpoints
 from trialake.pipeline.context import RunContext
+from trialake.imaging import get_segmenter
+from trialake.imaging.volumetry import compute_params_hash
 from trialake.pipeline.freshness import is_stale, mark_fresh
+from trialake.pipeline.params import volumetry_params
 from trialake.pipeline.inventory import read_manifest
 from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
 from trialake.quality import ValidationOutcome
@@ -49,6 +52,8 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     if not is_stale(ctx, "gold", SILVER_INPUTS):
         return None
     silver = {name: read_table(ctx.lake, f"silver/{name}") for name in MART_INPUTS}
+    if not silver["ct_volumetry"].is_empty():  # results of other methods or parameters stay in silver only
+        silver["ct_volumetry"] = silver["ct_volumetry"].filter(pl.col("params_hash") == current_params_hash(ctx.settings.trial))
     missing = tuple(f"silver/{n}" for n, frame in silver.items() if frame.is_empty())
     if missing:
         return GoldSummary({}, missing, None, None)
@@ -90,6 +95,12 @@ def endpoints_for_display(endpoints: pl.DataFrame) -> pl.DataFrame:
         pl.format("{} ({} to {})", number("estimate"), number("ci_low"), number("ci_high")).alias("difference (CI)"),
         pl.col("p_value").round(3).cast(pl.String).fill_null("-").alias("P"),
     )
+
+
+def current_params_hash(trial: TrialConfig) -> str:
+    """The volumetry method and parameters the trial configuration asks for, as hashed in results."""
+    params = volumetry_params(trial.ct)
+    return compute_params_hash(params, get_segmenter(params))
 
 
 def _provenance(ctx: RunContext) -> dict:
