@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from prefect import flow, unmapped
 from prefect.runtime import flow_run
@@ -27,6 +29,8 @@ from trialake.pipeline import open_storage
 from trialake.pipeline.params import volumetry_params
 from trialake.pipeline.run_report import RunReport
 
+T = TypeVar("T")
+
 
 @flow(name="nightly", flow_run_name="nightly {lake}", log_prints=False)
 def nightly(
@@ -42,10 +46,15 @@ def nightly(
         lease_ttl_s: Seconds after which the lease of a run that crashed expires.
     """
     settings = read_settings(landing=landing, lake=lake, environ=os.environ, config_path=config)
+    return run_holding_lease(settings, _stages, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
+
+
+def run_holding_lease(settings: Settings, stages: Callable[[Settings, str, Lease], T], *, wait_s: float, ttl_s: float) -> T:
+    """Run ``stages`` while holding the lake's lease (one writer per lake)."""
     run_id = str(flow_run.id or "local")
     lake_handle, _ = open_storage(settings)
-    with acquire_lease(lake_handle, owner=run_id, ttl_s=lease_ttl_s, wait_s=lease_wait_s) as lease:
-        return _stages(settings, run_id, lease)
+    with acquire_lease(lake_handle, owner=run_id, ttl_s=ttl_s, wait_s=wait_s) as lease:
+        return stages(settings, run_id, lease)
 
 
 def _stages(settings: Settings, run_id: str, lease: Lease) -> RunReport:

@@ -19,6 +19,7 @@ from trialake.pipeline.clinical import (
     ingest_clinical_bronze,
 )
 from trialake.pipeline.dicom import ChunkOutcome, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
+from trialake.pipeline.freshness import forget_stage
 from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display
 from trialake.pipeline.quality import QualityGate, load_quality_gate
 from trialake.pipeline.run_report import RunReport, publish_run_report
@@ -144,3 +145,8 @@ def publish_run_report_task(ctx: RunContext, report: RunReport) -> str:
     markdown = publish_run_report(ctx, report)
     create_markdown_artifact(markdown, key="nightly-summary", description="what this run took in, rejected and published")
     return markdown
+
+
+@stage_task("forget stage")
+def forget_stage_task(ctx: RunContext, stage: str) -> None:
+    forget_stage(ctx, stage)

@@ -44,3 +44,11 @@ def load_or_create_secret(lake: Lake) -> bytes:
     secret = secrets.token_bytes(32)
     write_object(lake, SECRET_OBJECT, secret)
     return read_object(lake, SECRET_OBJECT)
+
+
+def list_landing_areas(settings: Settings) -> list[str]:
+    """URLs of the landing areas inside ``settings.landing`` (sub-folders with a subject key), by name."""
+    _, parent = open_storage(settings)
+    folders = sorted(p for p in parent.fs.ls(parent.path(), detail=False) if parent.fs.isdir(p))
+    areas = [f.rsplit("/", 1)[-1] for f in folders if parent.fs.exists(f"{f}/keys/subject_key.csv")]
+    return [f"{settings.landing}/{name}" for name in areas]

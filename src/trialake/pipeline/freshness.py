@@ -42,3 +42,10 @@ def is_stale(ctx: RunContext, stage: str, tables: Sequence[str]) -> bool:
 def mark_fresh(ctx: RunContext, stage: str, tables: Sequence[str]) -> None:
     """Record that ``stage`` is derived from the current version of ``tables``."""
     write_object(ctx.lake, f"{STATE}/{stage}", compute_fingerprint(ctx, tables).encode())
+
+
+def forget_stage(ctx: RunContext, stage: str) -> None:
+    """Make ``stage`` stale, so that it is derived again (an ad hoc rebuild)."""
+    marker = ctx.lake.path(f"{STATE}/{stage}")
+    if ctx.lake.fs.exists(marker):
+        ctx.lake.fs.rm(marker)
