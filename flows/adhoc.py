@@ -9,6 +9,7 @@ from flows.nightly import nightly, run_holding_lease
 from tasks.stages import (
     build_gold_task,
     forget_stage_task,
+    forget_subject_images_task,
     load_quality_gate_task,
     measure_series_task,
     open_lake_task,
@@ -18,6 +19,7 @@ from tasks.stages import (
 from trialake.config import Settings, read_settings
 from trialake.lake import Lease
 from trialake.pipeline.gold import GoldSummary
+from trialake.pipeline.run_report import RunReport
 from trialake.pipeline import list_landing_areas
 from trialake.pipeline.params import volumetry_params
 
@@ -84,6 +86,29 @@ def remeasure_volumetry(
         return publish_volumetry_task(ctx, gate, measured)
 
     return run_holding_lease(settings, stages, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
+
+
+@flow(name="reprocess-subject", flow_run_name="reprocess {usubjid} in {lake}")
+def reprocess_subject(
+    landing: str, lake: str, usubjid: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0
+) -> RunReport:
+    """Ingest, assemble and measure one subject's images again (after a fix), then update the marts.
+
+    Args:
+        landing: Landing area URL: a local path or s3://bucket/prefix.
+        lake: Lake URL: a local path or s3://bucket/prefix.
+        usubjid: The subject's USUBJID.
+        config: Trial configuration YAML; empty for the reference trial.
+        lease_wait_s: Seconds to wait while another run is writing the same lake, then stop.
+        lease_ttl_s: Seconds after which the lease of a run that crashed expires.
+    """
+    settings = read_settings(landing=landing, lake=lake, environ=os.environ, config_path=config)
+
+    def forget(settings: Settings, run_id: str, lease: Lease) -> int:
+        return forget_subject_images_task(open_lake_task(settings, run_id), usubjid)
+
+    run_holding_lease(settings, forget, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
+    return nightly(landing=landing, lake=lake, config=config, lease_wait_s=lease_wait_s, lease_ttl_s=lease_ttl_s)
 
 
 @flow(name="backfill", flow_run_name="backfill {lake} from {landing}")

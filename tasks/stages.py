@@ -18,7 +18,7 @@ from trialake.pipeline.clinical import (
     derive_clinical_silver,
     ingest_clinical_bronze,
 )
-from trialake.pipeline.dicom import ChunkOutcome, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
+from trialake.pipeline.dicom import ChunkOutcome, forget_subject_images, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
 from trialake.pipeline.freshness import forget_stage
 from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display
 from trialake.pipeline.quality import QualityGate, load_quality_gate
@@ -150,3 +150,10 @@ def publish_run_report_task(ctx: RunContext, report: RunReport) -> str:
 @stage_task("forget stage")
 def forget_stage_task(ctx: RunContext, stage: str) -> None:
     forget_stage(ctx, stage)
+
+
+@stage_task("forget subject images")
+def forget_subject_images_task(ctx: RunContext, usubjid: str) -> int:
+    files = forget_subject_images(ctx, usubjid)
+    get_run_logger().info("%d DICOM files of the subject will be ingested again", files)
+    return files

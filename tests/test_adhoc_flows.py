@@ -48,3 +48,21 @@ def test_remeasure_keeps_both_results_and_rebuild_marts_uses_the_configured_ones
     assert read_table(lake, "gold/adct").drop("run_id", strict=False).sort("USUBJID", "PARAMCD", "ADY").equals(
         adct.drop("run_id", strict=False).sort("USUBJID", "PARAMCD", "ADY")
     )
+
+
+def test_reprocess_subject_ingests_and_measures_that_subject_again(small_trial: Path, tmp_path: Path) -> None:
+    from flows.adhoc import reprocess_subject
+    from flows.nightly import nightly
+
+    landing, lake = str(small_trial / "landing"), open_lake(str(tmp_path / "lake"))
+    nightly(landing=landing, lake=lake.url)
+    volumetry = read_table(lake, "silver/ct_volumetry")
+    subject = volumetry["USUBJID"][0]
+    mine = volumetry.filter(pl.col("USUBJID") == subject)
+    report = reprocess_subject(landing=landing, lake=lake.url, usubjid=subject)
+    files = read_table(lake, "bronze/dicom_instances").filter(pl.col("USUBJID") == subject).height
+    assert report.dicom.files_new == files > 0  # only that subject's files were read again
+    assert report.series_measured == mine.height
+    again = read_table(lake, "silver/ct_volumetry").filter(pl.col("USUBJID") == subject)
+    assert again.drop("run_id").sort("series_id").equals(mine.drop("run_id").sort("series_id"))
+    assert (again["run_id"] != mine["run_id"][0]).all()

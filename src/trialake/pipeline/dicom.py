@@ -24,7 +24,7 @@ from trialake.dicom import (
     merge_ingest_results,
 )
 from trialake.dicom.series import derive_ct_series, derive_series_rejections
-from trialake.lake import LandingFile, read_landing_bytes, read_table, write_object, write_table
+from trialake.lake import LandingFile, delete_partition, read_landing_bytes, read_table, write_object, write_table
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.freshness import is_stale, mark_fresh
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
@@ -178,3 +178,18 @@ def _merge_rows(
     if publish:
         write_table(ctx.lake, table, combined)
     return combined
+
+
+def forget_subject_images(ctx: RunContext, usubjid: str) -> int:
+    """Remove one subject's DICOM-derived data (instances, copies, series, volumetry, QC, masks)
+    and its files from the manifest, so that the next run ingests them again; returns the files."""
+    instances = read_table(ctx.lake, INSTANCES, columns=["USUBJID", "source_sha256"])
+    shas = set(instances.filter(pl.col("USUBJID") == usubjid)["source_sha256"]) if not instances.is_empty() else set()
+    for table in (INSTANCES, "silver/ct_series", "silver/ct_volumetry"):
+        delete_partition(ctx.lake, table, {"USUBJID": usubjid})
+    for folder in (f"bronze/dicom/{usubjid}", f"reports/qc/{usubjid}", f"silver/ct_masks/{usubjid}"):
+        if ctx.lake.fs.exists(ctx.lake.path(folder)):
+            ctx.lake.fs.rm(ctx.lake.path(folder), recursive=True)
+    manifest = read_manifest(ctx)
+    write_manifest(ctx, manifest.filter(~pl.col("sha256").is_in(list(shas))))
+    return len(shas)
