@@ -8,7 +8,7 @@ import polars as pl
 import trialake
 from trialake.config import TrialConfig
 from trialake.dictionary import build_data_dictionary, load_descriptions
-from trialake.lake import read_table, write_object
+from trialake.lake import compute_sha256, read_table, write_object
 from trialake.marts import AnalysisConfig, ArmSpec, VisitWindow, build_marts
 from trialake.marts.build import MART_INPUTS
 from trialake.marts.endpoints import derive_ae_comparison, derive_endpoints
@@ -113,8 +113,6 @@ def _provenance(ctx: RunContext) -> dict:
 
 
 def _digest_of(values: list[str]) -> str:
-    from trialake.lake import compute_sha256
-
     return compute_sha256("\n".join(v for v in values if v).encode())
 
 
