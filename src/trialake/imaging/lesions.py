@@ -5,6 +5,9 @@ import numpy as np
 from scipy import ndimage
 
 
+SLAB_SLICES = 16
+
+
 def compute_cross_dilation(mask: np.ndarray) -> np.ndarray:
     """Per-slice dilation by the 4-neighbour cross (restores edge pixels an opening took off)."""
     out = mask.copy()
@@ -52,13 +55,16 @@ def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: f
     solid = np.zeros_like(lung)
     if zs.size == 0:
         return ggo, solid
-    box = (slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
-    h = hu[box]
-    dense = lung[box] & (h >= low_hu) & (h <= high_hu)
-    opened = compute_square_opening(dense, compute_opening_side_px(vessel_max_diameter_mm, spacing[1]),
-                                    compute_opening_side_px(vessel_max_diameter_mm, spacing[2]))
-    lesion = dense & compute_cross_dilation(opened)
-    is_solid = h >= split_hu
-    solid[box] = lesion & is_solid
-    ggo[box] = lesion & ~is_solid
+    rows, cols = slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
+    side_y = compute_opening_side_px(vessel_max_diameter_mm, spacing[1])
+    side_x = compute_opening_side_px(vessel_max_diameter_mm, spacing[2])
+    # Every step works within axial slices, so slabs of slices keep the temporaries small.
+    for start in range(zs[0], zs[-1] + 1, SLAB_SLICES):
+        box = (slice(start, min(start + SLAB_SLICES, zs[-1] + 1)), rows, cols)
+        h = hu[box]
+        dense = lung[box] & (h >= low_hu) & (h <= high_hu)
+        lesion = dense & compute_cross_dilation(compute_square_opening(dense, side_y, side_x))
+        is_solid = h >= split_hu
+        solid[box] = lesion & is_solid
+        ggo[box] = lesion & ~is_solid
     return ggo, solid
