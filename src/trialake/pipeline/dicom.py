@@ -74,7 +74,7 @@ def plan_dicom(ctx: RunContext) -> DicomPlan:
     quarantine = read_table(ctx.lake, QUARANTINE)
     retry = set(quarantine.filter(pl.col("retry_on_key_change"))["source_sha256"]) if not quarantine.is_empty() else set()
     retry_paths = set(manifest.filter(pl.col("sha256").is_in(list(retry)))["relpath"]) if retry else set()
-    todo = [f for f in select_new(listed, manifest)] + [f for f in listed if f.relpath in retry_paths]
+    todo = select_new(listed, manifest) + [f for f in listed if f.relpath in retry_paths]
     instances = read_table(ctx.lake, INSTANCES, columns=["source_sha256", "sop_id"])
     rejected = set(quarantine["source_sha256"]) - retry if not quarantine.is_empty() else set()
     accepted = set(instances["source_sha256"]) if not instances.is_empty() else set()

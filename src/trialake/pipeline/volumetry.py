@@ -2,6 +2,7 @@
 parameters is measured (one task per series), with a QC picture and a mask file per series."""
 from __future__ import annotations
 
+import datetime
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ class SeriesJob:
     USUBJID: str
     series_id: str
     stack: int
-    ADT: object
+    ADT: datetime.date | None
     ADY: int | None
     object_names: tuple[str, ...]
     source_sha256: str
