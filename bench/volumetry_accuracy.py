@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,11 +32,26 @@ GOAL_DCM2NIIX_RATIO = 20.0
 GOAL_PEAK_MB = 1500.0
 
 
+def own_peak_rss_mb() -> float:
+    """Peak resident memory (MB) of this process image since it started.
+
+    On Linux this is ``VmHWM`` of ``/proc/self/status``. ``getrusage``'s ``ru_maxrss`` is not:
+    the kernel carries the parent's high-water mark over fork and exec into the child's, so a
+    spawned child would report the benchmark parent's peak (the phantom generator's) as its own.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 if sys.platform != "darwin" else 2**20)
+
+
 def _measure_in_child(series_dir: str, queue) -> None:
     start = time.perf_counter()
     record = measure_series_dir(series_dir).to_record()
     seconds = time.perf_counter() - start
-    queue.put((record, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0))
+    queue.put((record, seconds, own_peak_rss_mb()))
 
 
 def measure_isolated(series_dir: Path) -> tuple[dict, float, float]:
