@@ -169,8 +169,9 @@ def bench_dask(sizes: Sizes, workdir: str | None) -> list[Result]:
     return [
         Result("dask", f"per-series tasks, 2 workers ({t.n_series} series {trial.matrix}x{trial.matrix}x{trial.slices})",
                two.per_series_s, "s", goal, speedup >= DASK_GOAL_SPEEDUP, (Floor("1 worker", one.per_series_s),),
-               shown=f"{two.per_series_s:.3g} s = {speedup:.2f}x speed-up (mean task {one.task_mean_s:.2f} s -> "
-                     f"{two.task_mean_s:.2f} s)"),
+               shown=f"{two.per_series_s:.3g} s = {speedup:.2f}x speed-up ("
+                     + ", ".join(f"{phase} {one.phases_s[phase]:.3g} -> {two.phases_s[phase]:.3g} s" for phase in one.phases_s)
+                     + f"; mean task {one.task_mean_s:.2f} -> {two.task_mean_s:.2f} s)"),
         Result("dask", "whole nightly run, 2 workers", two.run_s, "s", "-", None, (Floor("1 worker", one.run_s),),
                shown=f"{two.run_s:.3g} s = {one.run_s / two.run_s:.2f}x speed-up"),
     ]

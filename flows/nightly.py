@@ -1,9 +1,11 @@
 """The nightly flow: landing area -> lake, every stage in order."""
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Callable
-from typing import TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from prefect import flow, unmapped
 from prefect.runtime import flow_run
@@ -57,10 +59,23 @@ def run_holding_lease(settings: Settings, stages: Callable[[Settings, str, Lease
         return stages(settings, run_id, lease)
 
 
+def run_beside_flow(task: Callable[..., T], *args: Any) -> Future[T]:
+    """Run a task in a thread of the flow process, beside the flow's own code.
+
+    For tasks whose result only the flow process uses (the quality gate): submitted to the flow's
+    task runner they would take a Dask worker away from the per-series work and ship their result
+    back. The task still runs as a task of this flow run (the flow run's context is copied).
+    """
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix=getattr(task, "name", "beside-flow"))
+    future = background.submit(contextvars.copy_context().run, task, *args)
+    background.shutdown(wait=False)  # the thread ends when the task does
+    return future
+
+
 def _stages(settings: Settings, run_id: str, lease: Lease) -> RunReport:
     """The stages in order; the lease is checked before each step that publishes."""
     ctx = open_lake_task(settings, run_id)
-    gate_future = load_quality_gate_task.submit(ctx)  # Great Expectations loads while DICOM is read
+    gate_future = run_beside_flow(load_quality_gate_task, ctx)  # Great Expectations loads while DICOM is read
     key, shifts = load_subject_key_task(ctx)
     plan = plan_dicom_task(ctx)
     chunks = ingest_dicom_chunk_task.map(
