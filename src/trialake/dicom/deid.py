@@ -96,6 +96,7 @@ def _text_element(tag: int, vr: str, values: list[str], enc: Encoding) -> RawDat
     return _raw(tag, vr, value, enc)
 
 
+@lru_cache(maxsize=8192)  # a series repeats the same (tag, VR, length) in every file
 def _element_header(tag: int, vr: str, length: int, enc: Encoding) -> bytes:
     head = (tag >> 16).to_bytes(2, enc.order) + (tag & 0xFFFF).to_bytes(2, enc.order)
     if enc.implicit:

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import polars as pl
 
 from trialake.dicom import (
     INSTANCE_SCHEMA,
+    AcceptedInstance,
     QUARANTINE_SCHEMA,
     UID_MAP_SCHEMA,
     DeidParams,
@@ -34,6 +36,7 @@ from trialake.quality import ValidationOutcome
 
 AREA = "dicom"
 CHUNK_FILES = 400
+WINDOW_FILES = 16
 INGEST_STAGES = ("ingest_dicom", "deid")
 INSTANCES, QUARANTINE, UID_MAP = "bronze/dicom_instances", "restricted/dicom_quarantine", "restricted/uid_map"
 SERIES_INPUTS = (INSTANCES, "silver/subjects")
@@ -94,21 +97,44 @@ def _chunk_by_folder(files: Sequence[LandingFile]) -> tuple[tuple[str, ...], ...
 def ingest_dicom_chunk(
     ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan, params: DeidParams = DeidParams()
 ) -> ChunkOutcome:
-    """Read a chunk once, de-identify it, write the accepted copies under bronze/dicom/."""
-    contents = read_landing_bytes(ctx.landing, relpaths)
-    ordered = [(p, contents[p]) for p in relpaths]
-    result = ingest_dicom_batch(
-        ordered,
-        key=SubjectKey.from_frame(key),
-        secret=ctx.secret,
-        run_id=ctx.run_id,
-        params=params,
-        known_sha256=plan.known_sha256,
-        known_sop_ids=plan.known_sop_ids,
-    )
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda a: write_object(ctx.lake, f"bronze/dicom/{a.object_name}", a.data), result.accepted))
-    return ChunkOutcome(replace(result, accepted=tuple(replace(a, data=b"") for a in result.accepted)))
+    """Read a chunk once, de-identify it, write the accepted copies under bronze/dicom/.
+
+    Files go through in windows of ``WINDOW_FILES``: read together (concurrently on S3), ingested,
+    their copies written, then dropped, so a chunk holds a few megabytes rather than all of its
+    images, and the buffers of one window are reused by the next.
+    """
+    subject_key = SubjectKey.from_frame(key)
+    results = []
+    with nullcontext() if ctx.lake.is_local else ThreadPoolExecutor(max_workers=8) as writers:
+        for start in range(0, len(relpaths), WINDOW_FILES):
+            window = relpaths[start : start + WINDOW_FILES]
+            contents = read_landing_bytes(ctx.landing, window)
+            result = ingest_dicom_batch(
+                [(p, contents[p]) for p in window],
+                key=subject_key,
+                secret=ctx.secret,
+                run_id=ctx.run_id,
+                params=params,
+                known_sha256=plan.known_sha256,
+                known_sop_ids=plan.known_sop_ids,
+            )
+            del contents
+            _write_copies(ctx, result.accepted, writers)
+            results.append(replace(result, accepted=tuple(replace(a, data=b"") for a in result.accepted)))
+    return ChunkOutcome(merge_ingest_results(results, run_id=ctx.run_id))
+
+
+def _write_copies(ctx: RunContext, accepted: Sequence[AcceptedInstance], writers: ThreadPoolExecutor | None) -> None:
+    """Write de-identified copies: in turn on a local disk (threads would only add switching),
+    concurrently on an object store (each PUT waits on the network)."""
+    def write(instance: AcceptedInstance) -> None:
+        write_object(ctx.lake, f"bronze/dicom/{instance.object_name}", instance.data)
+
+    if writers is None:
+        for instance in accepted:
+            write(instance)
+    else:
+        list(writers.map(write, accepted))
 
 
 def publish_dicom(
