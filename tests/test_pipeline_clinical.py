@@ -10,7 +10,7 @@ from trialake.config import load_trial_config
 from trialake.config.settings import Settings
 from trialake.lake import read_table
 from trialake.pipeline import open_run
-from trialake.pipeline.clinical import ingest_clinical_bronze
+from trialake.pipeline.clinical import derive_clinical_silver, ingest_clinical_bronze
 from trialake.pipeline.quality import QualityGate
 from trialake.pipeline.subjects import load_subject_key
 
@@ -58,3 +58,28 @@ def test_a_row_for_a_subject_outside_the_key_is_rejected_and_the_rest_loaded(tmp
     assert rejected["source_row"].to_list() == [2]
     assert "not in the subject key" in rejected["reason"][0]
     assert "T-09-999" not in rejected["reason"][0]
+
+
+def test_rows_of_a_subject_without_demographics_are_rejected_and_the_rest_published(tmp_path: Path) -> None:
+    # T-01-002 is in the subject key but has no DM row: its exposure and visit rows cannot be
+    # placed in time (no first dose, no arm), so they are rejected with a reason, not published.
+    landing = _landing(tmp_path / "landing", "T,DM,T-01-001,01,1960-01-02,60,M,2020-03-01,UCMSC,UC-MSC\n")
+    (landing / "clinical" / "ex.csv").write_text(
+        "STUDYID,DOMAIN,USUBJID,EXSEQ,EXTRT,EXDOSE,EXDOSU,EXSTDTC,EXENDTC\n"
+        "T,EX,T-01-001,1,UC-MSC,100,10^6 cells,2020-03-01,2020-03-01\n"
+        "T,EX,T-01-002,1,PLACEBO,0,10^6 cells,2020-03-02,2020-03-02\n")
+    (landing / "clinical" / "sv.csv").write_text(
+        "STUDYID,DOMAIN,USUBJID,VISITNUM,VISIT,SVSTDTC,SVENDTC\n"
+        "T,SV,T-01-002,1,DAY 1,2020-03-02,2020-03-02\n"
+        "T,SV,T-01-001,1,DAY 1,2020-03-01,2020-03-01\n")
+    ctx, _ = _run(landing, tmp_path / "lake")
+
+    summary = derive_clinical_silver(ctx, NO_SUITES)
+
+    assert summary is not None
+    assert read_table(ctx.lake, "silver/exposure")["USUBJID"].to_list() == ["T-01-001"]
+    assert read_table(ctx.lake, "silver/visits")["USUBJID"].to_list() == ["T-01-001"]
+    rejected = read_table(ctx.lake, "silver/rejections").filter(pl.col("stage").is_in(["clinical_ex", "clinical_sv"]))
+    assert sorted(zip(rejected["stage"], rejected["source_row"])) == [("clinical_ex", 2), ("clinical_sv", 1)]
+    assert all("no accepted demographics (DM) row" in reason for reason in rejected["reason"])
+    assert summary.rows_rejected == 2

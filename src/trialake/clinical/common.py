@@ -69,6 +69,20 @@ def split_rejected(frame: pl.DataFrame, reason: str, *, stage: str) -> tuple[pl.
     return kept, rejections_from(rejected, reason, stage=stage)
 
 
+NO_SUBJECT_REASON = ("USUBJID has no accepted demographics (DM) row: add or correct the subject's DM record "
+                     "in the EDC export; the row is read again when it arrives")
+
+
+def split_unknown_subjects(frame: pl.DataFrame, subjects: pl.DataFrame, *, stage: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows whose USUBJID is in ``subjects``, rejections of the others with ``NO_SUBJECT_REASON``)."""
+    known = pl.col("USUBJID").is_in(subjects["USUBJID"].implode())
+    orphans = frame.filter(~known)
+    if orphans.is_empty():
+        return frame, empty_rejections()
+    return frame.filter(known), rejections_from(orphans.with_columns(pl.lit(NO_SUBJECT_REASON).alias("_reason")),
+                                                "_reason", stage=stage)
+
+
 def split_exact_duplicates(frame: pl.DataFrame, *, stage: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Keep the first of rows identical in every non-lineage column, reject the others.
 

@@ -17,6 +17,7 @@ from trialake.clinical import (
     derive_visits,
     parse_clinical_file,
 )
+from trialake.clinical.common import split_unknown_subjects
 from trialake.clinical.readers import domain_from_name
 from trialake.lake import compute_sha256, delete_partition, read_landing_bytes, read_table
 from trialake.pipeline.context import RunContext
@@ -140,19 +141,22 @@ def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilver
         return ClinicalSilverSummary({}, 0, missing)
     exposure, rejected_ex = derive_exposure(bronze["EX"]) if "EX" not in missing else (_no_exposure(), _no_rejections())
     subjects, rejected_dm = derive_subjects(bronze["DM"], exposure=exposure)
+    exposure, orphans_ex = split_unknown_subjects(exposure, subjects, stage="clinical_ex")
     tables = {"silver/subjects": subjects, "silver/exposure": exposure}
-    rejections = [rejected_ex, rejected_dm]
+    rejections = [rejected_ex, rejected_dm, orphans_ex]
     per_subject = {
-        "SV": ("silver/visits", lambda f: derive_visits(f, subjects=subjects)),
-        "LB": ("silver/labs", lambda f: derive_labs(f, subjects=subjects, standards=lab_standards(ctx.settings.trial.labs))),
-        "FT": ("silver/sixmwt", lambda f: derive_sixmwt(f, subjects=subjects)),
-        "RE": ("silver/lung_function", lambda f: derive_lung_function(f, subjects=subjects)),
-        "AE": ("silver/adverse_events", lambda f: derive_adverse_events(f, subjects=subjects)),
+        "SV": ("silver/visits", "clinical_sv", lambda f: derive_visits(f, subjects=subjects)),
+        "LB": ("silver/labs", "labs",
+               lambda f: derive_labs(f, subjects=subjects, standards=lab_standards(ctx.settings.trial.labs))),
+        "FT": ("silver/sixmwt", "clinical_ft", lambda f: derive_sixmwt(f, subjects=subjects)),
+        "RE": ("silver/lung_function", "clinical_re", lambda f: derive_lung_function(f, subjects=subjects)),
+        "AE": ("silver/adverse_events", "clinical_ae", lambda f: derive_adverse_events(f, subjects=subjects)),
     }
-    for domain, (table, derive) in per_subject.items():
+    for domain, (table, stage, derive) in per_subject.items():
         if domain not in missing:
-            tables[table], rejected = derive(bronze[domain])
-            rejections.append(rejected)
+            derived, rejected = derive(bronze[domain])
+            tables[table], orphans = split_unknown_subjects(derived, subjects, stage=stage)
+            rejections += [rejected, orphans]
     all_rejections = pl.concat([r.select(list(REJECTION_SCHEMA)).cast(REJECTION_SCHEMA) for r in rejections])
     publish_rejections(ctx, all_rejections, stages=SILVER_STAGES, reprocessed=None)
     # silver/subjects first: the other suites check their subjects against it.
