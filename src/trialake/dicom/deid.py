@@ -22,6 +22,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from trialake.dicom.elements import Charset, RawView, tag_of
 from trialake.dicom.profile import DeidParams, compute_clean_descriptor, split_descriptor
+from trialake.dicom.reader import read_items
 from trialake.pseudonym import compute_date_shift_days, compute_pseudo_uid
 
 DICOM_UID_PREFIX = "1.2.840.10008."
@@ -159,14 +160,25 @@ def _remap_uid(uid: str, ctx: _Context) -> str:
     return ctx.uid_map[uid]
 
 
+def _item_views(view: RawView, tag: int, ctx: _Context) -> list[RawView] | None:
+    """Views of a sequence's items: split by the fast reader when it can, else by pydicom; None
+    for a value that is not a sequence of items (e.g. a private sequence read as UN)."""
+    elem, enc = view.elements[tag], ctx.encoding
+    if elem.is_raw and elem.VR != "UN" and enc.little:
+        items = read_items(elem.value or b"", implicit=enc.implicit)
+        if items is not None:
+            return [RawView.of_item(item, little=True, charset=ctx.charset) for item in items]
+    value = (convert_raw_data_element(elem, encoding=ctx.charset, ds=view.ds) if elem.is_raw else elem).value
+    return [RawView(item, charset=ctx.charset) for item in value] if isinstance(value, Sequence) else None
+
+
 def _sequence(view: RawView, tag: int, ctx: _Context) -> RawDataElement | None:
-    elem = view.elements[tag]
-    items = (convert_raw_data_element(elem, encoding=ctx.charset, ds=view.ds) if elem.is_raw else elem).value
-    if not isinstance(items, Sequence):
-        return None  # e.g. a private sequence read as UN: its items cannot be walked safely
+    items = _item_views(view, tag, ctx)
+    if items is None:
+        return None  # its items cannot be walked safely
     enc, parts = ctx.encoding, []
     for item in items:
-        body = encode_elements(_walk(RawView(item, charset=ctx.charset), ctx), enc)
+        body = encode_elements(_walk(item, ctx), enc)
         parts.append(_item_tag(enc) + len(body).to_bytes(4, enc.order) + body)
     return _raw(tag, "SQ", b"".join(parts), enc)
 

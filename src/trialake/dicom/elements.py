@@ -45,14 +45,21 @@ class RawView:
     """Values of one dataset (or sequence item) by tag. ``charset`` defaults to the dataset's own;
     pass the top-level one for sequence items."""
 
-    def __init__(self, ds: Dataset, *, charset: Charset | None = None) -> None:
+    def __init__(self, ds: Dataset | None, *, charset: Charset | None = None,
+                 elements: dict[int, RawDataElement] | None = None, little: bool = True) -> None:
         self.ds = ds
         # plain int keys: set and dict lookups with pydicom's BaseTag keys go through a Python __eq__
-        self.elements: dict[int, RawDataElement | DataElement] = {int(tag): elem for tag, elem in ds.items()}
-        self.little = ds.original_encoding[1] is not False
+        self.elements: dict[int, RawDataElement | DataElement] = (
+            elements if ds is None and elements is not None else {int(tag): elem for tag, elem in ds.items()})
+        self.little = little if ds is None else ds.original_encoding[1] is not False
         self.charset: Charset = charset if charset is not None else ds.original_character_set
         codecs = [self.charset] if isinstance(self.charset, str) else list(self.charset)
         self._codec = _DIRECT_CODECS.get(codecs[0]) if len(codecs) == 1 else None
+
+    @classmethod
+    def of_item(cls, elements: dict[int, RawDataElement], *, little: bool, charset: Charset) -> RawView:
+        """A view of a sequence item read by ``reader.read_items`` (no pydicom dataset behind it)."""
+        return cls(None, charset=charset, elements=elements, little=little)
 
     def vr(self, tag: int) -> str:
         """VR of a present element; implicit-VR files carry none, so the dictionary's is used."""

@@ -62,13 +62,17 @@ def _skip_undefined(data: bytes, offset: int, implicit: bool, end_tag: int) -> i
             offset = value + length
 
 
-def _elements(data: bytes, offset: int, end: int, implicit: bool, *, stop_at_pixels: bool) -> tuple[dict, int]:
-    """Raw elements from ``offset`` to ``end`` (or the pixel data); the offset where reading stopped."""
+def _elements(data: bytes, offset: int, end: int, implicit: bool, *, stop_at_pixels: bool,
+              stop_tag: int | None = None) -> tuple[dict, int]:
+    """Raw elements from ``offset`` to ``end`` (or the pixel data, or the ``stop_tag`` delimiter,
+    which is consumed); the offset where reading stopped."""
     elements: dict[BaseTag, RawDataElement] = {}
     while offset + 8 <= end:
         tag, vr, length, value = _header(data, offset, implicit)
         if stop_at_pixels and tag == _PIXEL_DATA:
             break
+        if tag == stop_tag:
+            return elements, value
         if length == _UNDEFINED:  # a sequence; explicit VR UN of undefined length holds implicit VR items
             offset = _skip_undefined(data, value, implicit or vr == "UN", _SEQUENCE_END)
             content = data[value:offset - 8]  # the items, without the sequence delimiter
@@ -77,6 +81,8 @@ def _elements(data: bytes, offset: int, end: int, implicit: bool, *, stop_at_pix
             content = data[value:offset]
         elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(content) if length == _UNDEFINED else length,
                                                 content, value, implicit, True)
+    if stop_tag is not None:
+        raise _Unsupported  # the delimiter is missing
     return elements, offset
 
 
@@ -105,3 +111,31 @@ def read_header(data: bytes) -> tuple[Dataset, int] | None:
     names = [v.strip() for v in charset.value.decode("ascii", "replace").split("\\")] if charset and charset.value else None
     ds.set_original_encoding(implicit, True, convert_encodings(names))
     return ds, stop
+
+
+def read_items(value: bytes, *, implicit: bool) -> list[dict[int, RawDataElement]] | None:
+    """The items of a little-endian sequence value (as ``read_header`` stores it: items without the
+    sequence delimiter), each as {tag: raw element}; None when the value is not a plain list of
+    items, and the caller falls back to pydicom's reader."""
+    items: list[dict[int, RawDataElement]] = []
+    offset = 0
+    try:
+        while offset + 8 <= len(value):
+            tag, _, length, start = _header(value, offset, implicit)
+            if tag == _SEQUENCE_END:
+                break
+            if tag != _ITEM:
+                return None
+            if length == _UNDEFINED:
+                elements, offset = _elements(value, start, len(value), implicit, stop_at_pixels=False, stop_tag=_ITEM_END)
+            else:
+                offset = start + length
+                if offset > len(value):
+                    return None
+                elements, _ = _elements(value, start, offset, implicit, stop_at_pixels=False)
+            if any(len(e.value) != e.length for e in elements.values()):
+                return None  # truncated inside the item
+            items.append({int(t): e for t, e in elements.items()})
+    except (_Unsupported, struct.error):
+        return None
+    return items
