@@ -98,22 +98,24 @@ def _text_element(tag: int, vr: str, values: list[str], enc: Encoding) -> RawDat
 
 
 @lru_cache(maxsize=8192)  # a series repeats the same (tag, VR, length) in every file
-def _element_header(tag: int, vr: str, length: int, enc: Encoding) -> bytes:
-    head = (tag >> 16).to_bytes(2, enc.order) + (tag & 0xFFFF).to_bytes(2, enc.order)
-    if enc.implicit:
-        return head + length.to_bytes(4, enc.order)
+def _element_header(tag: int, vr: str, length: int, implicit: bool, little: bool) -> bytes:
+    order = "little" if little else "big"
+    head = (tag >> 16).to_bytes(2, order) + (tag & 0xFFFF).to_bytes(2, order)
+    if implicit:
+        return head + length.to_bytes(4, order)
     if vr in EXPLICIT_VR_LENGTH_32:
-        return head + vr.encode("ascii") + b"\x00\x00" + length.to_bytes(4, enc.order)
-    return head + vr.encode("ascii") + length.to_bytes(2, enc.order)
+        return head + vr.encode("ascii") + b"\x00\x00" + length.to_bytes(4, order)
+    return head + vr.encode("ascii") + length.to_bytes(2, order)
 
 
 def encode_elements(elements: Mapping[int, RawDataElement], enc: Encoding) -> bytes:
     """Encode raw elements in tag order (the values are already in ``enc``)."""
     parts = []
+    implicit, little = enc.implicit, enc.little
     for tag in sorted(elements):
         elem = elements[tag]
         value = elem.value or b""
-        parts.append(_element_header(tag, elem.VR or "UN", len(value), enc))
+        parts.append(_element_header(tag, elem.VR or "UN", len(value), implicit, little))
         parts.append(value)
     return b"".join(parts)
 
@@ -130,7 +132,7 @@ def encode_file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) ->
         0x00020013: _text_element(0x00020013, "SH", [IMPLEMENTATION_VERSION], enc),
     }
     body = encode_elements(meta, enc)
-    group_length = _element_header(0x00020000, "UL", 4, enc) + len(body).to_bytes(4, "little")
+    group_length = _element_header(0x00020000, "UL", 4, False, True) + len(body).to_bytes(4, "little")
     return b"\x00" * 128 + b"DICM" + group_length + body
 
 

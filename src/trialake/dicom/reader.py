@@ -19,7 +19,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, Imp
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 
 _LONG_VRS = frozenset(vr.encode("ascii") for vr in EXPLICIT_VR_LENGTH_32)
-_KNOWN_VRS = frozenset(vr.encode("ascii") for vr in STANDARD_VR)
+_VR_NAMES = {vr.encode("ascii"): vr for vr in STANDARD_VR}  # encoded VR -> its name
 _GROUP_ELEMENT, _U32, _U16 = struct.Struct("<HH"), struct.Struct("<I"), struct.Struct("<H")
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -41,13 +41,14 @@ def _header(data: bytes, offset: int, implicit: bool) -> tuple[int, str | None, 
     if implicit or group == 0xFFFE:
         return tag, None, _U32.unpack_from(data, offset + 4)[0], offset + 8
     vr = data[offset + 4:offset + 6]
-    if vr not in _KNOWN_VRS:
+    name = _VR_NAMES.get(vr)
+    if name is None:
         raise _Unsupported
     if vr in _LONG_VRS:
         if offset + 12 > len(data):
             raise _Unsupported
-        return tag, vr.decode("ascii"), _U32.unpack_from(data, offset + 8)[0], offset + 12
-    return tag, vr.decode("ascii"), _U16.unpack_from(data, offset + 6)[0], offset + 8
+        return tag, name, _U32.unpack_from(data, offset + 8)[0], offset + 12
+    return tag, name, _U16.unpack_from(data, offset + 6)[0], offset + 8
 
 
 def _skip_undefined(data: bytes, offset: int, implicit: bool, end_tag: int) -> int:
@@ -79,8 +80,9 @@ def _elements(data: bytes, offset: int, end: int, implicit: bool, *, stop_at_pix
         else:
             offset = value + length
             content = data[value:offset]
-        elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(content) if length == _UNDEFINED else length,
-                                                content, value, implicit, True)
+        key = BaseTag(tag)
+        elements[key] = RawDataElement(key, vr, len(content) if length == _UNDEFINED else length, content, value,
+                                       implicit, True)
     if stop_tag is not None:
         raise _Unsupported  # the delimiter is missing
     return elements, offset
