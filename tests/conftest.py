@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,20 @@ os.environ.pop("PREFECT_API_URL", None)
 
 from trialake.config import storage_options_from_env  # noqa: E402
 from trialake.lake import Lake, open_lake  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_ephemeral_prefect_servers() -> Iterator[None]:
+    """Stop the ephemeral Prefect servers of this test process while its output is still open.
+
+    Prefect stops them at interpreter exit, when pytest has already closed the stream its log
+    handler writes to, which prints a "Logging error" traceback after the test summary.
+    """
+    yield
+    server = sys.modules.get("prefect.server.api.server")
+    if server is not None:
+        for instance in list(server.SubprocessASGIServer._instances.values()):
+            instance.stop()
 
 
 @pytest.fixture(scope="session")
