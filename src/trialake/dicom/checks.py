@@ -75,6 +75,7 @@ class Part10File:
 
     header: Dataset
     view: RawView  # fast reads of the header's values
+    transfer_syntax: str
     pixel_start: int  # offset of the (7FE0,0010) tag; None when the file has no pixel data
     value_start: int
     pixel_end: int
@@ -98,24 +99,35 @@ def parse_part10(data: bytes) -> Part10File:
                            f"truncated file; {_RESEND}") from None
         fast = ds, stream.tell()
     ds, stop = fast
-    if "TransferSyntaxUID" not in ds.file_meta:
+    syntax = _transfer_syntax(ds.file_meta)
+    if syntax is None:
         raise Rejected("ingest_dicom", "file meta information has no Transfer Syntax UID (0002,0010): "
                        "re-export the file as DICOM Part 10")
-    if ds.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
+    if syntax == DeflatedExplicitVRLittleEndian:
         raise Rejected("ingest_dicom", "deflated transfer syntax is not supported: re-export the images "
                        "uncompressed or with an image compression (RLE, JPEG lossless, JPEG-LS, JPEG 2000)")
     for tag, raw in ds.items():
         if raw.is_raw and raw.length not in (0, _UNDEFINED) and len(raw.value or b"") != raw.length:
             raise Rejected("ingest_dicom", f"file is truncated (ends inside attribute "
                            f"({tag >> 16:04X},{tag & 0xFFFF:04X})); {_RESEND}")
-    return _locate_pixels(ds, RawView(ds), data, stop)
+    return _locate_pixels(ds, RawView(ds), syntax, data, stop)
 
 
-def _locate_pixels(ds: Dataset, view: RawView, data: bytes, start: int) -> Part10File:
+def _transfer_syntax(meta: Dataset) -> str | None:
+    """The Transfer Syntax UID of the file meta, read without converting the element."""
+    elem = meta.get_item(0x00020010)
+    if elem is None:
+        return None
+    value = elem.value
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value or "")
+    return text.strip(" \x00") or None
+
+
+def _locate_pixels(ds: Dataset, view: RawView, syntax: str, data: bytes, start: int) -> Part10File:
     implicit, little = ds.original_encoding
     order = "little" if little else "big"
     if len(data) - start < 8 or _tag_at(data, start, order) != 0x7FE00010:
-        return Part10File(ds, view, start, start, start, False)
+        return Part10File(ds, view, syntax, start, start, start, False)
     header = 8 if implicit else 12
     length = int.from_bytes(data[start + header - 4:start + header], order)
     value_start = start + header
@@ -123,12 +135,12 @@ def _locate_pixels(ds: Dataset, view: RawView, data: bytes, start: int) -> Part1
         if value_start + length > len(data):
             raise Rejected("ingest_dicom", f"file is truncated (pixel data ends {value_start + length - len(data)} "
                            f"bytes after the end of the file); {_RESEND}")
-        return Part10File(ds, view, start, value_start, value_start + length, False)
+        return Part10File(ds, view, syntax, start, value_start, value_start + length, False)
     offset = value_start
     while offset + 8 <= len(data):
         tag, item_length = _tag_at(data, offset, "little"), int.from_bytes(data[offset + 4:offset + 8], "little")
         if tag == 0xFFFEE0DD:
-            return Part10File(ds, view, start, value_start, offset + 8, True)
+            return Part10File(ds, view, syntax, start, value_start, offset + 8, True)
         if tag != 0xFFFEE000 or item_length == _UNDEFINED:
             break
         offset += 8 + item_length
@@ -185,7 +197,6 @@ def check_pixel_data(part10: Part10File, data: bytes, *, decode: bool) -> str | 
     rows, columns, bits = (view.integer(t) for t in (_ROWS, _COLUMNS, _BITS_ALLOCATED))
     if not (rows and columns and bits):
         return "Rows, Columns or Bits Allocated missing or zero: the image cannot be read; " + _RESEND
-    syntax = UID(part10.header.file_meta.TransferSyntaxUID)
     if not part10.encapsulated:
         frames = view.integer(_NUMBER_OF_FRAMES) or 1
         expected = (rows * columns * (view.integer(_SAMPLES) or 1) * frames * bits + 7) // 8
@@ -196,6 +207,7 @@ def check_pixel_data(part10: Part10File, data: bytes, *, decode: bool) -> str | 
         return None
     if not decode:
         return None
+    syntax = UID(part10.transfer_syntax)
     options = {
         "rows": rows, "columns": columns, "bits_allocated": bits, "pixel_keyword": "PixelData",
         "bits_stored": view.integer(_BITS_STORED), "pixel_representation": view.integer(_PIXEL_REPRESENTATION),

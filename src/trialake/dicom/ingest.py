@@ -238,7 +238,7 @@ def _ingest_file(path: str, data: bytes, sha: str, *, key: SubjectKey, secret: b
         raise Rejected(STAGE_INGEST, str(exc), retry_on_key_change=True) from None
     _fail_if(STAGE_DEID, check_burned_in(view))
     _fail_if(STAGE_DEID, check_dates_not_modified(view))
-    syntax = str(part10.header.file_meta.TransferSyntaxUID)
+    syntax = part10.transfer_syntax
     try:
         deid_ds, uids = deidentify_dataset(view, usubjid=usubjid, secret=secret, params=params)
         deid_view = RawView(deid_ds)
