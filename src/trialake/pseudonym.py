@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from functools import lru_cache
 
 MIN_SECRET_BYTES = 16
 _UID_MAX_LEN = 64
 _UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
+@lru_cache(maxsize=16384)  # the slices of a series repeat their study, series and frame UIDs
 def _digest(secret: bytes, label: bytes, value: str) -> bytes:
     if not isinstance(secret, bytes) or len(secret) < MIN_SECRET_BYTES:
         raise ValueError(f"secret: expected at least {MIN_SECRET_BYTES} bytes of key material")
