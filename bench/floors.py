@@ -39,8 +39,8 @@ def dcmdump_floor(files: Sequence[Path]) -> float | None:
     return best_of(lambda: subprocess.run(args, check=True, capture_output=True))
 
 
-def dcm2niix_floor(series_dir: Path) -> float | None:
-    """dcm2niix converting the series to NIfTI (None when dcm2niix is not installed)."""
+def dcm2niix_floor(series_dir: Path, *, repeat: int = 3) -> float | None:
+    """dcm2niix converting the series to NIfTI, best of ``repeat`` (None when dcm2niix is not installed)."""
     if shutil.which("dcm2niix") is None:
         return None
 
@@ -48,4 +48,4 @@ def dcm2niix_floor(series_dir: Path) -> float | None:
         with tempfile.TemporaryDirectory() as out:
             subprocess.run(["dcm2niix", "-z", "n", "-o", out, str(series_dir)], check=True, capture_output=True)
 
-    return best_of(convert)
+    return best_of(convert, repeat=repeat)
