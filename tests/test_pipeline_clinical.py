@@ -11,7 +11,7 @@ from trialake.config.settings import Settings
 from trialake.lake import read_table
 from trialake.pipeline import open_run
 from trialake.pipeline.clinical import derive_clinical_silver, ingest_clinical_bronze
-from trialake.pipeline.quality import QualityGate
+from trialake.pipeline.quality import QualityGate, load_quality_gate
 from trialake.pipeline.subjects import load_subject_key
 
 NO_SUITES = QualityGate(suites={}, config_context={})
@@ -83,3 +83,30 @@ def test_rows_of_a_subject_without_demographics_are_rejected_and_the_rest_publis
     assert sorted(zip(rejected["stage"], rejected["source_row"])) == [("clinical_ex", 2), ("clinical_sv", 1)]
     assert all("no accepted demographics (DM) row" in reason for reason in rejected["reason"])
     assert summary.rows_rejected == 2
+
+
+def test_dq_results_keep_each_bronze_files_latest_validation(tmp_path: Path) -> None:
+    # bronze is validated file by file: the results of one export must not replace another's,
+    # and those of an export that was replaced must go with it.
+    landing = _landing(tmp_path / "landing", "T,DM,T-01-001,01,1960-01-02,60,M,2020-03-01,UCMSC,UC-MSC\n")
+    second = landing / "clinical" / "dm_site2.csv"
+    second.write_text(DM_HEADER + "T,DM,T-01-002,01,1961-05-06,58,F,2020-03-02,PBO,Placebo\n")
+
+    def run() -> pl.DataFrame:
+        ctx = open_run(Settings(landing=str(landing), lake=str(tmp_path / "lake"), trial=load_trial_config()), run_id="r")
+        key, shifts = load_subject_key(ctx)
+        ingest_clinical_bronze(ctx, load_quality_gate(ctx, ctx.settings.expectations_dir), key, shifts)
+        return read_table(ctx.lake, "silver/dq_results").filter(pl.col("table") == "bronze/dm")
+
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    first_sha, old_second_sha = sha(landing / "clinical" / "dm.csv"), sha(second)
+    results = run()
+    assert set(results["source_sha256"]) == {first_sha, old_second_sha}
+    per_file = results.group_by("source_sha256").len()["len"].to_list()
+    assert per_file[0] == per_file[1] > 0  # the same suite, once per file
+
+    second.write_text(DM_HEADER + "T,DM,T-01-002,01,1961-05-06,59,F,2020-03-02,PBO,Placebo\n")
+    results = run()
+    assert set(results["source_sha256"]) == {first_sha, sha(second)}

@@ -22,7 +22,7 @@ from trialake.clinical.readers import domain_from_name
 from trialake.lake import compute_sha256, delete_partition, read_landing_bytes, read_table
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.params import lab_standards
-from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
+from trialake.pipeline.quality import QualityGate, forget_source_results, outcomes_of, publish_checked, raise_if_blocked
 from trialake.quality import ValidationOutcome
 from trialake.pipeline.freshness import is_stale, mark_fresh
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
@@ -62,7 +62,8 @@ def ingest_clinical_bronze(
         files_rejected += bronze is None
         if bronze is not None:
             table = f"bronze/{domain.lower()}"
-            outcomes.append(publish_checked(ctx, gate, table, bronze, partition_by=["source_sha256"], mode="replace_partitions"))
+            outcomes.append(publish_checked(ctx, gate, table, bronze, source_sha256=hashed[relpath],
+                                            partition_by=["source_sha256"], mode="replace_partitions"))
             loaded += bronze.height
             changed.add(domain)
     updated = derive_manifest(manifest, AREA, listed, hashed)
@@ -106,6 +107,8 @@ def _drop_sources_gone(ctx: RunContext, before: pl.DataFrame, after: pl.DataFram
             continue  # never loaded: nothing in bronze
         if delete_partition(ctx.lake, f"bronze/{domain.lower()}", {"source_sha256": sha}):
             touched.add(domain)
+    if not gone.is_empty():
+        forget_source_results(ctx, set(gone["sha256"]))
     return touched
 
 

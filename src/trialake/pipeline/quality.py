@@ -2,8 +2,9 @@
 
 An ``error`` expectation that fails keeps the previous version of the table published and fails
 the stage (after the stage's other tables are handled); ``warn`` failures publish and are
-recorded. Results go to ``silver/dq_results`` (latest validation of each table), row-level
-failures to ``silver/rejections`` (stage ``dq_<zone>_<table>``).
+recorded. Results go to ``silver/dq_results`` (the latest validation of each table, or of each
+source file for tables validated file by file), row-level failures to ``silver/rejections``
+(stage ``dq_<zone>_<table>``).
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ from trialake.quality import (
 )
 
 DQ_RESULTS = "silver/dq_results"
+#: The lake table's columns: the validation results plus the source file a result is about (null
+#: when the whole table was validated).
+DQ_RESULTS_TABLE_SCHEMA = {**DQ_RESULTS_SCHEMA, "source_sha256": pl.String}
 
 
 class QualityGateError(RuntimeError):
@@ -54,9 +58,14 @@ def load_quality_gate(ctx: RunContext, expectations_dir: Path) -> QualityGate:
 
 
 def publish_checked(
-    ctx: RunContext, gate: QualityGate, table: str, frame: pl.DataFrame, **write_options: Any
+    ctx: RunContext, gate: QualityGate, table: str, frame: pl.DataFrame, *, source_sha256: str | None = None,
+    **write_options: Any
 ) -> ValidationOutcome | None:
-    """Validate ``frame`` against the table's suite, record the results, publish it if allowed."""
+    """Validate ``frame`` against the table's suite, record the results, publish it if allowed.
+
+    source_sha256: the one source file ``frame`` holds, for tables validated file by file; its
+    results then replace that file's earlier ones only, not the table's.
+    """
     suite = gate.suites.get(table)
     if suite is None:
         write_table(ctx.lake, table, frame, **write_options)
@@ -64,7 +73,7 @@ def publish_checked(
     context = {name: gate.config_context[name] if name in gate.config_context else read_table(ctx.lake, name) for name in suite.context_tables}
     stage = "dq_" + table.replace("/", "_")
     outcome = validate_table(table, frame, suite, context_tables=context, run_id=ctx.run_id, params=QualityParams(rejection_stage=stage))
-    _record(ctx, outcome, frame, stage)
+    _record(ctx, outcome, frame, stage, source_sha256)
     if outcome.should_publish:
         write_table(ctx.lake, table, frame, **write_options)
     return outcome
@@ -77,14 +86,31 @@ def raise_if_blocked(outcomes: Iterable[ValidationOutcome | None]) -> None:
         raise QualityGateError("; ".join(blocked))
 
 
-def _record(ctx: RunContext, outcome: ValidationOutcome, frame: pl.DataFrame, stage: str) -> None:
-    existing = read_table(ctx.lake, DQ_RESULTS)
-    kept = existing.filter(pl.col("table") != outcome.table) if not existing.is_empty() else pl.DataFrame(schema=DQ_RESULTS_SCHEMA)
-    results = pl.concat([kept.cast(DQ_RESULTS_SCHEMA), outcome.results.cast(DQ_RESULTS_SCHEMA)]).sort("table", "expectation")
-    write_table(ctx.lake, DQ_RESULTS, results)
+def _record(ctx: RunContext, outcome: ValidationOutcome, frame: pl.DataFrame, stage: str, source: str | None) -> None:
+    new = outcome.results.cast(DQ_RESULTS_SCHEMA).with_columns(pl.lit(source, pl.String).alias("source_sha256"))
+    same = (pl.col("table") == outcome.table) & pl.col("source_sha256").eq_missing(pl.lit(source, pl.String))
+    kept = _read_dq_results(ctx).filter(~same)
+    write_table(ctx.lake, DQ_RESULTS, pl.concat([kept, new]).sort("table", "source_sha256", "expectation", nulls_last=False))
     rejections = outcome.rejections.with_columns(pl.lit(stage).alias("stage"))
     validated = set(frame["source_sha256"].drop_nulls()) if "source_sha256" in frame.columns else None
     publish_rejections(ctx, rejections, stages=[stage], reprocessed=validated)
+
+
+def _read_dq_results(ctx: RunContext) -> pl.DataFrame:
+    existing = read_table(ctx.lake, DQ_RESULTS)
+    if existing.is_empty():
+        return pl.DataFrame(schema=DQ_RESULTS_TABLE_SCHEMA)
+    if "source_sha256" not in existing.columns:  # written before results were kept per source file
+        existing = existing.with_columns(pl.lit(None, pl.String).alias("source_sha256"))
+    return existing.select(list(DQ_RESULTS_TABLE_SCHEMA)).cast(DQ_RESULTS_TABLE_SCHEMA)
+
+
+def forget_source_results(ctx: RunContext, sources: set[str]) -> None:
+    """Drop the results about source files that are no longer in the lake."""
+    existing = _read_dq_results(ctx)
+    kept = existing.filter(~pl.col("source_sha256").is_in(list(sources)) | pl.col("source_sha256").is_null())
+    if kept.height != existing.height:
+        write_table(ctx.lake, DQ_RESULTS, kept)
 
 
 def outcomes_of(values: Sequence[ValidationOutcome | None]) -> list[ValidationOutcome]:
