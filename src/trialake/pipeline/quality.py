@@ -88,7 +88,9 @@ def raise_if_blocked(outcomes: Iterable[ValidationOutcome | None]) -> None:
 
 def _record(ctx: RunContext, outcome: ValidationOutcome, frame: pl.DataFrame, stage: str, source: str | None) -> None:
     new = outcome.results.cast(DQ_RESULTS_SCHEMA).with_columns(pl.lit(source, pl.String).alias("source_sha256"))
-    same = (pl.col("table") == outcome.table) & pl.col("source_sha256").eq_missing(pl.lit(source, pl.String))
+    # a file's results replace that file's, and any whole-table ones a lake written earlier holds
+    same = (pl.col("table") == outcome.table) & (
+        pl.col("source_sha256").eq_missing(pl.lit(source, pl.String)) | pl.col("source_sha256").is_null())
     kept = _read_dq_results(ctx).filter(~same)
     write_table(ctx.lake, DQ_RESULTS, pl.concat([kept, new]).sort("table", "source_sha256", "expectation", nulls_last=False))
     rejections = outcome.rejections.with_columns(pl.lit(stage).alias("stage"))
