@@ -45,21 +45,26 @@ class RawView:
     """Values of one dataset (or sequence item) by tag. ``charset`` defaults to the dataset's own;
     pass the top-level one for sequence items."""
 
-    def __init__(self, ds: Dataset | None, *, charset: Charset | None = None,
-                 elements: dict[int, RawDataElement] | None = None, little: bool = True) -> None:
-        self.ds = ds
+    def __init__(self, ds: Dataset, *, charset: Charset | None = None) -> None:
         # plain int keys: set and dict lookups with pydicom's BaseTag keys go through a Python __eq__
-        self.elements: dict[int, RawDataElement | DataElement] = (
-            elements if ds is None and elements is not None else {int(tag): elem for tag, elem in ds.items()})
-        self.little = little if ds is None else ds.original_encoding[1] is not False
-        self.charset: Charset = charset if charset is not None else ds.original_character_set
-        codecs = [self.charset] if isinstance(self.charset, str) else list(self.charset)
-        self._codec = _DIRECT_CODECS.get(codecs[0]) if len(codecs) == 1 else None
+        self._set(ds, {int(tag): elem for tag, elem in ds.items()}, little=ds.original_encoding[1] is not False,
+                  charset=charset if charset is not None else ds.original_character_set)
 
     @classmethod
     def of_item(cls, elements: dict[int, RawDataElement], *, little: bool, charset: Charset) -> RawView:
         """A view of a sequence item read by ``reader.read_items`` (no pydicom dataset behind it)."""
-        return cls(None, charset=charset, elements=elements, little=little)
+        view = cls.__new__(cls)
+        view._set(None, elements, little=little, charset=charset)
+        return view
+
+    def _set(self, ds: Dataset | None, elements: dict[int, RawDataElement | DataElement], *, little: bool,
+             charset: Charset) -> None:
+        self.ds = ds
+        self.elements = elements
+        self.little = little
+        self.charset: Charset = charset
+        codecs = [charset] if isinstance(charset, str) else list(charset)
+        self._codec = _DIRECT_CODECS.get(codecs[0]) if len(codecs) == 1 else None
 
     def vr(self, tag: int) -> str:
         """VR of a present element; implicit-VR files carry none, so the dictionary's is used."""
