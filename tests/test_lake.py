@@ -151,6 +151,27 @@ def test_copy_object_checks_the_checksum(lake: Lake) -> None:
     assert not lake.fs.exists(lake.path("bronze/dicom/b.dcm"))
 
 
+def test_an_object_written_in_parts_is_their_concatenation(lake: Lake) -> None:
+    image = bytes(range(256)) * 4
+    write_object(lake, "bronze/dicom/a.dcm", [b"header", memoryview(image)[8:]])
+    assert read_object(lake, "bronze/dicom/a.dcm") == b"header" + image[8:]
+
+
+def test_a_failed_write_leaves_neither_the_object_nor_a_staging_file(lake: Lake) -> None:
+    write_object(lake, "bronze/dicom/keep.dcm", b"old")
+    with pytest.raises(TypeError):
+        write_object(lake, "bronze/dicom/keep.dcm", [b"new header", 42])  # type: ignore[list-item]
+    assert read_object(lake, "bronze/dicom/keep.dcm") == b"old"
+    assert [p.rsplit("/", 1)[-1] for p in lake.fs.find(lake.path("bronze/dicom"))] == ["keep.dcm"]
+
+
+def test_reading_a_landing_file_that_went_away_says_so_without_its_path(lake: Lake) -> None:
+    write_object(lake, "dicom/Doe^John/1.dcm", b"one")
+    with pytest.raises(OSError, match="landing file could not be read: FileNotFoundError") as error:
+        read_landing_bytes(lake, ["dicom/Doe^John/1.dcm", "dicom/Doe^John/2.dcm"])
+    assert "Doe" not in str(error.value)
+
+
 def test_list_landing_files_with_checksums(lake: Lake) -> None:
     write_object(lake, "dicom/Doe^John/1.dcm", b"one")
     write_object(lake, "dicom/Doe^John/sub/2.dcm", b"two")

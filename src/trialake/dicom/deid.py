@@ -271,9 +271,10 @@ def deidentify_dataset(view: RawView, *, usubjid: str, secret: bytes, params: De
     return result, ctx.uid_map
 
 
-def encode_part10(view: RawView, *, transfer_syntax: str, pixel_element: bytes | memoryview) -> bytes:
-    """Part 10 bytes of a de-identified dataset (all raw elements) followed by the unchanged
-    encoded pixel data element."""
+def encode_part10(view: RawView, *, transfer_syntax: str, pixel_element: bytes | memoryview) -> tuple[bytes, bytes | memoryview]:
+    """A de-identified dataset (all raw elements) as Part 10: (the header, the unchanged encoded
+    pixel data element). The file is their concatenation; they are kept apart so that the image
+    is not copied once more only to be joined to its header."""
     enc = Encoding(bool(view.ds.original_encoding[0]), view.little)
     meta = encode_file_meta(view.text(_SOP_CLASS) or "", view.text(_SOP_INSTANCE) or "", transfer_syntax)
-    return b"".join((meta, encode_elements(view.elements, enc), pixel_element))
+    return meta + encode_elements(view.elements, enc), pixel_element

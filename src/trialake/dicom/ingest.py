@@ -82,12 +82,21 @@ _SOP_CONFLICT = ("another file with the same SOP Instance UID but different cont
 
 @dataclass(frozen=True)
 class AcceptedInstance:
-    """A de-identified copy to write to ``bronze/dicom/<object_name>`` and its index row."""
+    """A de-identified copy to write to ``bronze/dicom/<object_name>`` and its index row.
+
+    The copy is ``parts`` one after the other: the rewritten header, then the unchanged pixel data
+    element as a view of the landing bytes (joining them would copy the image once more).
+    """
 
     object_name: str
-    data: bytes
+    parts: tuple[bytes | memoryview, ...]
     row: dict[str, object]
     landing_path: str  # restricted: never written outside restricted/
+
+    @property
+    def data(self) -> bytes:
+        """The whole de-identified copy."""
+        return b"".join(self.parts)
 
 
 @dataclass(frozen=True)
@@ -242,16 +251,17 @@ def _ingest_file(path: str, data: bytes, sha: str, *, key: SubjectKey, secret: b
     try:
         deid_ds, uids = deidentify_dataset(view, usubjid=usubjid, secret=secret, params=params)
         deid_view = RawView(deid_ds)
-        deid = encode_part10(deid_view, transfer_syntax=syntax,
-                             pixel_element=memoryview(data)[part10.pixel_start:part10.pixel_end])
+        parts = encode_part10(deid_view, transfer_syntax=syntax,
+                              pixel_element=memoryview(data)[part10.pixel_start:part10.pixel_end])
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError, EOFError, NotImplementedError,
             UnicodeError) as exc:
         raise Rejected(STAGE_DEID, f"could not be de-identified safely ({type(exc).__name__} while rewriting "
                        "the header): a malformed attribute; ask the site to re-export the file") from None
-    row = _instance_row(deid_view, sha=sha, usubjid=usubjid, run_id=run_id, deid=deid, transfer_syntax=syntax)
+    row = _instance_row(deid_view, sha=sha, usubjid=usubjid, run_id=run_id, n_bytes=sum(len(p) for p in parts),
+                        transfer_syntax=syntax)
     name = f"{usubjid}/{row['study_id']}/{row['series_id']}/{row['sop_id']}_{sha[:16]}.dcm"
     row["object_name"] = name
-    return AcceptedInstance(name, deid, row, path), uids
+    return AcceptedInstance(name, parts, row, path), uids
 
 
 def _fail_if(stage: str, reason: str | None) -> None:
@@ -306,19 +316,21 @@ _ROW_FIELDS: dict[str, tuple[str, int, int]] = {
 _ACQUISITION_DATETIME, _SOP_CLASS = tag_of("AcquisitionDateTime"), tag_of("SOPClassUID")
 
 
-def _instance_row(view: RawView, *, sha: str, usubjid: str, run_id: str, deid: bytes,
+def _instance_row(view: RawView, *, sha: str, usubjid: str, run_id: str, n_bytes: int,
                   transfer_syntax: str) -> dict[str, object]:
     sop_class = view.text(_SOP_CLASS) or ""
     row: dict[str, object] = {
         "source_sha256": sha, "source_row": None, "run_id": run_id, "USUBJID": usubjid,
-        "object_name": None, "n_bytes": len(deid),
+        "object_name": None, "n_bytes": n_bytes,
         "sop_class_uid": sop_class, "modality_family": SOP_CLASS_FAMILIES[sop_class],
         "transfer_syntax_uid": transfer_syntax,
     }
     numbers: dict[int, list[float | None]] = {}
     for column, (kind, tag, index) in _ROW_FIELDS.items():
         if kind == "number":
-            values = numbers.setdefault(tag, view.numbers(tag))
+            values = numbers.get(tag)
+            if values is None:
+                values = numbers[tag] = view.numbers(tag)
             row[column] = values[index] if len(values) > index else None
         elif kind == "integer":
             row[column] = view.integer(tag)

@@ -22,6 +22,19 @@ def compute_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _read_local(paths: Iterable[str]) -> dict[str, bytes | OSError]:
+    """Files on disk with plain reads (fsspec's local ``cat`` costs more than the read itself);
+    an error is returned in place of the bytes, as ``fs.cat(on_error="return")`` does."""
+    out: dict[str, bytes | OSError] = {}
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                out[path] = handle.read()
+        except OSError as exc:
+            out[path] = exc
+    return out
+
+
 def list_landing_files(landing: Lake, subdir: str) -> list[LandingFile]:
     """Every file under ``<landing>/<subdir>/`` (recursively), sorted by path; hidden files skipped."""
     root = landing.path(subdir)
@@ -49,7 +62,7 @@ def read_landing_bytes(landing: Lake, relpaths: Iterable[str]) -> dict[str, byte
     paths = [landing.path(p) for p in relpaths]
     if not paths:
         return {}
-    data = landing.fs.cat(paths, on_error="return")
+    data = _read_local(paths) if landing.is_local else landing.fs.cat(paths, on_error="return")
     prefix = len(landing.path()) + 1
     out: dict[str, bytes] = {}
     for path, value in data.items():

@@ -120,7 +120,7 @@ def ingest_dicom_chunk(
             )
             del contents
             _write_copies(ctx, result.accepted, writers)
-            results.append(replace(result, accepted=tuple(replace(a, data=b"") for a in result.accepted)))
+            results.append(replace(result, accepted=tuple(replace(a, parts=()) for a in result.accepted)))
     return ChunkOutcome(merge_ingest_results(results, run_id=ctx.run_id))
 
 
@@ -128,7 +128,7 @@ def _write_copies(ctx: RunContext, accepted: Sequence[AcceptedInstance], writers
     """Write de-identified copies: in turn on a local disk (threads would only add switching),
     concurrently on an object store (each PUT waits on the network)."""
     def write(instance: AcceptedInstance) -> None:
-        write_object(ctx.lake, f"bronze/dicom/{instance.object_name}", instance.data)
+        write_object(ctx.lake, f"bronze/dicom/{instance.object_name}", instance.parts)
 
     if writers is None:
         for instance in accepted:
