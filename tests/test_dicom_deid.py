@@ -158,6 +158,17 @@ def test_implicit_vr_input_stays_implicit_and_is_cleaned() -> None:
     out = pydicom.dcmread(io.BytesIO(result.accepted[0].data))
     assert out.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
     assert "InstitutionName" not in out and out.PatientID == USUBJID
+
+
+def test_implicit_vr_keeps_pixel_values_whose_vr_depends_on_pixel_representation() -> None:
+    """In implicit VR these attributes read as 'US or SS'; they are numbers and must survive."""
+    series = _phi_series(n=1)
+    for ds in series:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.PixelRepresentation = 1
+        ds.PixelPaddingValue, ds.SmallestImagePixelValue = -2000, -1024
+    out = pydicom.dcmread(io.BytesIO(_ingest(series).accepted[0].data))
+    assert (out.PixelPaddingValue, out.SmallestImagePixelValue) == (-2000, -1024)
     assert out.SeriesDescription == "AXIAL 1.0 B70f"
     assert float(out.private_block(0x0013, "ACME SAFE")[0x02].value) == 7.25
     np.testing.assert_array_equal(out.pixel_array, series[0].pixel_array)

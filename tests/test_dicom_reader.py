@@ -46,18 +46,26 @@ def _rle() -> pydicom.Dataset:
 @pytest.mark.parametrize("make", [_phi_slice, _implicit, _undefined_lengths, _rle])
 def test_fast_reader_matches_pydicom(make) -> None:
     data = encode(make())
-    fast, stop = read_header(data)
+    fast = read_header(data)
     stream = io.BytesIO(data)
     reference = pydicom.dcmread(stream, stop_before_pixels=True)
-    assert stop == stream.tell() and data[stop:stop + 4] == b"\xe0\x7f\x10\x00"
-    assert fast.file_meta.TransferSyntaxUID == reference.file_meta.TransferSyntaxUID
-    assert fast.original_encoding == reference.original_encoding
-    assert fast.original_character_set == reference.original_character_set
-    assert list(fast.keys()) == list(reference.keys())
+    assert fast.stop == stream.tell() and data[fast.stop:fast.stop + 4] == b"\xe0\x7f\x10\x00"
+    assert fast.transfer_syntax == reference.file_meta.TransferSyntaxUID
+    assert (fast.implicit, True) == reference.original_encoding
+    assert fast.charset == reference.original_character_set
+    assert list(fast.elements) == [int(tag) for tag in reference.keys()]
     for tag in reference.keys():
-        ours = convert_raw_data_element(fast.get_item(tag), encoding=fast.original_character_set, ds=fast)
+        ours = convert_raw_data_element(fast.elements[int(tag)], encoding=fast.charset, ds=reference)
         theirs = reference[tag]
         assert ours.value == theirs.value, tag
+
+
+def test_the_character_set_is_read_as_pydicom_reads_it() -> None:
+    ds = _phi_slice()
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    fast = read_header(encode(ds))
+    assert fast.charset == pydicom.dcmread(io.BytesIO(encode(ds)), stop_before_pixels=True).original_character_set
+    assert fast.charset == ["iso8859", "iso2022_jp"]
 
 
 @pytest.mark.parametrize("name", ["MR_small_bigendian.dcm", "ExplVR_BigEnd.dcm"])
@@ -72,6 +80,13 @@ def test_file_meta_without_group_length_is_left_to_pydicom() -> None:
     without = data[:132] + data[144:144 + meta_length] + data[144 + meta_length:]
     assert read_header(without) is None
     assert pydicom.dcmread(io.BytesIO(without), stop_before_pixels=True).SOPClassUID == pydicom.uid.CTImageStorage
+
+
+def test_a_header_cut_inside_an_attribute_is_left_to_pydicom() -> None:
+    data = encode(_phi_slice())
+    stop = read_header(data).stop
+    assert read_header(data[:stop - 3]) is None  # the pydicom path names the attribute that is cut
+    assert read_header(data[:stop]) is not None  # cut before the pixel data: the header is whole
 
 
 def _flatten(items: list[dict], implicit: bool) -> list:
@@ -100,11 +115,11 @@ _SEQUENCE_TAGS = {int(pydicom.datadict.tag_for_keyword(k)) for k in
 @pytest.mark.parametrize("make", [_phi_slice, _implicit, _undefined_lengths])
 def test_sequence_items_split_as_pydicom_reads_them(make) -> None:
     ds = make()
-    fast, _ = read_header(encode(ds))
-    implicit = fast.original_encoding[0]
+    fast = read_header(encode(ds))
+    implicit = fast.implicit
     reference = pydicom.dcmread(io.BytesIO(encode(ds)), stop_before_pixels=True)
     for keyword in ("ReferencedImageSequence", "OtherPatientIDsSequence"):
-        items = read_items(fast.get_item(keyword).value, implicit=implicit)
+        items = read_items(fast.elements[pydicom.datadict.tag_for_keyword(keyword)].value, implicit=implicit)
         assert items is not None, keyword
         ours = _flatten(items, implicit)
         theirs = _flatten_pydicom(reference[keyword].value)

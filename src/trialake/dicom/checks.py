@@ -68,15 +68,14 @@ def check_part10(data: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class Part10File:
-    """A parsed file: the header (every attribute before the pixel data, as pydicom read it) and
-    where the encoded Pixel Data element lies in the file bytes, so it can be verified and copied
-    without being converted or decoded. Attributes after the pixel data (digital signatures,
-    trailing padding) are not read and never copied."""
+    """A parsed file: the header (every attribute before the pixel data) and where the encoded
+    Pixel Data element lies in the file bytes, so it can be verified and copied without being
+    converted or decoded. Attributes after the pixel data (digital signatures, trailing padding)
+    are not read and never copied."""
 
-    header: Dataset
-    view: RawView  # fast reads of the header's values
+    view: RawView  # the header's elements and values
     transfer_syntax: str
-    pixel_start: int  # offset of the (7FE0,0010) tag; None when the file has no pixel data
+    pixel_start: int  # offset of the (7FE0,0010) tag; equal to pixel_end when there is no pixel data
     value_start: int
     pixel_end: int
     encapsulated: bool
@@ -90,27 +89,34 @@ def parse_part10(data: bytes) -> Part10File:
     """Parse the header of a Part 10 file (fast reader, else pydicom) and locate its pixel data;
     raise Rejected when the file is corrupt, truncated or uses the deflated transfer syntax."""
     fast = read_header(data)
-    if fast is None:
+    if fast is not None:
+        view = RawView.of_elements(fast.elements, implicit=fast.implicit, little=True, charset=fast.charset)
+        syntax, stop = fast.transfer_syntax, fast.stop
+    else:
         stream = io.BytesIO(data)
         try:
             ds = pydicom.dcmread(stream, stop_before_pixels=True)
         except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError, NotImplementedError) as exc:
             raise Rejected("ingest_dicom", f"cannot be parsed as DICOM ({type(exc).__name__}): corrupt or "
                            f"truncated file; {_RESEND}") from None
-        fast = ds, stream.tell()
-    ds, stop = fast
-    syntax = _transfer_syntax(ds.file_meta)
+        view, syntax, stop = RawView(ds), _transfer_syntax(ds.file_meta), stream.tell()
+        _fail_if_truncated(view)
     if syntax is None:
         raise Rejected("ingest_dicom", "file meta information has no Transfer Syntax UID (0002,0010): "
                        "re-export the file as DICOM Part 10")
     if syntax == DeflatedExplicitVRLittleEndian:
         raise Rejected("ingest_dicom", "deflated transfer syntax is not supported: re-export the images "
                        "uncompressed or with an image compression (RLE, JPEG lossless, JPEG-LS, JPEG 2000)")
-    for tag, raw in ds.items():
+    return _locate_pixels(view, syntax, data, stop)
+
+
+def _fail_if_truncated(view: RawView) -> None:
+    """pydicom reads a file that ends inside an attribute without complaint (the fast reader
+    hands such files to it)."""
+    for tag, raw in view.elements.items():
         if raw.is_raw and raw.length not in (0, _UNDEFINED) and len(raw.value or b"") != raw.length:
             raise Rejected("ingest_dicom", f"file is truncated (ends inside attribute "
                            f"({tag >> 16:04X},{tag & 0xFFFF:04X})); {_RESEND}")
-    return _locate_pixels(ds, RawView(ds), syntax, data, stop)
 
 
 def _transfer_syntax(meta: Dataset) -> str | None:
@@ -123,24 +129,23 @@ def _transfer_syntax(meta: Dataset) -> str | None:
     return text.strip(" \x00") or None
 
 
-def _locate_pixels(ds: Dataset, view: RawView, syntax: str, data: bytes, start: int) -> Part10File:
-    implicit, little = ds.original_encoding
-    order = "little" if little else "big"
+def _locate_pixels(view: RawView, syntax: str, data: bytes, start: int) -> Part10File:
+    order = "little" if view.little else "big"
     if len(data) - start < 8 or _tag_at(data, start, order) != 0x7FE00010:
-        return Part10File(ds, view, syntax, start, start, start, False)
-    header = 8 if implicit else 12
+        return Part10File(view, syntax, start, start, start, False)
+    header = 8 if view.implicit else 12
     length = int.from_bytes(data[start + header - 4:start + header], order)
     value_start = start + header
     if length != _UNDEFINED:
         if value_start + length > len(data):
             raise Rejected("ingest_dicom", f"file is truncated (pixel data ends {value_start + length - len(data)} "
                            f"bytes after the end of the file); {_RESEND}")
-        return Part10File(ds, view, syntax, start, value_start, value_start + length, False)
+        return Part10File(view, syntax, start, value_start, value_start + length, False)
     offset = value_start
     while offset + 8 <= len(data):
         tag, item_length = _tag_at(data, offset, "little"), int.from_bytes(data[offset + 4:offset + 8], "little")
         if tag == 0xFFFEE0DD:
-            return Part10File(ds, view, syntax, start, value_start, offset + 8, True)
+            return Part10File(view, syntax, start, value_start, offset + 8, True)
         if tag != 0xFFFEE000 or item_length == _UNDEFINED:
             break
         offset += 8 + item_length

@@ -1,7 +1,6 @@
 """Apply the de-identification profile (see ``profile.py``) and encode the result as Part 10.
 
-The input dataset is never modified. The output is a new dataset made only of raw (encoded)
-elements: kept elements are the input's bytes, replaced ones are encoded here, kept sequences are
+The input is never modified. The output is a new set of raw (encoded) elements: kept elements are the input's bytes, replaced ones are encoded here, kept sequences are
 rebuilt item by item. Encoding such a dataset needs no value conversion, which is what makes the
 ingest fast (pydicom's general writer costs several milliseconds per file).
 """
@@ -14,7 +13,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
-from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
@@ -28,7 +26,9 @@ from trialake.pseudonym import compute_date_shift_days, compute_pseudo_uid
 DICOM_UID_PREFIX = "1.2.840.10008."
 DEID_METHOD = "Trialake PS3.15 Annex E Basic Profile, fail-closed allow-list"
 IMPLEMENTATION_VERSION = "TRIALAKE"
-_KEPT_VRS = frozenset({"CS", "AS", "TM", "US", "SS", "UL", "SL", "FL", "FD", "DS", "IS", "AT", "UV", "SV"})
+#: "US or SS" is how an implicit VR file's pixel padding and extreme pixel values read (the VR
+#: depends on Pixel Representation); they are numbers either way.
+_KEPT_VRS = frozenset({"CS", "AS", "TM", "US", "SS", "US or SS", "UL", "SL", "FL", "FD", "DS", "IS", "AT", "UV", "SV"})
 _UNDEFINED = 0xFFFFFFFF
 
 
@@ -137,6 +137,24 @@ def encode_file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) ->
 
 
 def _phi_tokens(view: RawView) -> frozenset[str]:
+    """Words of the file's identifying attributes (the files of a series repeat the same values,
+    so raw values are tokenized once per process)."""
+    present = [view.elements[tag] for tag in _PHI_SOURCE_TAGS if tag in view.elements]
+    if not all(elem.is_raw for elem in present):
+        return _tokens_of(view)
+    charset = view.charset if isinstance(view.charset, str) else tuple(view.charset)
+    return _raw_phi_tokens(tuple((int(e.tag), e.VR, e.value) for e in present), view.implicit, view.little, charset)
+
+
+@lru_cache(maxsize=256)
+def _raw_phi_tokens(values: tuple[tuple[int, str | None, bytes], ...], implicit: bool, little: bool,
+                    charset: str | tuple[str, ...]) -> frozenset[str]:
+    elements = {tag: RawDataElement(BaseTag(tag), vr, len(value), value, 0, implicit, little) for tag, vr, value in values}
+    return _tokens_of(RawView.of_elements(elements, implicit=implicit, little=little,
+                                          charset=charset if isinstance(charset, str) else list(charset)))
+
+
+def _tokens_of(view: RawView) -> frozenset[str]:
     return frozenset(
         token.upper() for tag in _PHI_SOURCE_TAGS for value in view.values(tag) for token in split_descriptor(value)
     )
@@ -169,7 +187,7 @@ def _item_views(view: RawView, tag: int, ctx: _Context) -> list[RawView] | None:
     if elem.is_raw and elem.VR != "UN" and enc.little:
         items = read_items(elem.value or b"", implicit=enc.implicit)
         if items is not None:
-            return [RawView.of_item(item, little=True, charset=ctx.charset) for item in items]
+            return [RawView.of_elements(item, implicit=enc.implicit, little=True, charset=ctx.charset) for item in items]
     value = (convert_raw_data_element(elem, encoding=ctx.charset, ds=view.ds) if elem.is_raw else elem).value
     return [RawView(item, charset=ctx.charset) for item in value] if isinstance(value, Sequence) else None
 
@@ -198,39 +216,63 @@ def _copy(view: RawView, tag: int, vr: str, ctx: _Context) -> RawDataElement | N
     return elem if elem.is_raw and elem.length != _UNDEFINED else None
 
 
-def _transform(view: RawView, tag: int, vr: str, ctx: _Context) -> RawDataElement | None:
-    """The output element of one standard attribute, or None to remove it."""
-    params, enc = ctx.params, ctx.encoding
+#: What the profile does with an attribute, decided by its tag and VR alone (PRIVATE: copied when
+#: the allow-list names it, which depends on the item's private creators).
+_REMOVE, _COPY, _UID, _DATE, _CLEAN, _SEQUENCE, _PRIVATE = range(7)
+
+
+def _rule(tag: int, vr: str, params: DeidParams) -> int:
+    group = tag >> 16
+    if group % 2 == 1:
+        return _PRIVATE
+    if group < 0x0008 or (tag & 0xFFFF) == 0 or tag in params.tags("remove_keywords") or 0x5000 <= group <= 0x60FF:
+        return _REMOVE
     if vr == "SQ":
-        return _sequence(view, tag, ctx) if tag in params.tags("sequence_keywords") else None
+        return _SEQUENCE if tag in params.tags("sequence_keywords") else _REMOVE
     if vr == "UI":
-        return _text_element(tag, vr, [_remap_uid(u, ctx) for u in view.values(tag)], enc)
+        return _UID
     if vr in ("DA", "DT"):
-        if not params.shift_dates:
-            return _copy(view, tag, vr, ctx)
+        return _DATE if params.shift_dates else _COPY
+    if vr in _KEPT_VRS or tag in params.tags("keep_keywords"):
+        return _COPY
+    return _CLEAN if tag in params.tags("clean_keywords") else _REMOVE
+
+
+@lru_cache(maxsize=8)
+def _rule_table(params: DeidParams) -> dict[tuple[int, str], int]:
+    """The rules of one profile by (tag, VR), filled as attributes are met (a series repeats them)."""
+    return {}
+
+
+def _apply(rule: int, view: RawView, tag: int, vr: str, ctx: _Context) -> RawDataElement | None:
+    """The output element of one attribute under its rule, or None to remove it."""
+    enc = ctx.encoding
+    if rule == _COPY:
+        return _copy(view, tag, vr, ctx)
+    if rule == _UID:
+        return _text_element(tag, vr, [_remap_uid(u, ctx) for u in view.values(tag)], enc)
+    if rule == _DATE:
         shifted = [compute_shifted_date(v, ctx.shift_days) for v in view.values(tag)]
         return None if any(v is None for v in shifted) else _text_element(tag, vr, shifted, enc)  # type: ignore[arg-type]
-    if vr in _KEPT_VRS or tag in params.tags("keep_keywords"):
-        return _copy(view, tag, vr, ctx)
-    if tag in params.tags("clean_keywords"):
-        cleaned = compute_clean_descriptor(" ".join(view.values(tag)),
-                                           vocabulary=params.descriptor_vocabulary, phi_tokens=ctx.phi_tokens)
+    if rule == _SEQUENCE:
+        return _sequence(view, tag, ctx)
+    if rule == _CLEAN:
+        cleaned = compute_clean_descriptor(" ".join(view.values(tag)), vocabulary=ctx.params.descriptor_vocabulary,
+                                           phi_tokens=ctx.phi_tokens)
         return _text_element(tag, vr, [cleaned], enc) if cleaned else None
+    if rule == _PRIVATE:
+        return _copy(view, tag, vr, ctx) if _private_allowed(view, tag, ctx) else None
     return None
 
 
 def _walk(view: RawView, ctx: _Context) -> dict[int, RawDataElement]:
-    params = ctx.params
-    removed = params.tags("remove_keywords")
-    out: dict[int, RawDataElement] = {}
+    rules, out = _rule_table(ctx.params), {}
     for tag in view.elements:
-        group = tag >> 16
-        if group % 2 == 1:
-            elem = _copy(view, tag, view.vr(tag), ctx) if _private_allowed(view, tag, ctx) else None
-        elif group < 0x0008 or (tag & 0xFFFF) == 0 or tag in removed or 0x5000 <= group <= 0x60FF:
-            elem = None
-        else:
-            elem = _transform(view, tag, view.vr(tag), ctx)
+        vr = view.vr(tag)
+        rule = rules.get((tag, vr))
+        if rule is None:
+            rule = rules[tag, vr] = _rule(tag, vr, ctx.params)
+        elem = _apply(rule, view, tag, vr, ctx) if rule != _REMOVE else None
         if elem is not None:
             out[tag] = elem
     return out
@@ -249,11 +291,10 @@ def _method_codes(codes: tuple[tuple[str, str], ...], implicit: bool, little: bo
     return _raw(_METHOD_CODES, "SQ", b"".join(items), enc)
 
 
-def deidentify_dataset(view: RawView, *, usubjid: str, secret: bytes, params: DeidParams) -> tuple[Dataset, dict[str, str]]:
-    """The de-identified copy of ``view.ds`` for subject ``usubjid`` (a new dataset of raw elements
-    in the input's encoding; the input is not modified) and the {original: pseudonymous} UID map."""
-    implicit, _ = view.ds.original_encoding
-    enc = Encoding(bool(implicit), view.little)
+def deidentify(view: RawView, *, usubjid: str, secret: bytes, params: DeidParams) -> tuple[RawView, dict[str, str]]:
+    """The de-identified copy of ``view`` for subject ``usubjid`` (raw elements in the input's
+    encoding; the input is not modified) and the {original: pseudonymous} UID map."""
+    enc = Encoding(view.implicit, view.little)
     shift = compute_date_shift_days(secret, usubjid, max_days=params.max_shift_days)
     ctx = _Context(secret, params, shift, _phi_tokens(view), enc, view.charset)
     out = _walk(view, ctx)
@@ -266,15 +307,12 @@ def deidentify_dataset(view: RawView, *, usubjid: str, secret: bytes, params: De
     out[_METHOD_CODES] = _method_codes(params.method_codes, enc.implicit, enc.little)
     out[_TEMPORAL_MODIFIED] = _text_element(
         _TEMPORAL_MODIFIED, "CS", ["MODIFIED" if params.shift_dates else "UNMODIFIED"], enc)
-    result = Dataset(out)
-    result.set_original_encoding(enc.implicit, enc.little, ctx.charset)
-    return result, ctx.uid_map
+    return RawView.of_elements(out, implicit=enc.implicit, little=enc.little, charset=ctx.charset), ctx.uid_map
 
 
 def encode_part10(view: RawView, *, transfer_syntax: str, pixel_element: bytes | memoryview) -> tuple[bytes, bytes | memoryview]:
     """A de-identified dataset (all raw elements) as Part 10: (the header, the unchanged encoded
     pixel data element). The file is their concatenation; they are kept apart so that the image
     is not copied once more only to be joined to its header."""
-    enc = Encoding(bool(view.ds.original_encoding[0]), view.little)
     meta = encode_file_meta(view.text(_SOP_CLASS) or "", view.text(_SOP_INSTANCE) or "", transfer_syntax)
-    return meta + encode_elements(view.elements, enc), pixel_element
+    return meta + encode_elements(view.elements, Encoding(view.implicit, view.little)), pixel_element

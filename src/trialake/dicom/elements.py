@@ -47,20 +47,24 @@ class RawView:
 
     def __init__(self, ds: Dataset, *, charset: Charset | None = None) -> None:
         # plain int keys: set and dict lookups with pydicom's BaseTag keys go through a Python __eq__
-        self._set(ds, {int(tag): elem for tag, elem in ds.items()}, little=ds.original_encoding[1] is not False,
+        implicit, little = ds.original_encoding
+        self._set(ds, {int(tag): elem for tag, elem in ds.items()}, implicit=bool(implicit), little=little is not False,
                   charset=charset if charset is not None else ds.original_character_set)
 
     @classmethod
-    def of_item(cls, elements: dict[int, RawDataElement], *, little: bool, charset: Charset) -> RawView:
-        """A view of a sequence item read by ``reader.read_items`` (no pydicom dataset behind it)."""
+    def of_elements(cls, elements: dict[int, RawDataElement], *, implicit: bool, little: bool,
+                    charset: Charset) -> RawView:
+        """A view of raw elements with no pydicom dataset behind them: a sequence item read by
+        ``reader.read_items``, or a de-identified copy."""
         view = cls.__new__(cls)
-        view._set(None, elements, little=little, charset=charset)
+        view._set(None, elements, implicit=implicit, little=little, charset=charset)
         return view
 
-    def _set(self, ds: Dataset | None, elements: dict[int, RawDataElement | DataElement], *, little: bool,
-             charset: Charset) -> None:
+    def _set(self, ds: Dataset | None, elements: dict[int, RawDataElement | DataElement], *, implicit: bool,
+             little: bool, charset: Charset) -> None:
         self.ds = ds
         self.elements = elements
+        self.implicit = implicit
         self.little = little
         self.charset: Charset = charset
         codecs = [charset] if isinstance(charset, str) else list(charset)

@@ -23,7 +23,7 @@ from trialake.dicom.checks import (
     check_sop_class,
     parse_part10,
 )
-from trialake.dicom.deid import deidentify_dataset, encode_part10
+from trialake.dicom.deid import deidentify, encode_part10
 from trialake.dicom.elements import RawView, tag_of
 from trialake.dicom.profile import DeidParams
 from trialake.dicom.subject_key import SubjectKey
@@ -249,8 +249,7 @@ def _ingest_file(path: str, data: bytes, sha: str, *, key: SubjectKey, secret: b
     _fail_if(STAGE_DEID, check_dates_not_modified(view))
     syntax = part10.transfer_syntax
     try:
-        deid_ds, uids = deidentify_dataset(view, usubjid=usubjid, secret=secret, params=params)
-        deid_view = RawView(deid_ds)
+        deid_view, uids = deidentify(view, usubjid=usubjid, secret=secret, params=params)
         parts = encode_part10(deid_view, transfer_syntax=syntax,
                               pixel_element=memoryview(data)[part10.pixel_start:part10.pixel_end])
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError, EOFError, NotImplementedError,
