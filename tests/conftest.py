@@ -28,9 +28,13 @@ def _stop_ephemeral_prefect_servers() -> Iterator[None]:
     """Stop the ephemeral Prefect servers of this test process while its output is still open.
 
     Prefect stops them at interpreter exit, when pytest has already closed the stream its log
-    handler writes to, which prints a "Logging error" traceback after the test summary.
+    handler writes to, which prints a "Logging error" traceback after the test summary; and logs
+    still queued for the API are sent first, else they fail ("Error logging to API").
     """
     yield
+    handlers = sys.modules.get("prefect.logging.handlers")
+    if handlers is not None:  # send the last run logs while the server still answers
+        handlers.APILogWorker.drain_all(timeout=30)
     server = sys.modules.get("prefect.server.api.server")
     if server is not None:
         for instance in list(server.SubprocessASGIServer._instances.values()):

@@ -44,17 +44,19 @@ def _comparable(lake: Lake, table: str) -> pl.DataFrame:
 
 def _start_run(landing: str, lake: str, env: dict[str, str]) -> subprocess.Popen:
     command = [sys.executable, "-m", "trialake.cli", "run", "nightly", "--landing", landing, "--lake", lake, "--lease-ttl", "3"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # its own process group: the kill takes the run's Prefect server process with it, as a machine failure would
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _kill_when(lake: Lake, prefix: str, run: subprocess.Popen, timeout_s: float = 240) -> None:
-    """SIGKILL the run as soon as an object under ``prefix`` appears (mid-run, mid-stage)."""
+    """SIGKILL the run and every process it started as soon as an object under ``prefix`` appears
+    (mid-run, mid-stage)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and run.poll() is None:
         if lake.fs.exists(lake.path(prefix)) and lake.fs.find(lake.path(prefix)):
             break
         time.sleep(0.2)
-    run.send_signal(signal.SIGKILL)
+    os.killpg(run.pid, signal.SIGKILL)
     run.wait()
 
 
