@@ -1,5 +1,6 @@
-"""The flow's DICOM chunk step: files go through in windows, and the duplicate and SOP-conflict rules
-still hold across windows, on a local lake and on S3 (moto)."""
+"""The flow's DICOM chunks: how landing files are split into chunks, and the chunk step: files go
+through in windows, and the duplicate and SOP-conflict rules still hold across windows, on a local
+lake and on S3 (moto)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,12 +12,34 @@ import pydicom
 
 from dicom_factory import encode, synthesize_ct_series
 from trialake.config import Settings, load_trial_config
-from trialake.lake import Lake, read_object
+from trialake.lake import Lake, LandingFile, read_object
 from trialake.pipeline.context import RunContext
-from trialake.pipeline.dicom import WINDOW_FILES, DicomPlan, ingest_dicom_chunk
+from trialake.pipeline.dicom import CHUNK_BYTES, CHUNK_FILES, WINDOW_FILES, DicomPlan, ingest_dicom_chunk, split_into_chunks
 
 USUBJID = "TRIAL-01-001"
 KEY = pl.DataFrame({"SITEID": ["01"], "PATIENT_ID": ["PAT-7"], "USUBJID": [USUBJID]})
+
+
+def _series(folder: str, n_files: int, size: int) -> list[LandingFile]:
+    return [LandingFile(f"dicom/{folder}/IM{i:04d}", size, "v1") for i in range(n_files)]
+
+
+def test_many_small_series_share_chunks_of_at_most_chunk_files() -> None:
+    files = [f for s in range(20) for f in _series(f"S{s:02d}", 80, 32_000)]  # 1600 files, 51 MB
+    chunks = split_into_chunks(files[::-1] + files[:5])  # order and repeats do not matter
+    assert [len(c) for c in chunks] == [400, 400, 400, 400]  # ceil(1600 / 400) chunks, even
+    assert [p for c in chunks for p in c] == sorted(f.relpath for f in files)
+
+
+def test_a_large_series_is_split_evenly_by_bytes() -> None:
+    image = 512 * 512 * 2 + 2_000
+    files = _series("S00", 300, image)  # 157 MB: two chunks of about 79 MB, not 128 MB and 29 MB
+    assert CHUNK_BYTES < 300 * image <= 2 * CHUNK_BYTES and 300 <= CHUNK_FILES
+    assert [len(c) for c in split_into_chunks(files)] == [150, 150]
+
+
+def test_nothing_new_is_no_chunk() -> None:
+    assert split_into_chunks([]) == ()
 
 
 def _write_landing(folder: Path) -> dict[str, bytes]:

@@ -1,12 +1,12 @@
 """DICOM stage: new landing files -> de-identified copies in bronze/dicom/, bronze/dicom_instances,
 rejections; then series assembly and QC into silver/ct_series.
 
-Work is split into chunks (per landing folder, at most ``CHUNK_FILES`` files) so that the flow can
-run chunks in parallel; `publish_dicom` merges the chunk outcomes and publishes the tables once.
+Work is split into chunks of even size (at most ``CHUNK_FILES`` files and about ``CHUNK_BYTES``
+bytes) so that the flow can run chunks in parallel; `publish_dicom` merges the chunk outcomes and
+publishes the tables once.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -35,7 +35,7 @@ from trialake.pipeline.rejections import publish_rejections
 from trialake.quality import ValidationOutcome
 
 AREA = "dicom"
-CHUNK_FILES = 400
+CHUNK_FILES, CHUNK_BYTES = 400, 128 * 2**20
 WINDOW_FILES = 16
 INGEST_STAGES = ("ingest_dicom", "deid")
 INSTANCES, QUARANTINE, UID_MAP = "bronze/dicom_instances", "restricted/dicom_quarantine", "restricted/uid_map"
@@ -82,16 +82,23 @@ def plan_dicom(ctx: RunContext) -> DicomPlan:
     rejected = set(quarantine["source_sha256"]) - retry if not quarantine.is_empty() else set()
     accepted = set(instances["source_sha256"]) if not instances.is_empty() else set()
     sops = dict(instances.select("sop_id", "source_sha256").iter_rows()) if not instances.is_empty() else {}
-    return DicomPlan(_chunk_by_folder(todo), tuple(listed), frozenset(accepted | rejected), sops)
+    return DicomPlan(split_into_chunks(todo), tuple(listed), frozenset(accepted | rejected), sops)
 
 
-def _chunk_by_folder(files: Sequence[LandingFile]) -> tuple[tuple[str, ...], ...]:
-    folders: dict[str, list[str]] = defaultdict(list)
-    for f in sorted({f.relpath: f for f in files}.values(), key=lambda f: f.relpath):
-        folders[f.relpath.rsplit("/", 1)[0]].append(f.relpath)
-    return tuple(
-        tuple(paths[i : i + CHUNK_FILES]) for _, paths in sorted(folders.items()) for i in range(0, len(paths), CHUNK_FILES)
-    )
+def split_into_chunks(files: Sequence[LandingFile]) -> tuple[tuple[str, ...], ...]:
+    """The files in path order (so a series' files stay together), cut into the fewest chunks of
+    at most ``CHUNK_FILES`` files and about ``CHUNK_BYTES`` bytes, all of about the same size.
+
+    A task costs the orchestrator a fraction of a second whatever its size, so many small series
+    share a chunk, while a series larger than a chunk is shared by several workers.
+    """
+    ordered = sorted({f.relpath: f for f in files}.values(), key=lambda f: f.relpath)
+    if not ordered:
+        return ()
+    total_bytes = sum(f.size for f in ordered)
+    n_chunks = max(-(-len(ordered) // CHUNK_FILES), -(-total_bytes // CHUNK_BYTES))
+    bounds = [len(ordered) * i // n_chunks for i in range(n_chunks + 1)]
+    return tuple(tuple(f.relpath for f in ordered[start:end]) for start, end in zip(bounds, bounds[1:]))
 
 
 def ingest_dicom_chunk(
