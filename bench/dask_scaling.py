@@ -8,9 +8,9 @@ wall time of the per-series phases (what Dask distributes): for each phase, from
 first task run to the end of its last, read back from Prefect's task runs. Per-task orchestration
 (the task engine's start-up in the worker, state changes, moving results) thus counts for one
 worker as for two; the union of the task runs' own spans would leave it out for one worker, where
-nothing else runs between two tasks, but not for two. Each worker count runs twice, alternating,
-and its faster run counts. The whole run's time (cluster start, serial stages, marts) is reported
-beside it.
+nothing else runs between two tasks, but not for two. Each worker count runs three times,
+alternating, and its fastest run counts. The whole run's time (cluster start, serial stages,
+marts) is reported beside it.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from bench.flow_runs import (
 
 PER_SERIES_PHASES = {"ingest": re.compile(r"ingest_dicom_chunk"), "volumetry": re.compile(r"measure_series")}
 WORKERS = (1, 2)
-REPEATS = 2
+REPEATS = 3
 
 
 @dataclass(frozen=True)
