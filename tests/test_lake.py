@@ -165,6 +165,14 @@ def test_a_failed_write_leaves_neither_the_object_nor_a_staging_file(lake: Lake)
     assert [p.rsplit("/", 1)[-1] for p in lake.fs.find(lake.path("bronze/dicom"))] == ["keep.dcm"]
 
 
+def test_a_write_that_cannot_be_renamed_into_place_leaves_no_staging_file(tmp_path) -> None:
+    lake = open_lake(str(tmp_path / "lake"))
+    (tmp_path / "lake" / "bronze" / "taken").mkdir(parents=True)
+    with pytest.raises(OSError):
+        write_object(lake, "bronze/taken", b"bytes")  # a folder of that name is in the way
+    assert [p.name for p in (tmp_path / "lake" / "bronze").iterdir()] == ["taken"]
+
+
 def test_reading_a_landing_file_that_went_away_says_so_without_its_path(lake: Lake) -> None:
     write_object(lake, "dicom/Doe^John/1.dcm", b"one")
     with pytest.raises(OSError, match="landing file could not be read: FileNotFoundError") as error:

@@ -1,6 +1,8 @@
-"""Tables and objects in the lake, local or on S3, through one fsspec code path."""
+"""Tables and objects in the lake, local or on S3, through fsspec (objects on a local disk are
+written with plain system calls, which cost a fraction of fsspec's local layer)."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import uuid
@@ -107,23 +109,25 @@ def write_object(lake: Lake, relpath: str, data: bytes | Sequence[bytes | memory
 
 
 def _write_file_atomically(target: str, parts: Sequence[bytes | memoryview]) -> None:
-    """A hidden staging file beside ``target``, renamed over it once complete; plain system calls,
-    because fsspec's local layer costs more than writing a DICOM copy does."""
+    """A hidden staging file beside ``target``, renamed over it once complete (removed if anything
+    fails); plain system calls, because fsspec's local layer costs more than writing a DICOM copy."""
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     staging = os.path.join(parent, f".{uuid.uuid4().hex}.partial")
     descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        for part in parts:
-            view = memoryview(part)
-            while view:
-                view = view[os.write(descriptor, view):]
+        try:
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(descriptor, view):]
+        finally:
+            os.close(descriptor)
+        os.replace(staging, target)
     except BaseException:
-        os.close(descriptor)
-        os.unlink(staging)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)
         raise
-    os.close(descriptor)
-    os.replace(staging, target)
 
 
 def read_object(lake: Lake, relpath: str) -> bytes:
