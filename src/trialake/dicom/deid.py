@@ -1,8 +1,9 @@
 """Apply the de-identification profile (see ``profile.py``) and encode the result as Part 10.
 
-The input is never modified. The output is a new set of raw (encoded) elements: kept elements are the input's bytes, replaced ones are encoded here, kept sequences are
-rebuilt item by item. Encoding such a dataset needs no value conversion, which is what makes the
-ingest fast (pydicom's general writer costs several milliseconds per file).
+The input is never modified. The output is a new set of raw (encoded) elements: kept elements
+are the input's bytes, replaced ones are encoded here, kept sequences are rebuilt item by item.
+Encoding such elements needs no value conversion, which is what makes the ingest fast (pydicom's
+general writer costs several milliseconds per file).
 """
 
 from __future__ import annotations
