@@ -82,6 +82,12 @@ def test_file_meta_without_group_length_is_left_to_pydicom() -> None:
     assert pydicom.dcmread(io.BytesIO(without), stop_before_pixels=True).SOPClassUID == pydicom.uid.CTImageStorage
 
 
+def test_a_file_meta_longer_than_the_file_is_left_to_pydicom() -> None:
+    data = encode(_phi_slice())
+    cut = 144 + int.from_bytes(data[140:144], "little") - 10  # ends inside the file meta group
+    assert read_header(data[:cut]) is None
+
+
 def test_a_header_cut_inside_an_attribute_is_left_to_pydicom() -> None:
     data = encode(_phi_slice())
     stop = read_header(data).stop

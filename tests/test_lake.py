@@ -157,6 +157,12 @@ def test_an_object_written_in_parts_is_their_concatenation(lake: Lake) -> None:
     assert read_object(lake, "bronze/dicom/a.dcm") == b"header" + image[8:]
 
 
+def test_a_single_buffer_of_any_kind_is_written_whole(lake: Lake) -> None:
+    write_object(lake, "bronze/dicom/b.dcm", bytearray(b"DICM"))
+    write_object(lake, "bronze/dicom/c.dcm", memoryview(b"header and pixels")[7:])
+    assert (read_object(lake, "bronze/dicom/b.dcm"), read_object(lake, "bronze/dicom/c.dcm")) == (b"DICM", b"and pixels")
+
+
 def test_a_failed_write_leaves_neither_the_object_nor_a_staging_file(lake: Lake) -> None:
     write_object(lake, "bronze/dicom/keep.dcm", b"old")
     with pytest.raises(TypeError):

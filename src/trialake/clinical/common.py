@@ -75,12 +75,9 @@ NO_SUBJECT_REASON = ("USUBJID has no accepted demographics (DM) row: add or corr
 
 def split_unknown_subjects(frame: pl.DataFrame, subjects: pl.DataFrame, *, stage: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows whose USUBJID is in ``subjects``, rejections of the others with ``NO_SUBJECT_REASON``)."""
-    known = pl.col("USUBJID").is_in(subjects["USUBJID"].implode())
-    orphans = frame.filter(~known)
-    if orphans.is_empty():
-        return frame, empty_rejections()
-    return frame.filter(known), rejections_from(orphans.with_columns(pl.lit(NO_SUBJECT_REASON).alias("_reason")),
-                                                "_reason", stage=stage)
+    unknown = ~pl.col("USUBJID").is_in(subjects["USUBJID"].implode())
+    marked = frame.with_columns(pl.when(unknown).then(pl.lit(NO_SUBJECT_REASON)).alias("_no_subject"))
+    return split_rejected(marked, "_no_subject", stage=stage)
 
 
 def split_exact_duplicates(frame: pl.DataFrame, *, stage: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -2,9 +2,10 @@
 VR, which covers every compressed transfer syntax too), read up to the pixel data.
 
 It only splits the byte stream into top-level elements (tag, VR, length, value bytes), as pydicom's
-raw elements keyed by plain int tags (pydicom's own sets and dicts compare its tags in Python), several times faster than ``pydicom.dcmread`` because it
-converts nothing and builds no dataset. Anything unusual (big endian, no group length in the file meta, a
-VR it does not know, a malformed length) returns None, and the caller falls back to pydicom.
+raw elements keyed by plain int tags (pydicom's own tags compare in Python), several times faster
+than ``pydicom.dcmread`` because it converts nothing and builds no dataset. Anything unusual (big
+endian, no group length in the file meta, a VR it does not know, a malformed length, a file cut
+short inside its header) returns None, and the caller falls back to pydicom.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ def read_header(data: bytes) -> Header | None:
         if tag != 0x00020000 or vr != "UL" or length != 4:
             return None
         meta_end = value + 4 + _U32.unpack_from(data, value)[0]
+        if meta_end > len(data):
+            return None
         meta, _ = _elements(data, _META_START, meta_end, False, stop_at_pixels=False)
         syntax_element = meta.get(_TRANSFER_SYNTAX)
         if syntax_element is None:

@@ -93,6 +93,9 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+_BUFFERS = (bytes, bytearray, memoryview)
+
+
 def write_object(lake: Lake, relpath: str, data: bytes | Sequence[bytes | memoryview]) -> str:
     """Write bytes (or buffers, one after the other: the object is their concatenation) so that
     readers see the old or the new object, never a partial one.
@@ -102,9 +105,9 @@ def write_object(lake: Lake, relpath: str, data: bytes | Sequence[bytes | memory
     """
     target = lake.path(relpath)
     if lake.is_local:
-        _write_file_atomically(target, [data] if isinstance(data, bytes) else data)
+        _write_file_atomically(target, [data] if isinstance(data, _BUFFERS) else data)
     else:
-        lake.fs.pipe_file(target, data if isinstance(data, bytes) else b"".join(data))
+        lake.fs.pipe_file(target, bytes(data) if isinstance(data, _BUFFERS) else b"".join(data))
     return relpath
 
 

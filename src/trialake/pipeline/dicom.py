@@ -108,7 +108,7 @@ def ingest_dicom_chunk(
 
     Files go through in windows of ``WINDOW_FILES``: read together (concurrently on S3), ingested,
     their copies written, then dropped, so a chunk holds a few megabytes rather than all of its
-    images, and the buffers of one window are reused by the next.
+    images.
     """
     subject_key = SubjectKey.from_frame(key)
     results = []
