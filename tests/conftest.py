@@ -1,6 +1,7 @@
 """Shared fixtures: a real S3 API (moto's server on 127.0.0.1) and lake handles on disk and on S3."""
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -12,7 +13,9 @@ import pytest
 
 # Prefect keeps its state (the ephemeral server's SQLite) per test process, offline and quiet.
 # Set before anything imports prefect, which reads its settings once.
-_PREFECT_HOME = Path(tempfile.gettempdir()) / f"trialake-tests-prefect-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+# The folder is named after the checkout too, so test runs of two checkouts never share a database.
+_CHECKOUT = hashlib.sha256(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]
+_PREFECT_HOME = Path(tempfile.gettempdir()) / f"trialake-tests-prefect-{_CHECKOUT}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
