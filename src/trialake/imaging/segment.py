@@ -1,30 +1,27 @@
-"""Classical lung segmentation: body, aerated lung, airway removal, left/right split, dense disease.
+"""Classical lung segmentation: body, aerated lung, airway, left/right, dense disease, pleural spaces.
 
-Pipeline (all on numpy arrays with their spacing; x towards patient left, y posterior):
+Pipeline (numpy/scipy on a block-averaged copy with voxels of about 3 mm; x towards the patient's
+left, y posterior, z from head to feet once the trachea has said where the head is):
 
-1. body: per slice the largest connected region above ``body_hu`` (drops the table, arms cut off
-   by the field of view and outside air), holes filled;
-2. aerated lung: voxels below ``lung_air_hu`` inside the body, 3-D components of at least
-   ``min_lung_fraction`` of the largest (drops bowel gas); both lungs are kept whether or not
-   they touch;
-3. trachea and main bronchi: tracked slice by slice from the end of the scan where a small air
-   tube sits in the middle of the body, until the tube merges with a lung (cross-section larger
-   than ``airway_max_area_mm2``);
-4. left/right: the two largest components, or, when the lungs touch, a split per slice at the
-   column of least lung between them;
-5. dense disease back into each lung, per slice: holes filled (lesions and vessels surrounded
-   by aerated lung), a closing of radius ``close_radius_mm`` (vessels entering at the hilum), and
-   a convex-hull fill for dense regions between the lung and the chest wall: a component of
-   hull-minus-lung is added when it is at least ``hull_min_depth_mm`` deep and its hull chord
-   runs along the body outline (roughly constant distance from the skin), which a consolidation
-   against the ribs does and the concavities of the heart notch, the mediastinum and the
-   diaphragm dome (chords deep inside the body) do not. The chord misses the thin cap between
-   it and a curved chest wall; dense tissue in that cap, up to 10% of the chord length outside
-   the hull and no nearer the skin than the chord's ends, is added too.
+1. field of view: padding (HU at or below -1024 in large regions touching the image edge, i.e.
+   outside the reconstruction circle) is an edge of the image like the image border;
+2. body: per slice the largest connected region above ``body_hu``, holes filled; a stretch where
+   the body is cut by the image border is closed, so lungs cut by it stay inside and are reported;
+   where the reconstruction circle cuts into the chest (air inside the body's convex hull that
+   runs out into the padding) the series is refused;
+3. aerated lung: air inside the body, 3-D components of at least ``min_lung_fraction`` of the
+   largest; smaller ones are dropped and those not under the lungs (so not bowel gas) reported;
+4. trachea and main bronchi: tracked slice by slice from either end of the scan, from every small
+   air tube in the central part of the body; the longest track wins (so a trachea off the midline
+   is found), and the end it starts from is the head;
+5. pleural air: air darker than ``pleural_air_hu`` lying against the chest wall (not a bulla inside
+   the lung) is pneumothorax, never lung;
+6. left/right: the two largest components; lungs that touch are split by eroding them until they
+   part and giving every voxel to the nearer core; one lung alone is named by its side of the body;
+7. dense disease back into each lung (``trialake.imaging.putback``): holes with 3-D evidence, the
+   chest-wall fill, the diaphragm-floor fill and the dent fill; then pleural fluid is taken out.
 
-``ClassicalSegmenter`` runs these steps on a block-averaged copy with voxels of about 3 mm and
-then cuts the aerated lung edge again at full resolution, so the morphology works on a few
-million voxels even for 512x512x300 series.
+``ClassicalSegmenter`` then cuts the aerated lung edge again at full resolution.
 """
 from __future__ import annotations
 
@@ -34,7 +31,22 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-from trialake.imaging.volume import CTVolume, NotMeasurable
+from trialake.imaging.noise import compute_noise_hu, compute_smoothed, compute_smoothing_px
+from trialake.imaging.putback import (
+    compute_chest_geometry,
+    compute_diaphragm,
+    compute_dent_fill,
+    compute_effusion,
+    compute_filled_holes,
+    compute_gap_rays,
+    compute_enclosed_fill,
+    compute_floor_fill,
+    compute_notch_rays,
+    compute_pleural_air,
+    compute_wall_fill,
+    compute_wall_map,
+)
+from trialake.imaging.volume import PADDING_HU, CTVolume, NotMeasurable
 
 _PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
                    [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
@@ -43,60 +55,122 @@ _PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
 
 @dataclass(frozen=True)
 class SegmentationParams:
-    """Thresholds of the classical lung segmentation (HU, mm, fractions).
+    """Documented constants of the classical segmenter (HU, mm, mL, fractions).
+
+    They belong to the method, not to a trial: changing one changes the method's version.
 
     body_hu: tissue vs air for the body outline (-500, halfway between air and fat).
     lung_air_hu: aerated lung vs soft tissue (-400; halfway between lung parenchyma at about -850
-      and soft tissue at about +40, so a partial-volume edge is cut at its middle).
+      and soft tissue at about +40, so a partial-volume edge is cut at its middle). Denser voxels
+      are "dense" and enter the lung only through the put-back rules.
+    dense_max_hu: denser voxels (bone, contrast-filled heart and vessels) are never put back.
     min_lung_ml: less aerated lung than this means no lungs were found.
     min_lung_fraction: a 3-D air component is lung when at least this fraction of the largest.
+    report_dropped_ml: dropped air components (not under the lungs) from this size on are reported.
     airway_max_area_mm2: largest cross-section of the trachea or a main bronchus in one slice.
-    airway_central_fraction: the trachea's centroid lies within this fraction of the body width
-      from the body's centre.
-    close_radius_mm: radius of the per-slice closing of each lung.
-    hull_min_depth_mm: smallest depth of a hull-fill region (thinner ones are edge slivers).
-    hull_enclosed_fraction: a hull-fill region needs at least this fraction of its pixels with
-      aerated lung both above and below in the same column (a consolidation inside the lung's
-      height; the diaphragm dome and the heart have none below). A consolidation at the very
-      base of the lung is therefore not filled.
-    hull_wall_margin_mm, hull_wall_bulge: a hull-fill region lies against the chest wall when the
-      median distance of its hull chord from the body outline exceeds the chord's smallest
-      distance by at most max(hull_wall_margin_mm, hull_wall_bulge x chord length) and lies at
-      most hull_wall_depth_mm deeper than the lung's closest approach to the skin; a chord
-      across the mediastinum, the heart or the diaphragm dome runs deep inside the body.
-    max_edge_fraction: the lungs count as cut by the field of view when an end slice holds more
-      than this fraction of the largest lung cross-section, or any lung voxel touches the image
-      border in-plane.
+    airway_central_fraction: the trachea starts within this fraction of the body width from the
+      body's centre (0.25: a trachea pushed aside by a shifted mediastinum is still found).
+    airway_min_length_mm: a tracked tube shorter than this is not called a trachea.
+    close_radius_mm: radius of the per-slice closing before the holes are filled.
+    wall_tol_mm: the lung touches the chest wall when it reaches within this of the wall estimate.
+    wall_smooth_deg, wall_smooth_mm: smoothing of the chest wall thickness around and along the chest.
+    gap_contact_share: a region where the lung keeps away from the wall is filled when at least
+      this share of its border in the (z, angle) map touches the wall.
+    gap_open_head_share: ... and at most this share of its head-side border has no lung (the apex).
+    floor_tol_mm: where the lung rests on dense tissue at least this much above the modelled
+      diaphragm, disease hides the diaphragm.
+    diaphragm_max_rise: the diaphragm's dome rises at most this fraction of the lung's height above
+      the lung's deepest point (higher floor points are the heart, not the diaphragm).
+    floor_min_band_mm: a lung whose recess line has a notch is put back down to the diaphragm only
+      where it ends abruptly, at least this thick in its last slice.
+    dent_radius_mm: radius of the ball of the 3-D closing (disease against the heart).
+    pleural_air_hu, pleural_air_min_ml, pleural_air_wall_share: pleural air is darker than this,
+      at least this large, and has at least this share of its border on chest-wall tissue.
+    fluid_hu: HU range of pleural fluid (transudates and exudates).
+    effusion_min_ml: smaller water-dense regions are not called an effusion.
+    max_edge_fraction: the lungs count as cut along z when an end slice holds more than this
+      fraction of the largest lung cross-section.
     """
 
     body_hu: float = -500.0
     lung_air_hu: float = -400.0
+    dense_max_hu: float = 150.0
     min_lung_ml: float = 200.0
     min_lung_fraction: float = 0.1
+    report_dropped_ml: float = 5.0
     airway_max_area_mm2: float = 700.0
-    airway_central_fraction: float = 0.1
+    airway_central_fraction: float = 0.25
+    airway_min_length_mm: float = 30.0
     close_radius_mm: float = 5.0
-    hull_min_depth_mm: float = 6.0
-    hull_enclosed_fraction: float = 0.5
-    hull_wall_margin_mm: float = 12.0
-    hull_wall_depth_mm: float = 30.0
-    hull_wall_bulge: float = 0.2
+    wall_tol_mm: float = 6.0
+    wall_smooth_deg: float = 20.0
+    wall_smooth_mm: float = 20.0
+    gap_contact_share: float = 0.3
+    gap_open_head_share: float = 0.25
+    floor_tol_mm: float = 8.0
+    diaphragm_max_rise: float = 0.4
+    floor_min_band_mm: float = 12.0
+    dent_radius_mm: float = 25.0
+    pleural_air_hu: float = -975.0
+    pleural_air_min_ml: float = 5.0
+    pleural_air_wall_share: float = 0.3
+    fluid_hu: tuple[float, float] = (-20.0, 25.0)
+    effusion_min_ml: float = 5.0
     max_edge_fraction: float = 0.1
 
 
 @dataclass(frozen=True)
+class Finding:
+    """Something the segmenter noticed that a reviewer should see (``code`` is short and stable)."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
 class LungMasks:
-    """Boolean (z, y, x) masks of a lung segmentation; ``lung`` = ``left`` | ``right``."""
+    """Boolean (z, y, x) masks of a lung segmentation; ``lung`` = ``left`` | ``right``.
+
+    Optional outputs (a plug-in segmenter may leave them None): ``effusion`` and ``pneumothorax``
+    (pleural fluid and air, never lung), ``put_back`` (lung voxels that were dense tissue added by
+    the put-back rules), ``airway_found`` and ``findings``.
+    """
 
     lung: np.ndarray
     left: np.ndarray
     right: np.ndarray
     airway: np.ndarray
+    effusion: np.ndarray | None = None
+    pneumothorax: np.ndarray | None = None
+    put_back: np.ndarray | None = None
+    airway_found: bool | None = None
+    findings: tuple[Finding, ...] = ()
 
 
-def compute_body_mask(hu: np.ndarray, body_hu: float) -> np.ndarray:
+def compute_padding_mask(outside: np.ndarray, spacing, min_area_mm2: float = 200.0) -> np.ndarray:
+    """Padding regions (outside the reconstruction circle): in each slice, components of ``outside``
+    (voxels at or below -1024 HU) that survive a 3x3 opening, touch the image border and cover at
+    least ``min_area_mm2``. Isolated air voxels clipped at -1024 HU are not padding."""
+    opened = ndimage.binary_opening(outside, structure=np.ones((1, 3, 3), bool))
+    labels, n = ndimage.label(opened, structure=_PLANE)
+    if n == 0:
+        return opened
+    border = np.zeros_like(opened)
+    border[:, [0, -1], :] = True
+    border[:, :, [0, -1]] = True
+    keep = np.zeros(n + 1, bool)
+    keep[np.unique(labels[border & opened])] = True
+    sizes = np.bincount(labels.ravel(), minlength=n + 1) * spacing[1] * spacing[2]
+    keep &= sizes >= min_area_mm2
+    keep[0] = False
+    return keep[labels]
+
+
+def compute_body_mask(hu: np.ndarray, body_hu: float, padding: np.ndarray | None = None) -> np.ndarray:
     """Per slice: the largest connected region above ``body_hu``, holes filled (see ``_fill_closed_at_border``)."""
     tissue = hu > body_hu
+    if padding is not None:
+        tissue &= ~padding
     labels, n = ndimage.label(tissue, structure=_PLANE)
     if n == 0:
         return tissue
@@ -130,110 +204,28 @@ def _fill_closed_at_border(body: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(padded, structure=_PLANE)[:, 1:-1, 1:-1]
 
 
-def compute_aerated_lung(hu: np.ndarray, body: np.ndarray, spacing, p: SegmentationParams) -> np.ndarray:
-    """Air inside the body, restricted to large 3-D components (lungs with airways)."""
-    air = (hu < p.lung_air_hu) & body
-    labels, n = ndimage.label(air)
-    if n == 0:
-        raise NotMeasurable("no aerated lung found inside the body")
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    if sizes.max() * voxel_ml < p.min_lung_ml:
-        raise NotMeasurable(
-            f"no lungs found (largest air region {sizes.max() * voxel_ml:.0f} mL < {p.min_lung_ml:.0f} mL)")
-    keep = sizes >= p.min_lung_fraction * sizes.max()
-    keep[0] = False
-    return keep[labels]
+def check_chest_cut(hu: np.ndarray, body: np.ndarray, padding: np.ndarray, slices: np.ndarray, spacing,
+                    p: SegmentationParams) -> None:
+    """Raise NotMeasurable when the reconstruction circle cuts into the chest on a lung slice.
 
-
-def _trachea_start(air: np.ndarray, body: np.ndarray, k: int, px_area: float,
-                   p: SegmentationParams) -> np.ndarray | None:
-    """The small central air component of slice k, if there is one."""
-    labels, n = ndimage.label(air[k])
-    if n == 0:
-        return None
-    cols = np.nonzero(body[k].any(axis=0))[0]
-    if cols.size == 0:
-        return None
-    mid, width = (cols[0] + cols[-1]) / 2.0, cols[-1] - cols[0] + 1
-    for i, (sl, area) in enumerate(zip(ndimage.find_objects(labels), np.bincount(labels.ravel())[1:]), start=1):
-        comp = labels[sl] == i
-        cx = sl[1].start + np.nonzero(comp)[1].mean()
-        if area * px_area <= p.airway_max_area_mm2 and abs(cx - mid) <= p.airway_central_fraction * width:
-            out = np.zeros_like(air[k])
-            out[sl] |= comp
-            return out
-    return None
-
-
-def _track_airway(air: np.ndarray, start: np.ndarray, k0: int, step: int, px_area: float,
-                  reach_px: int, p: SegmentationParams) -> np.ndarray:
-    """Follow the airway from slice k0 in direction step while its components stay small.
-
-    Where a tracked tube merges with a lung, its previous cross-section projected onto the merge
-    slice is still airway (the bronchus enters the hilum there); tracking stops on that branch.
+    There, air inside the body's convex hull is not enclosed by the body and runs out into the
+    padding (the lung opened by the cut); padding outside a whole chest never touches such air.
     """
-    airway = np.zeros_like(air)
-    airway[k0] = start
-    current = start
-    k = k0 + step
-    footprint = np.ones((2 * reach_px + 1,) * 2, bool)
-    while 0 <= k < air.shape[0] and current.any():
-        labels, n = ndimage.label(air[k])
-        near = np.unique(labels[ndimage.binary_dilation(current, footprint) & (labels > 0)])
-        sizes = np.bincount(labels.ravel(), minlength=n + 1)
-        small = [i for i in near if sizes[i] * px_area <= p.airway_max_area_mm2]
-        merged = current & (labels > 0) & ~np.isin(labels, small)
-        current = np.isin(labels, small) if small else np.zeros_like(current)
-        airway[k] = current | merged
-        k += step
-    return airway
-
-
-def compute_airway(air: np.ndarray, body: np.ndarray, spacing, p: SegmentationParams) -> np.ndarray:
-    """Trachea and main bronchi: tracked from whichever end of the scan starts with a central tube."""
-    px_area = spacing[1] * spacing[2]
-    reach_px = max(1, int(np.ceil(spacing[0] / min(spacing[1:]))))
-    occupied = np.nonzero(air.any(axis=(1, 2)))[0]
-    best = np.zeros_like(air)
-    for k0, step in ((occupied[0], 1), (occupied[-1], -1)):
-        start = _trachea_start(air, body, k0, px_area, p)
-        if start is not None:
-            found = _track_airway(air, start, k0, step, px_area, reach_px, p)
-            if found.sum() > best.sum():
-                best = found
-    return best
-
-
-def _split_touching(lung: np.ndarray, body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split one connected lung mask per slice at the column of least lung near the body's centre."""
-    cols = np.nonzero(body.any(axis=(0, 1)))[0]
-    mid = (cols[0] + cols[-1]) // 2
-    half = max(2, (cols[-1] - cols[0]) // 6)
-    right = np.zeros_like(lung)
-    for k in np.nonzero(lung.any(axis=(1, 2)))[0]:
-        profile = lung[k, :, mid - half:mid + half + 1].sum(axis=0)
-        split = mid - half + int(np.argmin(profile))
-        right[k, :, :split] = lung[k, :, :split]
-    return lung & ~right, right
-
-
-def compute_left_right(lung: np.ndarray, body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(left, right) lungs; low x index is the patient's right."""
-    labels, n = ndimage.label(lung)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    if n < 2 or sizes[np.argsort(sizes)[-2]] < 0.1 * sizes.max():
-        return _split_touching(lung, body)
-    big = np.argsort(sizes)[-2:]
-    centres = ndimage.center_of_mass(lung, labels, range(1, n + 1))
-    x_big = [centres[i - 1][2] for i in big]
-    mid = sum(x_big) / 2.0
-    is_left = np.zeros(n + 1, bool)
-    is_left[1:] = [c[2] > mid for c in centres]
-    left = is_left[labels] & lung
-    return left, lung & ~left
+    if not padding[slices].any():
+        return
+    rim = ndimage.binary_dilation(padding, structure=_PLANE)
+    px_area, px_len = spacing[1] * spacing[2], min(spacing[1:])
+    for k in slices:
+        if not (rim[k] & body[k]).any():
+            continue
+        inside_hull = _hull_mask(body[k]) & ~body[k] & (hu[k] < p.lung_air_hu) & ~padding[k]
+        labels, n = ndimage.label(inside_hull)
+        for i in np.unique(labels[rim[k] & inside_hull]):
+            region = labels == i
+            if i and region.sum() * px_area >= 500.0 and (region & rim[k]).sum() * px_len >= 15.0:
+                raise NotMeasurable(
+                    "the reconstruction circle (field of view) cuts into the chest and the lungs; "
+                    "ask the site for a reconstruction with a field of view that holds the whole chest")
 
 
 def _hull_mask(mask: np.ndarray) -> np.ndarray:
@@ -258,96 +250,142 @@ def _hull_mask(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _surface_distance_mm(body2d: np.ndarray, px: tuple[float, float]) -> np.ndarray:
-    """Distance (mm) to the body outline, computed on a grid of at least 2 mm and repeated back."""
-    f = max(1, int(2.0 // min(px)))
-    coarse = ndimage.distance_transform_edt(body2d[::f, ::f], sampling=(px[0] * f, px[1] * f))
-    return np.repeat(np.repeat(coarse, f, axis=0), f, axis=1)[: body2d.shape[0], : body2d.shape[1]]
-
-
-def _wall_cap(comp: np.ndarray, hull: np.ndarray, hu2d: np.ndarray, surface: np.ndarray, wall_mm: float,
-              chord_mm: float, px: tuple[float, float], dense_hu: float) -> np.ndarray:
-    """The component plus the dense cap between its hull chord and the curved chest wall.
-
-    The cap is the dense tissue outside the hull, within 10% of the chord length (plus a pixel)
-    of the component, and no closer to the skin than the chord's ends, where the lung meets the
-    inner surface of the chest wall.
-    """
-    reach = int(np.ceil(0.1 * chord_mm / min(px))) + 1
-    near = ndimage.binary_dilation(comp, iterations=reach)
-    return comp | (near & ~hull & (surface >= wall_mm) & (hu2d >= dense_hu))
-
-
-def _hull_fill(lung2d: np.ndarray, hu2d: np.ndarray, body2d: np.ndarray, enclosed2d: np.ndarray,
-               px: tuple[float, float], p: SegmentationParams, dense_hu: float) -> np.ndarray:
-    """Dense regions inside the lung's convex hull that lie against the chest wall (see module doc).
-
-    ``enclosed2d`` marks pixels with aerated lung both above and below them in the same column.
-    """
-    hull = _hull_mask(lung2d)
-    extra = hull & ~lung2d
-    labels, n = ndimage.label(extra)
+def compute_aerated_lung(hu: np.ndarray, body: np.ndarray, padding: np.ndarray, spacing,
+                         p: SegmentationParams) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, dropped): air inside the body in 3-D components of at least ``min_lung_fraction`` of the largest."""
+    air = (hu < p.lung_air_hu) & body & ~padding
+    labels, n = ndimage.label(air)
     if n == 0:
-        return lung2d
-    depth = ndimage.distance_transform_edt(extra)
-    min_depth_px = max(1.4, p.hull_min_depth_mm / min(px))  # an edge sliver one pixel thick has depth 1
-    chord = extra & ndimage.binary_dilation(~hull)
-    surface = None
-    out = lung2d.copy()
-    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+        raise NotMeasurable("no aerated lung found inside the body")
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    if sizes.max() * voxel_ml < p.min_lung_ml:
+        raise NotMeasurable(
+            f"no lungs found (largest air region {sizes.max() * voxel_ml:.0f} mL < {p.min_lung_ml:.0f} mL)")
+    keep = sizes >= p.min_lung_fraction * sizes.max()
+    keep[0] = False
+    kept = keep[labels]
+    return kept, air & ~kept
+
+
+def _trachea_starts(air: np.ndarray, body: np.ndarray, k: int, px_area: float,
+                    p: SegmentationParams) -> list[np.ndarray]:
+    """The small air components of slice k in the central part of the body."""
+    labels, n = ndimage.label(air[k])
+    cols = np.nonzero(body[k].any(axis=0))[0]
+    if n == 0 or cols.size == 0:
+        return []
+    mid, width = (cols[0] + cols[-1]) / 2.0, cols[-1] - cols[0] + 1
+    starts = []
+    for i, (sl, area) in enumerate(zip(ndimage.find_objects(labels), np.bincount(labels.ravel())[1:]), start=1):
         comp = labels[sl] == i
-        if (depth[sl][comp].max() < min_depth_px or hu2d[sl][comp].mean() < dense_hu
-                or enclosed2d[sl][comp].mean() < p.hull_enclosed_fraction):
+        cx = sl[1].start + np.nonzero(comp)[1].mean()
+        if area * px_area <= p.airway_max_area_mm2 and abs(cx - mid) <= p.airway_central_fraction * width:
+            out = np.zeros_like(air[k])
+            out[sl] |= comp
+            starts.append(out)
+    return starts
+
+
+def _track_airway(air: np.ndarray, start: np.ndarray, k0: int, step: int, px_area: float,
+                  reach_px: int, p: SegmentationParams) -> tuple[np.ndarray, int]:
+    """Follow the airway from slice k0 in direction step while its components stay small.
+
+    Returns the airway and the number of slices it stayed a small tube. Where a tracked tube
+    merges with a lung, its previous cross-section projected onto the merge slice is still airway
+    (the bronchus enters the hilum there); tracking stops on that branch.
+    """
+    airway = np.zeros_like(air)
+    airway[k0] = start
+    current = start
+    k, tube = k0 + step, 1
+    footprint = np.ones((2 * reach_px + 1,) * 2, bool)
+    while 0 <= k < air.shape[0] and current.any():
+        labels, n = ndimage.label(air[k])
+        near = np.unique(labels[ndimage.binary_dilation(current, footprint) & (labels > 0)])
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)
+        small = [i for i in near if sizes[i] * px_area <= p.airway_max_area_mm2]
+        merged = current & (labels > 0) & ~np.isin(labels, small)
+        current = np.isin(labels, small) if small else np.zeros_like(current)
+        tube += bool(small)
+        airway[k] = current | merged
+        k += step
+    return airway, tube
+
+
+def compute_airway(air: np.ndarray, body: np.ndarray, spacing, p: SegmentationParams) -> tuple[np.ndarray, int]:
+    """(trachea and main bronchi, direction): tracked from every candidate tube at either end of the
+    scan; the longest track wins. Direction is +1 when it starts at slice 0 (the head is there), -1
+    when it starts at the last slice, 0 when no tube of ``airway_min_length_mm`` was found."""
+    px_area = spacing[1] * spacing[2]
+    reach_px = max(1, int(np.ceil(spacing[0] / min(spacing[1:]))))
+    occupied = np.nonzero(air.any(axis=(1, 2)))[0]
+    best, best_tube, direction = np.zeros_like(air), 0, 0
+    for k0, step in ((occupied[0], 1), (occupied[-1], -1)):
+        for start in _trachea_starts(air, body, k0, px_area, p):
+            found, tube = _track_airway(air, start, k0, step, px_area, reach_px, p)
+            if tube > best_tube or (tube == best_tube and found.sum() > best.sum()):
+                best, best_tube, direction = found, tube, step
+    if best_tube * spacing[0] < p.airway_min_length_mm:
+        return np.zeros_like(air), 0
+    return best, direction
+
+
+def compute_left_right(lung: np.ndarray, body: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) lungs; low x index is the patient's right.
+
+    The two largest components when the second holds at least 10% of the lung; otherwise the
+    lung is eroded (up to 15 mm) until two such cores part and every voxel goes to the nearer
+    core; a single lung is named by the side of the body its centre lies on.
+    """
+    total = np.count_nonzero(lung)
+    labels, n = ndimage.label(lung)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    if n >= 2 and np.sort(sizes)[-2] >= 0.1 * total:
+        cores = np.isin(labels, np.argsort(sizes)[-2:])
+        core_labels, _ = ndimage.label(cores)
+    else:
+        core_labels = _eroded_cores(lung, total, spacing)
+    if core_labels is None:
+        cols = np.nonzero(body.any(axis=(0, 1)))[0]
+        is_left = np.nonzero(lung)[2].mean() > (cols[0] + cols[-1]) / 2.0
+        return (lung, np.zeros_like(lung)) if is_left else (np.zeros_like(lung), lung)
+    _, nearest = ndimage.distance_transform_edt(core_labels == 0, sampling=spacing, return_indices=True)
+    owner = core_labels[tuple(nearest)]
+    x_mean = ndimage.mean(np.nonzero(np.ones_like(lung))[2].reshape(lung.shape), owner, [1, 2])
+    left_label = 1 if x_mean[0] > x_mean[1] else 2
+    left = lung & (owner == left_label)
+    return left, lung & ~left
+
+
+def _eroded_cores(lung: np.ndarray, total: int, spacing) -> np.ndarray | None:
+    """Labels 1, 2 of two cores left by eroding the lung until it parts; None when it does not."""
+    mask = lung
+    for _ in range(max(1, int(np.ceil(15.0 / min(spacing[1:]))))):
+        mask = ndimage.binary_erosion(mask, structure=_PLANE)
+        labels, n = ndimage.label(mask)
+        if n < 2:
             continue
-        surface = _surface_distance_mm(body2d, px) if surface is None else surface
-        on_chord = comp & chord[sl]
-        d = surface[sl][on_chord]
-        if d.size == 0:
-            continue
-        rows, cols = np.nonzero(on_chord)
-        length = float(np.hypot((rows.max() - rows.min()) * px[0], (cols.max() - cols.min()) * px[1]))
-        along_wall = np.median(d) - d.min() <= max(p.hull_wall_margin_mm, p.hull_wall_bulge * length)
-        if along_wall and np.median(d) <= surface[lung2d].min() + p.hull_wall_depth_mm:
-            out |= _wall_cap(labels == i, hull | lung2d, hu2d, surface, d.min(), length, px, dense_hu)
-    return out
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        big = np.argsort(sizes)[-2:]
+        if sizes[big[0]] >= 0.1 * total * (np.count_nonzero(mask) / total):
+            out = np.zeros_like(labels)
+            out[labels == big[1]] = 1
+            out[labels == big[0]] = 2
+            return out
+    return None
 
 
-def compute_filled_lung(side: np.ndarray, hu: np.ndarray, body: np.ndarray, spacing, p: SegmentationParams,
-                        dense_hu: float) -> np.ndarray:
-    """One lung with dense disease put back: holes, closing, chest-wall hull fill (per slice)."""
-    zs = np.nonzero(side.any(axis=(1, 2)))[0]
-    ys = np.nonzero(side.any(axis=(0, 2)))[0]
-    xs = np.nonzero(side.any(axis=(0, 1)))[0]
-    if zs.size == 0:
-        return side
-    pad = max(1, int(np.ceil(p.close_radius_mm / min(spacing[1:])))) + 1
-    y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, side.shape[1])
-    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, side.shape[2])
-    box = (slice(zs.min(), zs.max() + 1), slice(y0, y1), slice(x0, x1))
-    crop = ndimage.binary_fill_holes(side[box], structure=_PLANE)
-    r = p.close_radius_mm / np.array(spacing[1:])
-    yy, xx = np.ogrid[-int(r[0]):int(r[0]) + 1, -int(r[1]):int(r[1]) + 1]
-    disk = ((yy / max(r[0], 1e-6)) ** 2 + (xx / max(r[1], 1e-6)) ** 2 <= 1.0)[None]
-    padded = np.pad(crop, ((0, 0), (pad, pad), (pad, pad)))
-    crop = ndimage.binary_closing(padded, structure=disk)[:, pad:-pad, pad:-pad] | crop
-    crop = ndimage.binary_fill_holes(crop, structure=_PLANE)
-    hu_box, body_box = hu[box], body[box]
-    seen = np.logical_or.accumulate(side[box], axis=0)
-    seen_back = np.logical_or.accumulate(side[box][::-1], axis=0)[::-1]
-    enclosed = np.zeros_like(seen)
-    enclosed[1:-1] = seen[:-2] & seen_back[2:]
-    for k in range(crop.shape[0]):
-        if crop[k].any():
-            crop[k] = _hull_fill(crop[k], hu_box[k], body_box[k], enclosed[k], spacing[1:], p, dense_hu)
-    out = np.zeros_like(side)
-    out[box] = crop
-    return out
-
-
-def check_field_of_view(lung: np.ndarray, p: SegmentationParams) -> None:
+def check_field_of_view(lung: np.ndarray, padding: np.ndarray, p: SegmentationParams) -> None:
     """Raise NotMeasurable when the lungs are cut by the field of view (in-plane or along z)."""
-    if lung[:, 0, :].any() or lung[:, -1, :].any() or lung[:, :, 0].any() or lung[:, :, -1].any():
-        raise NotMeasurable("field of view cuts the lungs in-plane (lung touches the image border)")
+    edge = ndimage.binary_dilation(padding, structure=_PLANE)
+    if (lung[:, 0, :].any() or lung[:, -1, :].any() or lung[:, :, 0].any() or lung[:, :, -1].any()
+            or (lung & edge).any()):
+        raise NotMeasurable("field of view cuts the lungs in-plane (lung touches the image border or the "
+                            "edge of the reconstruction circle)")
     areas = lung.sum(axis=(1, 2))
     if max(areas[0], areas[-1]) > p.max_edge_fraction * areas.max():
         raise NotMeasurable("field of view cuts the lungs along z (scan does not cover apex to base)")
@@ -395,63 +433,172 @@ def compute_refined_masks(coarse: LungMasks, coarse_hu: np.ndarray, hu: np.ndarr
     """Full-resolution masks from a coarse segmentation.
 
     A fine voxel is lung when its coarse voxel is inside the coarse lung (eroded by one voxel),
-    or is a dense coarse lung voxel (filled disease), or when it is aerated and its coarse voxel
-    is within one voxel of the coarse lung and not next to the airway: the aerated edge is thus
-    cut at full resolution. Left and right follow the nearer coarse lung.
+    or is a dense coarse lung voxel (put back), or when it is aerated, its coarse voxel is within
+    one voxel of the coarse lung, and neither next to the airway nor pleural air: the aerated edge
+    is thus cut at full resolution. Left and right follow the nearer coarse lung; pleural fluid and
+    air and the put-back voxels follow their coarse voxels.
     """
     zs, ys, xs = (np.nonzero(coarse.lung.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1)))
     box = tuple(slice(max(0, (a[0] - 1) * f), min(n, (a[-1] + 2) * f))
                 for a, f, n in zip((zs, ys, xs), factors, hu.shape))
     code = (ndimage.binary_erosion(coarse.lung) | (coarse.lung & (coarse_hu >= p.lung_air_hu))).astype(np.uint8)
-    code |= (ndimage.binary_dilation(coarse.lung) & ~ndimage.binary_dilation(coarse.airway)).astype(np.uint8) << 1
+    code |= (ndimage.binary_dilation(coarse.lung) & ~ndimage.binary_dilation(coarse.airway)
+             & ~coarse.pneumothorax).astype(np.uint8) << 1
     code |= ndimage.binary_dilation(coarse.right).astype(np.uint8) << 2
     code |= coarse.left.astype(np.uint8) << 3
     code |= coarse.airway.astype(np.uint8) << 4
+    code |= coarse.put_back.astype(np.uint8) << 5
     fine = _upsample(code, factors, box)
     aerated = hu[box] < p.lung_air_hu
 
     def bit(k: int) -> np.ndarray:
         return (fine & (1 << k)) > 0
 
-    lung, right, airway = (np.zeros(hu.shape, bool) for _ in range(3))
+    lung, right, airway, put_back = (np.zeros(hu.shape, bool) for _ in range(4))
     lung[box] = bit(0) | (bit(1) & aerated)
     right[box] = lung[box] & bit(2) & ~bit(3)
     airway[box] = bit(4) & aerated
-    return LungMasks(lung=lung, left=lung & ~right, right=right, airway=airway)
+    put_back[box] = lung[box] & bit(5) & ~aerated
+    return LungMasks(lung=lung, left=lung & ~right, right=right, airway=airway,
+                     effusion=_upsample_full(coarse.effusion, factors, hu.shape) & ~lung,
+                     pneumothorax=_upsample_full(coarse.pneumothorax, factors, hu.shape) & ~lung,
+                     put_back=put_back, airway_found=coarse.airway_found, findings=coarse.findings)
+
+
+def _upsample_full(coarse: np.ndarray, factors, shape) -> np.ndarray:
+    """A coarse mask on the whole fine grid (nearest neighbour)."""
+    if not coarse.any():
+        return np.zeros(shape, bool)
+    return _upsample(coarse, factors, tuple(slice(0, n) for n in shape))
 
 
 @dataclass(frozen=True)
 class ClassicalSegmenter:
     """Threshold-and-morphology lung segmentation (see the module docstring).
 
-    Runs on a block-averaged copy with voxels of about ``coarse_voxel_mm`` and refines the
-    aerated lung edge at full resolution (``compute_refined_masks``).
+    Runs on a block-averaged copy with voxels of about ``coarse_voxel_mm`` (smoothed in-plane when
+    its noise is above ``coarse_noise_hu``) and refines the aerated lung edge at full resolution
+    (``compute_refined_masks``).
     """
 
     params: SegmentationParams = SegmentationParams()
-    dense_hu: float = -700.0
     coarse_voxel_mm: float = 3.0
+    coarse_noise_hu: float = 20.0
     name: str = "classical"
-    version: str = "1.0.0"
+    version: str = "2.0.0"
 
     def segment_lungs(self, volume: CTVolume) -> LungMasks:
         factors = compute_pool_factors(volume.spacing_mm, self.coarse_voxel_mm)
+        spacing = tuple(s * f for s, f in zip(volume.spacing_mm, factors))
         if factors == (1, 1, 1):
-            return self.segment_array(volume.hu, volume.spacing_mm)
-        coarse_hu = compute_block_mean(volume.hu, factors)
-        coarse = self.segment_array(coarse_hu, tuple(s * f for s, f in zip(volume.spacing_mm, factors)))
+            coarse_hu, outside = volume.hu, volume.hu <= PADDING_HU
+        else:
+            coarse_hu = compute_block_mean(volume.hu, factors)
+            outside = compute_block_mean(volume.hu <= PADDING_HU, factors) >= 0.999
+        padding = compute_padding_mask(outside, spacing)
+        noise = compute_noise_hu(coarse_hu, compute_body_mask(coarse_hu, self.params.body_hu, padding), padding, spacing)
+        coarse_hu = compute_smoothed(coarse_hu, compute_smoothing_px(noise, self.coarse_noise_hu, spacing))
+        coarse = self.segment_array(coarse_hu, spacing, outside)
         return compute_refined_masks(coarse, coarse_hu, volume.hu, factors, self.params)
 
-    def segment_array(self, hu: np.ndarray, spacing) -> LungMasks:
-        """The pipeline of the module docstring at the array's own resolution."""
+    def segment_array(self, hu: np.ndarray, spacing, outside: np.ndarray | None = None) -> LungMasks:
+        """The pipeline of the module docstring at the array's own resolution (no smoothing, no refinement).
+
+        ``outside``: voxels at or below -1024 HU (default: computed from ``hu``).
+        """
         p = self.params
-        body = compute_body_mask(hu, p.body_hu)
-        air = compute_aerated_lung(hu, body, spacing, p)
-        airway = compute_airway(air, body, spacing, p)
-        lung = air & ~airway
-        left, right = compute_left_right(lung, body)
-        left_f = compute_filled_lung(left, hu, body, spacing, p, self.dense_hu) & ~airway & ~right
-        right_f = compute_filled_lung(right, hu, body, spacing, p, self.dense_hu) & ~airway & ~left_f
+        padding = compute_padding_mask(hu <= PADDING_HU if outside is None else outside, spacing)
+        body = compute_body_mask(hu, p.body_hu, padding)
+        air, dropped = compute_aerated_lung(hu, body, padding, spacing, p)
+        check_chest_cut(hu, body, padding, np.nonzero(air.any(axis=(1, 2)))[0], spacing, p)
+        airway, direction = compute_airway(air, body, spacing, p)
+        if direction < 0:  # the head is at the last slice: work head first, give the masks back as given
+            flipped = self._segment_head_first(hu[::-1], body[::-1], padding[::-1], air[::-1], dropped[::-1],
+                                               airway[::-1], spacing)
+            return LungMasks(**{f: (getattr(flipped, f)[::-1] if isinstance(getattr(flipped, f), np.ndarray)
+                                    else getattr(flipped, f)) for f in flipped.__dataclass_fields__})
+        return self._segment_head_first(hu, body, padding, air, dropped, airway, spacing, found=direction != 0)
+
+    def _segment_head_first(self, hu, body, padding, air, dropped, airway, spacing, found: bool = True) -> LungMasks:
+        p = self.params
+        pleural_air = compute_pleural_air(air & ~airway, hu, body, spacing, air_hu=p.pleural_air_hu,
+                                          min_ml=p.pleural_air_min_ml, min_wall_share=p.pleural_air_wall_share)
+        aerated = air & ~airway & ~pleural_air
+        left, right = compute_left_right(aerated, body, spacing)
+        dense = (hu >= p.lung_air_hu) & (hu < p.dense_max_hu) & body & ~padding
+        geo = compute_chest_geometry(body, spacing)
+        filled, walls, sides = {}, {}, {"left": left, "right": right}
+        for name, side in sides.items():
+            lung = compute_filled_holes(side, dense, spacing, p.close_radius_mm) & ~airway
+            walls[name] = compute_wall_map(lung, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg,
+                                           smooth_mm=p.wall_smooth_mm)
+            gaps = compute_gap_rays(walls[name], tol_mm=p.wall_tol_mm, min_contact_share=p.gap_contact_share,
+                                    max_open_head_share=p.gap_open_head_share)
+            filled[name] = lung | compute_wall_fill(lung, dense, geo, walls[name], gaps)
+        deepest = max(_deepest_floor(filled[n]) for n in filled)
+        fluid_hu_mean = ndimage.uniform_filter(hu.astype(np.float32), size=3)  # water vs soft tissue needs ~5 HU
+        effusion = np.zeros_like(air)
+        for name, other in (("left", "right"), ("right", "left")):
+            lung = filled[name]
+            inside = _inside_wall(walls[name], geo)
+            diaphragm = compute_diaphragm(lung, filled[other], dense, inside, spacing, tol_mm=p.floor_tol_mm,
+                                          deepest=deepest, max_rise=p.diaphragm_max_rise)
+            allowed = dense & inside & ~filled[other]
+            below = np.zeros_like(lung)
+            if diaphragm is not None:
+                z = np.arange(lung.shape[0])[:, None, None]
+                below = (z > diaphragm[None]) & lung.any(axis=0)[None] & body
+                allowed &= ~below
+            sector = walls[name].has_lung.any(axis=0)
+            fence = (body & ~inside & sector[geo.angle]) | below
+            lung = lung | compute_enclosed_fill(lung, fence, allowed, min_planes=2)
+            if diaphragm is not None:
+                wall = compute_wall_map(lung, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg,
+                                        smooth_mm=p.wall_smooth_mm)
+                notch, band = compute_notch_rays(wall, tol_vox=p.floor_tol_mm / spacing[0],
+                                                 smooth_deg=p.wall_smooth_deg, min_band_mm=p.floor_min_band_mm)
+                lung = lung | compute_floor_fill(lung, allowed, geo, wall, notch, band, diaphragm)
+            lung = lung | compute_dent_fill(lung, allowed, spacing, p.dent_radius_mm)
+            fluid = compute_effusion(lung, sides[name], fluid_hu_mean, body & inside & ~filled[other], inside, spacing,
+                                     fluid_hu=p.fluid_hu, min_ml=p.effusion_min_ml)
+            effusion |= fluid
+            filled[name] = lung & ~fluid & ~airway
+        left_f = filled["left"]
+        right_f = filled["right"] & ~left_f
         both = left_f | right_f
-        check_field_of_view(both, p)
-        return LungMasks(lung=both, left=left_f, right=right_f, airway=airway)
+        check_field_of_view(both, padding, p)
+        return LungMasks(lung=both, left=left_f, right=right_f, airway=airway, effusion=effusion & ~both,
+                         pneumothorax=pleural_air, put_back=both & (hu >= p.lung_air_hu), airway_found=found,
+                         findings=_dropped_findings(dropped, both, spacing, p))
+
+
+def _deepest_floor(lung: np.ndarray) -> int:
+    """The deepest slice where this lung rests on dense tissue (its lowest point)."""
+    zs = np.nonzero(lung.any(axis=(1, 2)))[0]
+    return int(zs[-1]) if zs.size else 0
+
+
+def _inside_wall(wall, geo) -> np.ndarray:
+    """Voxels deeper than the estimated chest wall (where there is no estimate: deeper than the thinnest wall seen)."""
+    z = np.arange(geo.skin_mm.shape[0])[:, None, None]
+    thickness = wall.wall_mm
+    fallback = np.nanmin(thickness) if np.isfinite(thickness).any() else 0.0
+    flat = np.nan_to_num(thickness, nan=fallback).ravel()
+    return geo.skin_mm >= flat[z * thickness.shape[1] + geo.angle]
+
+
+def _dropped_findings(dropped: np.ndarray, lung: np.ndarray, spacing, p: SegmentationParams) -> tuple[Finding, ...]:
+    """A finding when air components dropped by the size rule are not under the lungs (bowel gas is)."""
+    if not dropped.any():
+        return ()
+    under_lung = np.logical_or.accumulate(lung, axis=0)
+    labels, n = ndimage.label(dropped)
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    under = np.bincount(labels[under_lung & dropped], minlength=n + 1)
+    lost = [i for i in range(1, n + 1) if sizes[i] * voxel_ml >= p.report_dropped_ml and under[i] < 0.5 * sizes[i]]
+    if not lost:
+        return ()
+    ml = sum(sizes[i] for i in lost) * voxel_ml
+    return (Finding("dropped_air", f"{len(lost)} air region(s) of {ml:.0f} mL inside the body were not counted as "
+                                   f"lung (each smaller than {p.min_lung_fraction:.0%} of the largest lung region)"),)

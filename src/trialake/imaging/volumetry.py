@@ -71,7 +71,7 @@ class Segmenter(Protocol):
 SegmenterFactory = Callable[[VolumetryParams], Segmenter]
 
 _SEGMENTERS: dict[str, SegmenterFactory] = {
-    "classical": lambda p: ClassicalSegmenter(params=p.segmentation, dense_hu=p.lesion_low_hu),
+    "classical": lambda p: ClassicalSegmenter(),
 }
 
 
