@@ -7,6 +7,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from trialake.imaging.params import VolumetryParams as CTConfig  # the ct: section is defined once, there
+
 
 class ConfigError(ValueError):
     """A configuration problem, described in one line that names the file and the key."""
@@ -47,18 +49,6 @@ class DeidConfig(_Strict):
     max_shift_days: int = Field(default=365, ge=1, le=3650)
 
 
-class CTConfig(_Strict):
-    lesion_low_hu: float = -700.0
-    solid_split_hu: float = -300.0
-    segmenter: str = "classical"
-
-    @model_validator(mode="after")
-    def _split_above_low(self) -> CTConfig:
-        if self.solid_split_hu <= self.lesion_low_hu:
-            raise ValueError("solid_split_hu must be above lesion_low_hu")
-        return self
-
-
 class BasisConversion(_Strict):
     """An explicit conversion between result bases (for example D-dimer DDU -> FEU)."""
 
@@ -88,7 +78,7 @@ class TrialConfig(_Strict):
     arms: ArmsConfig
     visits: tuple[VisitConfig, ...] = Field(min_length=2)
     deidentification: DeidConfig = DeidConfig()
-    ct: CTConfig = CTConfig()
+    ct: CTConfig = Field(default_factory=CTConfig)
     labs: LabsConfig = LabsConfig()
     endpoints: EndpointsConfig = EndpointsConfig()
 

@@ -10,8 +10,10 @@ Vessels: a structure counts as a vessel when it is a tube narrower than
 ``vessel_max_diameter_mm``. A tube is narrow in two directions, so it vanishes under an opening
 with a rectangle slightly wider than that in each of the three orthogonal planes; a lesion (a
 blob) survives the axial one, and a sheet of disease (collapsed lung on pleural fluid, a
-dependent band) survives the opening in its own plane. Lesions smaller than the rectangle are not
-counted either.
+dependent band) survives the opening in its own plane. Only solid voxels (at or above the
+ground-glass/solid split) are kept as sheets: a thin layer of ground-glass density along the lung's
+border is its partial-volume edge, not disease. Lesions smaller than the rectangle are not counted
+either.
 """
 from __future__ import annotations
 
@@ -91,9 +93,10 @@ def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: f
         lo, hi = max(zs[0], start - halo), min(zs[-1] + 1, stop + halo)
         h = compute_smoothed(hu[lo:hi, rows, cols], smoothing_px)
         dense = lung[lo:hi, rows, cols] & (h >= low_hu) & (h <= high_hu)
-        kept = np.zeros_like(dense)
-        for box in boxes:
-            kept |= compute_rect_opening(dense, box)
+        sheets = dense & (h >= split_hu)
+        kept = compute_rect_opening(dense, boxes[0])
+        for box in boxes[1:]:
+            kept |= compute_rect_opening(sheets, box)
         core = slice(start - lo, stop - lo)
         lesion = dense[core] & compute_cross_dilation(kept[core])
         is_solid = h[core] >= split_hu

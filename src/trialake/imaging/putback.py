@@ -446,3 +446,35 @@ def _free_fluid(comp: np.ndarray, aerated: np.ndarray, y0: int) -> bool:
         level = y0 + np.median(np.argmax(c[:, cols], axis=0))
         behind += int(np.count_nonzero(aerated[k] & (rows > level + 1)))
     return behind <= 0.1 * np.count_nonzero(comp)
+
+
+def compute_hidden_border_cm2(wall: WallMap, geo: ChestGeometry) -> float:
+    """Area (cm2) of chest wall, inside this lung's reach, that dense tissue keeps the lung from.
+
+    After every put-back step: (z, angle) rays between the lung's first and last slice, in the
+    angles the lung reaches, where the lung does not touch the wall, in regions mostly bordered
+    by rays where it does and not open towards the head. Disease there was seen but not put back.
+    """
+    has = wall.has_lung
+    if not has.any():
+        return 0.0
+    zs = np.nonzero(has.any(axis=1))[0]
+    z = np.arange(has.shape[0])[:, None]
+    within = has.any(axis=0)[None, :] & (z >= zs[0]) & (z <= zs[-1])
+    away = within & ~wall.contact & np.isfinite(wall.wall_mm)
+    labels, n = _wrapped_labels(away)
+    area = 0.0
+    radius = np.where(has, wall.reach_mm, np.nan)
+    typical = np.nanmedian(radius) if np.isfinite(radius).any() else 0.0
+    cell_cm2 = typical * (2 * np.pi / N_ANGLES) * geo.spacing[0] / 100.0
+    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+        zsl = slice(max(0, sl[0].start - 1), min(has.shape[0], sl[0].stop + 1))
+        comp = labels[zsl] == i
+        ring = _ring_wrapped(comp) & ~comp
+        above = np.zeros_like(comp)
+        above[:-1] = comp[1:] & ~comp[:-1]
+        contact = wall.contact[zsl][ring].mean() if ring.any() else 0.0
+        head_open = (~has[zsl][above]).mean() if above.any() else 1.0
+        if contact >= 0.5 and head_open <= 0.25:
+            area += comp.sum() * cell_cm2
+    return float(area)

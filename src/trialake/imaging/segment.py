@@ -39,6 +39,7 @@ from trialake.imaging.putback import (
     compute_effusion,
     compute_filled_holes,
     compute_gap_rays,
+    compute_hidden_border_cm2,
     compute_enclosed_fill,
     compute_floor_fill,
     compute_notch_rays,
@@ -121,10 +122,15 @@ class SegmentationParams:
 
 @dataclass(frozen=True)
 class Finding:
-    """Something the segmenter noticed that a reviewer should see (``code`` is short and stable)."""
+    """Something the segmenter noticed that a reviewer may need to see.
+
+    code: short and stable (``dropped_air``, ``hidden_border``); text: one PHI-free sentence;
+    value: the size it is about (mL, cm2), so the volumetry can apply the trial's threshold.
+    """
 
     code: str
     text: str
+    value: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -567,9 +573,16 @@ class ClassicalSegmenter:
         right_f = filled["right"] & ~left_f
         both = left_f | right_f
         check_field_of_view(both, padding, p)
+        hidden = sum(compute_hidden_border_cm2(
+            compute_wall_map(side, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg, smooth_mm=p.wall_smooth_mm),
+            geo) for side in (left_f, right_f))
+        findings = _dropped_findings(dropped, both, geo.skin_mm, spacing, p)
+        if hidden > 0:
+            findings += (Finding("hidden_border", f"dense tissue keeps the lung from the chest wall over {hidden:.0f} cm2 "
+                                                  "and was not counted as lung (consolidation or fluid there?)", hidden),)
         return LungMasks(lung=both, left=left_f, right=right_f, airway=airway, effusion=effusion & ~both,
                          pneumothorax=pleural_air, put_back=both & (hu >= p.lung_air_hu), airway_found=found,
-                         findings=_dropped_findings(dropped, both, spacing, p))
+                         findings=findings)
 
 
 def _deepest_floor(lung: np.ndarray) -> int:
@@ -587,8 +600,11 @@ def _inside_wall(wall, geo) -> np.ndarray:
     return geo.skin_mm >= flat[z * thickness.shape[1] + geo.angle]
 
 
-def _dropped_findings(dropped: np.ndarray, lung: np.ndarray, spacing, p: SegmentationParams) -> tuple[Finding, ...]:
-    """A finding when air components dropped by the size rule are not under the lungs (bowel gas is)."""
+def _dropped_findings(dropped: np.ndarray, lung: np.ndarray, skin_mm: np.ndarray, spacing,
+                      p: SegmentationParams) -> tuple[Finding, ...]:
+    """A finding when air components dropped by the size rule lie inside the chest, not under the
+    lungs (bowel gas is) and not in the skin's folds (reaching at least 10 mm below the skin)."""
+    dropped = dropped & (skin_mm >= 10.0)
     if not dropped.any():
         return ()
     under_lung = np.logical_or.accumulate(lung, axis=0)
@@ -601,4 +617,4 @@ def _dropped_findings(dropped: np.ndarray, lung: np.ndarray, spacing, p: Segment
         return ()
     ml = sum(sizes[i] for i in lost) * voxel_ml
     return (Finding("dropped_air", f"{len(lost)} air region(s) of {ml:.0f} mL inside the body were not counted as "
-                                   f"lung (each smaller than {p.min_lung_fraction:.0%} of the largest lung region)"),)
+                                   f"lung (each smaller than {p.min_lung_fraction:.0%} of the largest lung region)", ml),)

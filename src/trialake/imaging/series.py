@@ -16,7 +16,8 @@ MAX_GAP_DEVIATION = 0.1
 #: The only elements parsed (parsing whole headers costs more than the pixels).
 _TAGS = ["SeriesInstanceUID", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
          "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated", "BitsStored", "HighBit",
-         "PixelRepresentation", "RescaleSlope", "RescaleIntercept", "PixelPaddingValue", "NumberOfFrames", "PixelData"]
+         "PixelRepresentation", "RescaleSlope", "RescaleIntercept", "PixelPaddingValue", "NumberOfFrames", "PixelData",
+         "ConvolutionKernel"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,27 @@ def load_series(files: Sequence[str | os.PathLike | bytes]) -> CTVolume:
         hu, origin = hu[:, :, ::-1], origin + (hu.shape[2] - 1) * col_mm * row_dir
     if col_dir[1] < 0:
         hu, origin = hu[:, ::-1, :], origin + (hu.shape[1] - 1) * row_mm * col_dir
-    return CTVolume(np.ascontiguousarray(hu), (spacing_z, row_mm, col_mm), tuple(float(v) for v in origin))
+    return CTVolume(np.ascontiguousarray(hu), (spacing_z, row_mm, col_mm), tuple(float(v) for v in origin),
+                    kernel=_kernel(slices), tilt_deg=_tilt_deg([slices[i].position for i in order], normal))
+
+
+def _kernel(slices: list[_Slice]) -> str | None:
+    """The ConvolutionKernel of the first slice that has one (a multi-valued one joined with "\\")."""
+    for s in slices:
+        value = s.ds.get("ConvolutionKernel")
+        if value:
+            return "\\".join(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else str(value)
+    return None
+
+
+def _tilt_deg(positions: list[np.ndarray], normal: np.ndarray) -> float:
+    """Angle (degrees) between the slice normal and the line from the first to the last slice."""
+    direction = positions[-1] - positions[0]
+    length = float(np.linalg.norm(direction))
+    if length == 0.0:
+        return 0.0
+    cosine = abs(float(direction @ normal)) / (length * float(np.linalg.norm(normal)))
+    return float(np.degrees(np.arccos(min(1.0, cosine))))
 
 
 def _hu_dtype(slices: list[_Slice]) -> type:

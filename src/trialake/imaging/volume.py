@@ -1,6 +1,7 @@
 """CT volumes in Hounsfield units, the conversion from stored values, and the measurement error."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,8 @@ class CTVolume:
     hu: np.ndarray
     spacing_mm: tuple[float, float, float]
     origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    kernel: str | None = None
+    tilt_deg: float = 0.0
 
     def __post_init__(self) -> None:
         if self.hu.ndim != 3 or min(self.hu.shape) < 1:
@@ -60,3 +63,26 @@ def compute_hu(stored: np.ndarray, slope: float = 1.0, intercept: float = 0.0,
         hu[stored == padding_value] = PADDING_HU
     np.clip(hu, np.float32(PADDING_HU), np.float32(32767.0), out=hu)
     return hu
+
+
+#: Reconstruction kernels by vendor naming (ConvolutionKernel), sharp (edge-enhancing, lung or bone)
+#: or soft (standard, body). Siemens B/Br/Bl/Bv/I/Hr/Qr + number and Canon FC + number are sharp
+#: from 50 and 30 on; GE and Philips use names or letters.
+_SHARP_WORDS = ("LUNG", "BONE", "EDGE", "SHARP", "DETAIL", "HIGH", "YA", "YB", "YC", "YD")
+_SOFT_WORDS = ("STANDARD", "STND", "SOFT", "SMOOTH", "BODY", "ABDOMEN", "MEDIASTIN", "BRAIN")
+
+
+def compute_kernel_class(kernel: str | None) -> str:
+    """"sharp", "soft" or "unknown" for a ConvolutionKernel value (see the table above)."""
+    if not kernel:
+        return "unknown"
+    name = kernel.strip().upper()
+    match = re.match(r"^(BR|BL|BV|HR|QR|B|I|FC)(\d+)", name)
+    if match:
+        prefix, number = match.group(1), int(match.group(2))
+        return "sharp" if number >= (30 if prefix == "FC" else 50) else "soft"
+    if name in ("D", "E", "L", "Y-SHARP") or any(w in name for w in _SHARP_WORDS):
+        return "sharp"
+    if name in ("A", "B", "C") or any(w in name for w in _SOFT_WORDS):
+        return "soft"
+    return "unknown"

@@ -1,17 +1,11 @@
-"""Lung and lesion volumetry of one CT series: parameters, segmenter registry, measurement.
+"""Lung and lesion volumetry of one CT series: segmenter registry, measurement, QC and flags.
 
-Default thresholds (all configurable through ``VolumetryParams``):
-
-- ``lesion_low_hu = -700``: lower bound of opacity. Colombi D. et al., "Well-aerated lung on
-  admitting chest CT to predict adverse outcome in COVID-19 pneumonia", Radiology 2020;
-  296(2):E86-E96, define well-aerated lung as -950 to -700 HU, so anything denser is lesion.
-- ``solid_split_hu = -300``: ground glass below, solid (consolidation) at or above. Published
-  splits range from -400 to -200 HU; Zhang et al. / BMC Infectious Diseases 2021;21:756
-  ("Quantitative CT for detecting COVID-19 pneumonia in suspected cases",
-  doi:10.1186/s12879-021-06556-z) compared eight splits and found -300 HU the most discriminating
-  for the ground-glass volume.
-- ``lesion_high_hu = 150``: denser voxels (calcification, contrast-filled vessels, bone) are not
-  lesion.
+A series is either refused (``NotMeasurable`` with a reason: no lungs, the field of view cuts
+them, far too much noise) or measured, with status ``measured`` or ``measured-with-flags``; a
+flag says in one sentence what a reviewer should look at (pleural fluid or air, lung parts
+dropped, dense tissue not put back, left/right imbalance, much of the lung from put-back dense
+tissue, no trachea found, disagreement with a second segmenter). The settings are
+``trialake.imaging.params.VolumetryParams``.
 """
 from __future__ import annotations
 
@@ -25,38 +19,20 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from scipy import ndimage
 
 from trialake.imaging.lesions import compute_lesion_masks
-from trialake.imaging.segment import ClassicalSegmenter, LungMasks, SegmentationParams
+from trialake.imaging.noise import compute_noise_hu, compute_smoothing_px
+from trialake.imaging.params import VolumetryParams
+from trialake.imaging.segment import ClassicalSegmenter, Finding, LungMasks, compute_body_mask, compute_padding_mask
 from trialake.imaging.series import load_series
-from trialake.imaging.volume import CTVolume, NotMeasurable
+from trialake.imaging.volume import PADDING_HU, CTVolume, NotMeasurable, compute_kernel_class
 
-
-@dataclass(frozen=True)
-class VolumetryParams:
-    """Parameters of one volumetry method (hashed into ``params_hash``).
-
-    lesion_low_hu / lesion_high_hu: HU band of lesion voxels inside the lung (see module doc).
-    solid_split_hu: ground glass below, solid at or above.
-    vessel_max_diameter_mm: dense structures narrower than this in an axial slice are vessels
-      (8 mm: up to segmental pulmonary arteries and veins; lesions smaller than this are not counted).
-    segmenter: name of the lung segmenter in the registry (``"classical"`` built in).
-    segmentation: thresholds of the classical segmenter.
-    """
-
-    lesion_low_hu: float = -700.0
-    lesion_high_hu: float = 150.0
-    solid_split_hu: float = -300.0
-    vessel_max_diameter_mm: float = 8.0
-    segmenter: str = "classical"
-    segmentation: SegmentationParams = field(default_factory=SegmentationParams)
-
-    def __post_init__(self) -> None:
-        if not self.lesion_low_hu < self.solid_split_hu < self.lesion_high_hu:
-            raise ValueError("VolumetryParams: need lesion_low_hu < solid_split_hu < lesion_high_hu, got "
-                             f"{self.lesion_low_hu}, {self.solid_split_hu}, {self.lesion_high_hu}")
-        if self.vessel_max_diameter_mm <= 0:
-            raise ValueError(f"VolumetryParams.vessel_max_diameter_mm must be > 0, got {self.vessel_max_diameter_mm}")
+#: Less lung than this (mL) means no lungs were found, whatever the segmenter.
+MIN_LUNG_ML = 200.0
+#: Noise is measured on every n-th slice (enough air voxels, a fraction of the cost).
+NOISE_SLICE_STEP = 8
+MEASURED, FLAGGED, FAILED = "measured", "measured-with-flags", "failed"
 
 
 class Segmenter(Protocol):
@@ -70,53 +46,64 @@ class Segmenter(Protocol):
 
 SegmenterFactory = Callable[[VolumetryParams], Segmenter]
 
-_SEGMENTERS: dict[str, SegmenterFactory] = {
-    "classical": lambda p: ClassicalSegmenter(),
-}
+_SEGMENTERS: dict[str, SegmenterFactory] = {"classical": lambda p: ClassicalSegmenter()}
 
 
 def register_segmenter(name: str, factory: SegmenterFactory) -> None:
-    """Make a segmenter selectable by ``VolumetryParams.segmenter``.
+    """Make a segmenter selectable by ``VolumetryParams.segmenter`` (or ``check_segmenter``).
 
     A model-based segmenter (lungmask, TotalSegmentator) is a class with ``name``, ``version``
     (include the weights' checksum, so ``params_hash`` changes with the weights) and
-    ``segment_lungs`` that loads its weights from a local path given in its own configuration,
-    never from the network, and returns ``LungMasks`` in the volume's (z, y, x) order, e.g.::
+    ``segment_lungs``; its factory takes the weights from ``params.model_weights[name]`` (a local
+    path: nothing is downloaded) and it returns ``LungMasks`` in the volume's (z, y, x) order,
+    e.g. with lungmask::
 
         class LungmaskSegmenter:
-            name, version = "lungmask-R231CovidWeb", "0.2.20+<sha256 of the weights>[:12]"
-            def __init__(self, weights: Path): self._inferer = LMInferer(modelpath=str(weights), tqdm_disable=True)
+            name = "lungmask"
+            def __init__(self, weights: Path):
+                self.version = "R231+" + sha256(weights.read_bytes()).hexdigest()[:12]
+                self._inferer = LMInferer(modelpath=str(weights), force_cpu=True, tqdm_disable=True)
             def segment_lungs(self, volume):
                 labels = self._inferer.apply(volume.hu)           # 1 right, 2 left
                 return LungMasks(lung=labels > 0, left=labels == 2, right=labels == 1,
                                  airway=np.zeros_like(labels, bool))
 
-        register_segmenter("lungmask", lambda params: LungmaskSegmenter(Path("/models/R231CovidWeb.pth")))
+        register_segmenter("lungmask", lambda p: LungmaskSegmenter(Path(p.model_weights["lungmask"])))
 
     Lesions are then measured inside its lung mask exactly as for the classical one.
     """
     _SEGMENTERS[name] = factory
 
 
-def get_segmenter(params: VolumetryParams) -> Segmenter:
-    """The segmenter named by ``params.segmenter``."""
+def get_segmenter(params: VolumetryParams, name: str | None = None) -> Segmenter:
+    """The segmenter named ``name`` (default ``params.segmenter``), built from ``params``."""
+    name = name or params.segmenter
     try:
-        return _SEGMENTERS[params.segmenter](params)
+        factory = _SEGMENTERS[name]
     except KeyError:
-        raise ValueError(
-            f"VolumetryParams.segmenter: unknown {params.segmenter!r}; known: {sorted(_SEGMENTERS)}") from None
+        raise ValueError(f"ct.segmenter: unknown segmenter {name!r}; known: {sorted(_SEGMENTERS)}") from None
+    return factory(params)
 
 
-def compute_params_hash(params: VolumetryParams, segmenter: Segmenter) -> str:
-    """Stable 16-hex-digit hash of the parameters and the method (name, version)."""
-    blob = json.dumps({"params": dataclasses.asdict(params), "method": segmenter.name, "version": segmenter.version},
-                      sort_keys=True)
+def compute_params_hash(params: VolumetryParams, segmenter: Segmenter, check: Segmenter | None = None) -> str:
+    """Stable 16-hex-digit hash of the parameters and the method(s) (name, version)."""
+    methods = [[segmenter.name, segmenter.version]] + ([[check.name, check.version]] if check else [])
+    blob = json.dumps({"params": params.model_dump(mode="json"), "methods": methods}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class VolumetryResult:
-    """Measurements of one series (the fields of silver/ct_volumetry) plus masks for QC."""
+    """Measurements and QC of one series (the fields of silver/ct_volumetry) plus masks for QC.
+
+    status: "measured" or "measured-with-flags"; reason: the flags' sentences joined with "; "
+    (None without flags); qc_flags: their codes joined with ",". QC: noise_hu (SD of outside air),
+    smoothing_mm (in-plane Gaussian sigma applied before the HU bands), convolution_kernel and
+    kernel_class, right_lung_share, airway_found, put_back_pct (share of the lung volume that was
+    dense tissue put back), fov_margin_mm (closest lung to the in-plane edge of the image or the
+    reconstruction circle), scan_margin_mm (closest lung end to the first or last slice),
+    gantry_tilt_deg, check_method and check_lung_volume_ml / disagreement_pct (second segmenter).
+    """
 
     lung_volume_ml: float
     lesion_volume_ml: float
@@ -128,6 +115,24 @@ class VolumetryResult:
     left_lung_volume_ml: float
     right_lung_volume_ml: float
     mean_lung_density_hu: float
+    effusion_volume_ml: float
+    pneumothorax_volume_ml: float
+    status: str
+    reason: str | None
+    qc_flags: str | None
+    noise_hu: float | None
+    smoothing_mm: float
+    convolution_kernel: str | None
+    kernel_class: str
+    right_lung_share: float
+    airway_found: bool | None
+    put_back_pct: float | None
+    fov_margin_mm: float
+    scan_margin_mm: float
+    gantry_tilt_deg: float
+    check_method: str | None
+    check_lung_volume_ml: float | None
+    disagreement_pct: float | None
     method: str
     method_version: str
     params_hash: str
@@ -135,29 +140,107 @@ class VolumetryResult:
     ggo: np.ndarray = field(repr=False, compare=False)
     solid: np.ndarray = field(repr=False, compare=False)
 
-    def to_record(self) -> dict[str, float | str]:
+    def to_record(self) -> dict[str, float | str | bool | None]:
         """The scalar fields, as for one silver/ct_volumetry row or the CLI's JSON."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
 
 
-def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams(),
-                   segmenter: Segmenter | None = None) -> VolumetryResult:
-    """Lung, lesion, ground-glass and solid volumes of one CT volume.
+def compute_series_noise(volume: CTVolume) -> float:
+    """Noise SD (HU) of outside air on every ``NOISE_SLICE_STEP``-th slice (NaN without enough air)."""
+    hu = volume.hu[::NOISE_SLICE_STEP]
+    padding = compute_padding_mask(hu <= PADDING_HU, volume.spacing_mm)
+    body = compute_body_mask(hu, -500.0, padding)
+    return compute_noise_hu(hu, body, padding, volume.spacing_mm)
 
-    Raises NotMeasurable (with a reason) when no lungs are found or the field of view cuts them.
+
+def compute_fov_margin_mm(volume: CTVolume, lung: np.ndarray) -> float:
+    """Smallest in-plane distance (mm) from the lung to the image border or the reconstruction circle."""
+    footprint = lung.any(axis=0)
+    if not footprint.any():
+        return 0.0
+    sample = volume.hu[:: max(1, volume.hu.shape[0] // 8)]
+    padding = compute_padding_mask(sample <= PADDING_HU, volume.spacing_mm).all(axis=0)
+    inside = np.pad(~padding, 1)  # the image border is an edge too
+    distance = ndimage.distance_transform_edt(inside, sampling=volume.spacing_mm[1:])[1:-1, 1:-1]
+    return float(distance[footprint].min())
+
+
+def compute_scan_margin_mm(volume: CTVolume, lung: np.ndarray) -> float:
+    """Distance (mm) from the lung's first and last slice to the scan's ends, the smaller one."""
+    zs = np.nonzero(lung.any(axis=(1, 2)))[0]
+    if zs.size == 0:
+        return 0.0
+    return float(min(zs[0], lung.shape[0] - 1 - zs[-1]) * volume.spacing_mm[0])
+
+
+def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> list[Finding]:
+    """The flags of one measurement (see the module doc) from the segmenter's findings and the QC values."""
+    flags = [f for f in lungs.findings if f.code != "hidden_border" or f.value >= params.hidden_border_flag_cm2]
+    lung_ml = record["lung_volume_ml"]
+    low, high = params.right_lung_share
+    share = record["right_lung_share"]
+    if not low <= share <= high:
+        flags.append(Finding("lr_balance", f"the right lung holds {share:.0%} of the lung volume "
+                                           f"(expected {low:.0%}-{high:.0%}): a lung or part of one may be missing"))
+    if record["put_back_pct"] is not None and record["put_back_pct"] > params.max_put_back_pct:
+        flags.append(Finding("put_back", f"{record['put_back_pct']:.0f}% of the lung volume is dense tissue put back "
+                                         "into the lung: check its border"))
+    if record["effusion_volume_ml"] >= max(params.effusion_flag_ml, 1e-9):
+        flags.append(Finding("effusion", f"pleural effusion of {record['effusion_volume_ml']:.0f} mL (not lung): "
+                                         "check the border between fluid and collapsed lung"))
+    if record["pneumothorax_volume_ml"] >= max(params.pneumothorax_flag_ml, 1e-9):
+        flags.append(Finding("pneumothorax", f"pleural air of {record['pneumothorax_volume_ml']:.0f} mL (not lung)"))
+    if lungs.airway_found is False:
+        flags.append(Finding("airway", "no trachea found: airways may be counted as lung and left/right unchecked"))
+    if record["disagreement_pct"] is not None and record["disagreement_pct"] > params.max_disagreement_pct:
+        flags.append(Finding("segmenter_disagreement",
+                             f"{record['check_method']} finds {record['check_lung_volume_ml']:.0f} mL of lung against "
+                             f"{lung_ml:.0f} mL ({record['disagreement_pct']:.1f}% apart)"))
+    return flags
+
+
+def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams(),
+                   segmenter: Segmenter | None = None, check: Segmenter | None = None) -> VolumetryResult:
+    """Lung, lesion, ground-glass, solid, pleural fluid and air volumes of one CT volume, with QC.
+
+    Raises NotMeasurable (with a reason) when no lungs are found, the field of view cuts them or
+    the series is too noisy.
     """
     segmenter = segmenter or get_segmenter(params)
+    if check is None and params.check_segmenter:
+        check = get_segmenter(params, params.check_segmenter)
+    noise = compute_series_noise(volume)
+    if np.isfinite(noise) and noise > params.max_noise_hu:
+        raise NotMeasurable(f"image noise {noise:.0f} HU is above {params.max_noise_hu:.0f} HU: "
+                            "ask the site for a reconstruction with a softer kernel or thicker slices")
     lungs = segmenter.segment_lungs(volume)
-    ggo, solid = compute_lesion_masks(volume.hu, lungs.lung, volume.spacing_mm, low_hu=params.lesion_low_hu,
-                                      high_hu=params.lesion_high_hu, split_hu=params.solid_split_hu,
-                                      vessel_max_diameter_mm=params.vessel_max_diameter_mm)
     voxel_ml = volume.voxel_ml
     n_lung = int(np.count_nonzero(lungs.lung))
-    if n_lung * voxel_ml < params.segmentation.min_lung_ml:
+    if n_lung * voxel_ml < MIN_LUNG_ML:
         raise NotMeasurable(f"no lungs found ({n_lung * voxel_ml:.0f} mL segmented)")
+    smoothing = compute_smoothing_px(noise, params.noise_target_hu, volume.spacing_mm)
+    ggo, solid = compute_lesion_masks(volume.hu, lungs.lung, volume.spacing_mm, low_hu=params.lesion_low_hu,
+                                      high_hu=params.lesion_high_hu, split_hu=params.solid_split_hu,
+                                      vessel_max_diameter_mm=params.vessel_max_diameter_mm, smoothing_px=smoothing)
     n_ggo, n_solid = int(np.count_nonzero(ggo)), int(np.count_nonzero(solid))
+    lung_ml = n_lung * voxel_ml
+    check_ml = None
+    if check is not None:
+        check_ml = int(np.count_nonzero(check.segment_lungs(volume).lung)) * voxel_ml
+    record = {
+        "lung_volume_ml": lung_ml,
+        "right_lung_share": int(np.count_nonzero(lungs.right)) / n_lung,
+        "put_back_pct": None if lungs.put_back is None else 100.0 * int(np.count_nonzero(lungs.put_back)) / n_lung,
+        "effusion_volume_ml": 0.0 if lungs.effusion is None else int(np.count_nonzero(lungs.effusion)) * voxel_ml,
+        "pneumothorax_volume_ml": (0.0 if lungs.pneumothorax is None
+                                   else int(np.count_nonzero(lungs.pneumothorax)) * voxel_ml),
+        "check_method": None if check is None else check.name,
+        "check_lung_volume_ml": check_ml,
+        "disagreement_pct": None if check_ml is None else 100.0 * abs(check_ml - lung_ml) / lung_ml,
+    }
+    flags = compute_flags(params, lungs, record)
     return VolumetryResult(
-        lung_volume_ml=n_lung * voxel_ml,
+        lung_volume_ml=lung_ml,
         lesion_volume_ml=(n_ggo + n_solid) * voxel_ml,
         ggo_volume_ml=n_ggo * voxel_ml,
         solid_volume_ml=n_solid * voxel_ml,
@@ -167,9 +250,27 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         left_lung_volume_ml=int(np.count_nonzero(lungs.left)) * voxel_ml,
         right_lung_volume_ml=int(np.count_nonzero(lungs.right)) * voxel_ml,
         mean_lung_density_hu=float(volume.hu[lungs.lung].mean(dtype=np.float64)),
+        effusion_volume_ml=record["effusion_volume_ml"],
+        pneumothorax_volume_ml=record["pneumothorax_volume_ml"],
+        status=FLAGGED if flags else MEASURED,
+        reason="; ".join(f.text for f in flags) or None,
+        qc_flags=",".join(f.code for f in flags) or None,
+        noise_hu=None if not np.isfinite(noise) else noise,
+        smoothing_mm=float(smoothing[0] * volume.spacing_mm[1]),
+        convolution_kernel=volume.kernel,
+        kernel_class=compute_kernel_class(volume.kernel),
+        right_lung_share=record["right_lung_share"],
+        airway_found=lungs.airway_found,
+        put_back_pct=record["put_back_pct"],
+        fov_margin_mm=compute_fov_margin_mm(volume, lungs.lung),
+        scan_margin_mm=compute_scan_margin_mm(volume, lungs.lung),
+        gantry_tilt_deg=volume.tilt_deg,
+        check_method=record["check_method"],
+        check_lung_volume_ml=check_ml,
+        disagreement_pct=record["disagreement_pct"],
         method=segmenter.name,
         method_version=segmenter.version,
-        params_hash=compute_params_hash(params, segmenter),
+        params_hash=compute_params_hash(params, segmenter, check),
         lungs=lungs, ggo=ggo, solid=solid,
     )
 
