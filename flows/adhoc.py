@@ -74,8 +74,7 @@ def remeasure_volumetry(
         lease_ttl_s: Seconds after which the lease of a run that crashed expires.
     """
     settings = read_settings(landing=landing, lake=lake, environ=os.environ, config_path=config)
-    ct = settings.trial.ct.model_copy(update={"lesion_low_hu": lesion_low_hu, "solid_split_hu": solid_split_hu})
-    params = volumetry_params(ct)
+    params = volumetry_params(settings.trial.ct, lesion_low_hu=lesion_low_hu, solid_split_hu=solid_split_hu)
 
     def stages(settings: Settings, run_id: str, lease: Lease) -> int:
         ctx = open_lake_task(settings, run_id)

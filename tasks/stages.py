@@ -114,9 +114,11 @@ def measure_series_task(ctx: RunContext, job: SeriesJob, params: VolumetryParams
 
 @stage_task("publish volumetry")
 def publish_volumetry_task(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> int:
-    failed = [r for r in rows if r["status"] != "measured"]
+    failed = [r for r in rows if r["status"] == "failed"]
+    flagged = [r for r in rows if r["status"] == "measured-with-flags"]
     outcome = publish_volumetry(ctx, gate, rows)
-    get_run_logger().info("volumetry: %d series measured, %d not measurable", len(rows) - len(failed), len(failed))
+    get_run_logger().info("volumetry: %d series measured (%d with flags), %d not measurable",
+                          len(rows) - len(failed), len(flagged), len(failed))
     _dq_artifact("dq-volumetry", [outcome] if outcome else [])
     return len(rows)
 

@@ -107,14 +107,17 @@ def test_uneven_spacing_is_flagged() -> None:
     assert "uneven slice spacing (1.10 to 2.00 mm)" in reasons and "missing" not in reasons
 
 
-def test_gantry_tilt_is_measured_from_positions() -> None:
+@pytest.mark.parametrize("degrees, usable", [(12.0, True), (35.0, False)])
+def test_gantry_tilt_is_measured_from_positions(degrees: float, usable: bool) -> None:
     series = _series(10)
-    for ds in series:  # tilted gantry: each slice shifts in y by z * tan(12 deg)
+    for ds in series:  # tilted gantry: each slice shifts in y by z * tan(tilt)
         x, y, z = (float(v) for v in ds.ImagePositionPatient)
-        ds.ImagePositionPatient = [x, y + z * math.tan(math.radians(12)), z]
+        ds.ImagePositionPatient = [x, y + z * math.tan(math.radians(degrees)), z]
     row = _qc(series).row(0, named=True)
-    assert row["gantry_tilt_deg"] == pytest.approx(12.0, abs=1e-6)
-    assert "gantry tilt 12.0 deg" in row["qc_reasons"]
+    assert row["gantry_tilt_deg"] == pytest.approx(degrees, abs=1e-6)
+    # a moderate tilt shears the voxels without changing volumes: measured, and the tilt recorded
+    assert (row["status"] == "usable") is usable
+    assert ("gantry tilt 35.0 deg" in row["qc_reasons"]) is not usable
 
 
 def test_missing_rescale_and_too_few_slices() -> None:

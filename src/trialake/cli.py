@@ -124,7 +124,11 @@ def _volumetry(args: argparse.Namespace) -> int:
     try:
         params = volumetry_params(load_trial_config(args.config).ct)
         result = measure_series_dir(args.series_dir, params)
-    except (ConfigError, NotMeasurable, ValueError, OSError) as exc:
+    except NotMeasurable as exc:  # refused: say so on stdout too, for scripts reading the JSON
+        if args.json:
+            print(json.dumps({"status": "failed", "reason": _one_line(exc)}))
+        raise CommandError(_one_line(exc)) from exc
+    except (ConfigError, ValueError, OSError) as exc:
         raise CommandError(_one_line(exc)) from exc
     record = result.to_record()
     print(json.dumps(record) if args.json else "\n".join(f"{k}: {v}" for k, v in record.items()))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from trialake.imaging.volume import compute_kernel_class
+
 _ORIENTATION = ["orientation_row_x", "orientation_row_y", "orientation_row_z",
                 "orientation_col_x", "orientation_col_y", "orientation_col_z"]
 _POSITION = ["position_x", "position_y", "position_z"]
@@ -27,6 +29,7 @@ CT_SERIES_SCHEMA: dict[str, pl.DataType] = {
     "slice_spacing_mm": pl.Float64(), "slice_thickness_mm": pl.Float64(), "orientation": pl.String(),
     "gantry_tilt_deg": pl.Float64(), "kvp": pl.Float64(), "convolution_kernel": pl.String(),
     "acquisition_date": pl.Date(), "ADY": pl.Int64(), "status": pl.String(), "qc_reasons": pl.String(),
+    "kernel_class": pl.String(), "volumetry_selected": pl.Boolean(), "selection_reason": pl.String(),
     "object_names": pl.List(pl.String()), "source_sha256": pl.String(), "run_id": pl.String(),
 }
 
@@ -38,14 +41,16 @@ class SeriesQcParams:
     min_slices: fewer slices than this cannot give a lung volume.
     spacing_rel_tol: a gap may differ from k x the median spacing by this fraction of it.
     duplicate_tol_mm: slices closer than this along the normal share a position.
-    max_tilt_deg: larger angles between slice normal and stacking direction are gantry tilt.
+    max_tilt_deg: larger angles between slice normal and stacking direction (gantry tilt) are
+      refused. Below it the voxels are a sheared image whose volumes are right (spacing is taken
+      along the normal), and the volumetry records the tilt.
     oblique_limit_deg: a normal further than this from every patient axis is "oblique".
     """
 
     min_slices: int = 16
     spacing_rel_tol: float = 0.1
     duplicate_tol_mm: float = 0.01
-    max_tilt_deg: float = 0.5
+    max_tilt_deg: float = 30.0
     oblique_limit_deg: float = 30.0
 
 
@@ -98,14 +103,49 @@ def derive_ct_series(instances: pl.DataFrame, subjects: pl.DataFrame, *, run_id:
         for _, series in ct.sort("series_id").group_by("series_id", maintain_order=True)
         for number, stack in enumerate(_stacks(series), start=1)
     ]
-    frame = pl.DataFrame(rows, schema={k: v for k, v in CT_SERIES_SCHEMA.items() if k not in ("ADY", "run_id")},
-                         orient="row")
+    derived = ("ADY", "run_id", "kernel_class", "volumetry_selected", "selection_reason")
+    frame = derive_volumetry_choice(
+        pl.DataFrame(rows, schema={k: v for k, v in CT_SERIES_SCHEMA.items() if k not in derived}, orient="row"))
     first_dose = subjects.select("USUBJID", pl.col("RFSTDT").cast(pl.Date)).unique("USUBJID")
     days = (pl.col("acquisition_date") - pl.col("RFSTDT")).dt.total_days()
     return (frame.join(first_dose, on="USUBJID", how="left")
             .with_columns(ADY=pl.when(days >= 0).then(days + 1).otherwise(days).cast(pl.Int64),
                           run_id=pl.lit(run_id, pl.String()))
             .select(list(CT_SERIES_SCHEMA)))
+
+
+_KERNEL_RANK = {"soft": 0, "unknown": 1, "sharp": 2}
+
+
+def derive_volumetry_choice(stacks: pl.DataFrame) -> pl.DataFrame:
+    """Adds kernel_class and the choice of one series per study for volumetry.
+
+    Among the usable axial stacks of a study on one date (e.g. a soft and a sharp reconstruction of
+    the same scan) the soft kernel is measured, then the unknown one, then the sharp one (a sharp
+    kernel's noise is smoothed, at some cost in resolution); ties go to the thinner slices, more
+    images, then the series UID. The others keep status "usable" and say why they are not measured.
+    """
+    ranked = stacks.with_columns(
+        kernel_class=pl.col("convolution_kernel").map_elements(compute_kernel_class, return_dtype=pl.String),
+    ).with_columns(
+        _candidate=(pl.col("status") == "usable") & (pl.col("stack_kind") == "axial_volume"),
+        _kernel_rank=pl.col("kernel_class").replace_strict(_KERNEL_RANK, return_dtype=pl.Int64),
+    )
+    study = ["USUBJID", "study_id", "acquisition_date"]
+    order = pl.struct(pl.col("_kernel_rank"), pl.col("slice_spacing_mm").fill_null(1e9), -pl.col("n_instances"),
+                      pl.col("series_id"), pl.col("stack"))
+    best = (ranked.filter("_candidate").sort(order).group_by(study, maintain_order=True)
+            .agg(pl.col("series_id").first().alias("_best_series"), pl.col("stack").first().alias("_best_stack"),
+                 pl.col("kernel_class").first().alias("_best_kernel")))
+    chosen = ranked.join(best, on=study, how="left", nulls_equal=True).with_columns(
+        volumetry_selected=pl.col("_candidate") & (pl.col("series_id") == pl.col("_best_series"))
+        & (pl.col("stack") == pl.col("_best_stack")),
+    )
+    return chosen.with_columns(
+        selection_reason=pl.when(pl.col("_candidate") & ~pl.col("volumetry_selected")).then(
+            pl.format("another reconstruction of the same scan is measured (series {}, {} kernel)",
+                      "_best_series", "_best_kernel")),
+    ).drop("_candidate", "_kernel_rank", "_best_series", "_best_stack", "_best_kernel")
 
 
 def derive_series_rejections(ct_series: pl.DataFrame) -> pl.DataFrame:

@@ -13,37 +13,49 @@ from trialake.imaging.volume import CTVolume
 from trialake.imaging.volumetry import VolumetryResult
 
 #: Label values of the exported mask.
-LABELS = {"lung": 1, "ggo": 2, "solid": 3}
-_OUTLINES = (("lung", "#3fa7ff"), ("ggo", "#ffd23f"), ("solid", "#ff3f3f"))
+LABELS = {"lung": 1, "ggo": 2, "solid": 3, "effusion": 4, "pneumothorax": 5}
+_OUTLINES = (("lung", "#3fa7ff"), ("ggo", "#ffd23f"), ("solid", "#ff3f3f"), ("effusion", "#c04fff"),
+             ("pneumothorax", "#3fff7a"))
+
+
+def _masks(result: VolumetryResult) -> dict[str, np.ndarray]:
+    empty = np.zeros_like(result.lungs.lung)
+    return {"lung": result.lungs.lung, "ggo": result.ggo, "solid": result.solid,
+            "effusion": empty if result.lungs.effusion is None else result.lungs.effusion,
+            "pneumothorax": empty if result.lungs.pneumothorax is None else result.lungs.pneumothorax}
 
 
 def compute_label_map(result: VolumetryResult) -> np.ndarray:
-    """uint8 (z, y, x): 0 outside, 1 lung, 2 ground glass, 3 solid."""
-    labels = result.lungs.lung.astype(np.uint8) * LABELS["lung"]
-    labels[result.ggo] = LABELS["ggo"]
-    labels[result.solid] = LABELS["solid"]
+    """uint8 (z, y, x): 0 outside, 1 lung, 2 ground glass, 3 solid, 4 pleural fluid, 5 pleural air."""
+    labels = np.zeros(result.lungs.lung.shape, np.uint8)
+    for name, mask in _masks(result).items():
+        labels[mask] = LABELS[name]
     return labels
 
 
 def compute_qc_slices(result: VolumetryResult) -> tuple[int, int]:
-    """(axial z, coronal y) indices: the slices with the most lesion, else the most lung."""
-    lesion = result.ggo | result.solid
-    focus = lesion if lesion.any() else result.lungs.lung
+    """(axial z, coronal y) indices: the slices with the most lesion (or pleural fluid or air), else the most lung."""
+    masks = _masks(result)
+    focus = masks["ggo"] | masks["solid"] | masks["effusion"] | masks["pneumothorax"]
+    focus = focus if focus.any() else masks["lung"]
     return int(np.argmax(focus.sum(axis=(1, 2)))), int(np.argmax(focus.sum(axis=(0, 2))))
 
 
-def render_qc_png(volume: CTVolume, result: VolumetryResult, *, dpi: int = 80) -> bytes:
-    """PNG with an axial and a coronal slice (lung window) and lung / GGO / solid outlines.
+def render_qc_png(volume: CTVolume, result: VolumetryResult, *, subject: str | None = None, day: int | None = None,
+                  dpi: int = 80) -> bytes:
+    """PNG with an axial and a coronal slice (lung window) and lung / GGO / solid / pleural outlines.
 
-    The picture carries no text besides the view names and the legend, so nothing identifies
-    the subject.
+    The title gives the subject's trial identifier (pseudonymous), the study day and the slices
+    shown; a flagged series carries a red banner with its flags. Nothing else is written, and the
+    file has no text chunks.
     """
     z, y = compute_qc_slices(result)
-    masks = {"lung": result.lungs.lung, "ggo": result.ggo, "solid": result.solid}
+    masks = _masks(result)
     sz, sy, sx = volume.spacing_mm
-    views = (("axial", volume.hu[z], {k: m[z] for k, m in masks.items()}, sy / sx),
-             ("coronal", volume.hu[:, y], {k: m[:, y] for k, m in masks.items()}, sz / sx))
-    fig = Figure(figsize=(10, 5.4), dpi=dpi)  # Agg canvas, no pyplot state
+    views = ((f"axial, slice {z + 1} of {volume.hu.shape[0]}", volume.hu[z], {k: m[z] for k, m in masks.items()}, sy / sx),
+             (f"coronal, row {y + 1} of {volume.hu.shape[1]}", volume.hu[:, y], {k: m[:, y] for k, m in masks.items()},
+              sz / sx))
+    fig = Figure(figsize=(10, 6.0), dpi=dpi)  # Agg canvas, no pyplot state
     axes = fig.subplots(1, 2)
     for ax, (title, image, outlines, aspect) in zip(axes, views):
         ax.imshow(image, cmap="gray", vmin=-1200, vmax=200, aspect=aspect, interpolation="nearest")
@@ -52,8 +64,13 @@ def render_qc_png(volume: CTVolume, result: VolumetryResult, *, dpi: int = 80) -
                 ax.contour(outlines[name].astype(np.uint8), levels=[0.5], colors=colour, linewidths=0.9)
         ax.set_title(title)
         ax.set_axis_off()
+    who = " ".join(part for part in (subject, None if day is None else f"day {day}") if part)
+    fig.suptitle(f"{who}   {result.status}" if who else result.status, fontsize=11)
+    if result.qc_flags:
+        fig.text(0.5, 0.89, "FLAGGED: " + result.qc_flags.replace(",", ", "), ha="center", color="white", fontsize=10,
+                 bbox={"facecolor": "#c0392b", "edgecolor": "none", "pad": 4})
     handles = [Line2D([], [], color=c, label=n) for n, c in _OUTLINES]
-    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=5, frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
@@ -70,7 +87,7 @@ def compute_nifti_affine(volume: CTVolume) -> np.ndarray:
 
 
 def write_masks_nifti(volume: CTVolume, result: VolumetryResult) -> bytes:
-    """The label map (1 lung, 2 GGO, 3 solid) as gzip-compressed NIfTI-1 bytes (.nii.gz)."""
+    """The label map (see ``compute_label_map``) as gzip-compressed NIfTI-1 bytes (.nii.gz)."""
     image = nib.Nifti1Image(np.ascontiguousarray(compute_label_map(result).transpose(2, 1, 0)),
                             compute_nifti_affine(volume))
     image.header.set_xyzt_units("mm")

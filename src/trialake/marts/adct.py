@@ -1,6 +1,7 @@
 """ADCT: CT lung volumetry as an ADaM BDS, one row per measured or failed series and parameter.
 
-Only ``status == "measured"`` series give analysis values; a failed series is kept with a null
+Measured series (status ``measured`` or ``measured-with-flags``: a flag asks the core lab to look,
+the numbers stand) give analysis values; a failed series is kept with a null
 ``AVAL`` (its ``status`` and ``reason`` say why) so that it never becomes a baseline or analysis
 record but stays traceable. Same-day scans are ordered by ``series_id`` (first wins). Lineage:
 ``SRCDOM = "ct_volumetry"``, ``series_id`` (to silver/ct_series and the DICOM files) and the
@@ -47,7 +48,7 @@ def derive_adct(ct_volumetry: pl.DataFrame, adsl: pl.DataFrame, *, config: Analy
         | {name: None for name in _LINEAGE}
         | {p.column: "number" for p in CT_PARAMETERS},
     )
-    measured = pl.col("status") == "measured"
+    measured = pl.col("status").is_in(["measured", "measured-with-flags"])
     records = pl.concat(
         [
             ct_volumetry.select(

@@ -13,10 +13,8 @@ from trialake.marts import AnalysisConfig, ArmSpec, VisitWindow, build_marts
 from trialake.marts.build import MART_INPUTS
 from trialake.marts.endpoints import derive_ae_comparison, derive_endpoints
 from trialake.pipeline.context import RunContext
-from trialake.imaging import get_segmenter
-from trialake.imaging.volumetry import compute_params_hash
 from trialake.pipeline.freshness import is_stale, mark_fresh
-from trialake.pipeline.params import volumetry_params
+from trialake.pipeline.params import volumetry_params, volumetry_params_hash
 from trialake.pipeline.inventory import read_manifest
 from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
 from trialake.quality import ValidationOutcome
@@ -99,8 +97,7 @@ def endpoints_for_display(endpoints: pl.DataFrame) -> pl.DataFrame:
 
 def current_params_hash(trial: TrialConfig) -> str:
     """The volumetry method and parameters the trial configuration asks for, as hashed in results."""
-    params = volumetry_params(trial.ct)
-    return compute_params_hash(params, get_segmenter(params))
+    return volumetry_params_hash(volumetry_params(trial.ct))
 
 
 def _provenance(ctx: RunContext) -> dict:

@@ -5,12 +5,28 @@ from dataclasses import replace
 
 from trialake.clinical import MeasurementStandards, default_standards, load_test_mapping
 from trialake.config.trial import CTConfig, LabsConfig
-from trialake.imaging import VolumetryParams
+from trialake.imaging import VolumetryParams, compute_params_hash, get_segmenter
+from trialake.imaging.volumetry import Segmenter
 
 
-def volumetry_params(ct: CTConfig) -> VolumetryParams:
-    """Volumetry parameters from the trial's CT section (other fields keep their documented defaults)."""
-    return VolumetryParams(lesion_low_hu=ct.lesion_low_hu, solid_split_hu=ct.solid_split_hu, segmenter=ct.segmenter)
+def volumetry_params(ct: CTConfig, **changes: object) -> VolumetryParams:
+    """The volumetry parameters of the trial's ``ct:`` section with ``changes`` applied, validated
+    exactly as the YAML is (a ValueError names the setting). The segmenters are built once here,
+    so an unknown one or missing model weights stop the run before any series is measured."""
+    params = VolumetryParams.model_validate({**ct.model_dump(), **changes})
+    volumetry_method(params)
+    return params
+
+
+def volumetry_method(params: VolumetryParams) -> tuple[Segmenter, Segmenter | None]:
+    """(segmenter, check segmenter or None) that ``params`` name."""
+    check = get_segmenter(params, params.check_segmenter) if params.check_segmenter else None
+    return get_segmenter(params), check
+
+
+def volumetry_params_hash(params: VolumetryParams) -> str:
+    """The hash results measured with ``params`` carry in ``params_hash``."""
+    return compute_params_hash(params, *volumetry_method(params))
 
 
 def lab_standards(labs: LabsConfig) -> MeasurementStandards:

@@ -9,22 +9,31 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from trialake.imaging import NotMeasurable, VolumetryParams, get_segmenter, load_series, measure_volume
+from trialake.imaging import NotMeasurable, VolumetryParams, load_series, measure_volume
 from trialake.imaging import render_qc_png, write_masks_nifti
-from trialake.imaging.volumetry import compute_params_hash
+from trialake.imaging.volumetry import FAILED, compute_params_hash
 from trialake.lake import read_object, read_table, write_object
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.params import volumetry_method, volumetry_params_hash
 from trialake.pipeline.quality import QualityGate, publish_checked, raise_if_blocked
 from trialake.quality import ValidationOutcome
 
 TABLE = "silver/ct_volumetry"
 MEASURES = (
     "lung_volume_ml", "lesion_volume_ml", "ggo_volume_ml", "solid_volume_ml", "lesion_pct", "ggo_pct",
-    "solid_pct", "left_lung_volume_ml", "right_lung_volume_ml", "mean_lung_density_hu",
+    "solid_pct", "left_lung_volume_ml", "right_lung_volume_ml", "mean_lung_density_hu", "effusion_volume_ml",
+    "pneumothorax_volume_ml",
 )
+#: Per-series quality columns (see trialake.imaging.volumetry.VolumetryResult).
+QC = {
+    "qc_flags": pl.String, "noise_hu": pl.Float64, "smoothing_mm": pl.Float64, "convolution_kernel": pl.String,
+    "kernel_class": pl.String, "right_lung_share": pl.Float64, "airway_found": pl.Boolean, "put_back_pct": pl.Float64,
+    "fov_margin_mm": pl.Float64, "scan_margin_mm": pl.Float64, "gantry_tilt_deg": pl.Float64,
+    "check_method": pl.String, "check_lung_volume_ml": pl.Float64, "disagreement_pct": pl.Float64,
+}
 SCHEMA = {
     "USUBJID": pl.String, "series_id": pl.String, "stack": pl.Int64, "ADT": pl.Date, "ADY": pl.Int64,
-    "status": pl.String, "reason": pl.String, **{m: pl.Float64 for m in MEASURES},
+    "status": pl.String, "reason": pl.String, **{m: pl.Float64 for m in MEASURES}, **QC,
     "method": pl.String, "method_version": pl.String, "params_hash": pl.String,
     "qc_png": pl.String, "mask_nifti": pl.String, "source_sha256": pl.String, "run_id": pl.String,
 }
@@ -44,14 +53,16 @@ class SeriesJob:
 
 
 def plan_volumetry(ctx: RunContext, params: VolumetryParams) -> list[SeriesJob]:
-    """Usable series (main stack) without a result for this method version and parameters."""
+    """Usable series chosen for volumetry (main stack, the soft kernel of a study that has both)
+    without a result for this method version and parameters."""
     series = read_table(ctx.lake, "silver/ct_series")
     if series.is_empty():
         return []
-    params_hash = compute_params_hash(params, get_segmenter(params))
+    params_hash = volumetry_params_hash(params)
     done = read_table(ctx.lake, TABLE)
     measured = set(done.filter(pl.col("params_hash") == params_hash)["series_id"]) if not done.is_empty() else set()
-    todo = series.filter((pl.col("status") == "usable") & ~pl.col("series_id").is_in(list(measured)))
+    chosen = pl.col("volumetry_selected") if "volumetry_selected" in series.columns else pl.lit(True)
+    todo = series.filter((pl.col("status") == "usable") & chosen & ~pl.col("series_id").is_in(list(measured)))
     return [
         SeriesJob(r["USUBJID"], r["series_id"], r["stack"], r["acquisition_date"], r["ADY"], tuple(r["object_names"]), r["source_sha256"])
         for r in todo.sort("USUBJID", "series_id").iter_rows(named=True)
@@ -62,17 +73,19 @@ def measure_series(ctx: RunContext, job: SeriesJob, params: VolumetryParams) -> 
     """Measure one series; a series that cannot be measured gets status "failed" and the reason."""
     base = {"USUBJID": job.USUBJID, "series_id": job.series_id, "stack": job.stack, "ADT": job.ADT, "ADY": job.ADY,
             "source_sha256": job.source_sha256, "run_id": ctx.run_id}
-    segmenter = get_segmenter(params)
-    method = {"method": segmenter.name, "method_version": segmenter.version, "params_hash": compute_params_hash(params, segmenter)}
+    segmenter, check = volumetry_method(params)
+    method = {"method": segmenter.name, "method_version": segmenter.version,
+              "params_hash": compute_params_hash(params, segmenter, check)}
     try:
         volume = load_series([read_object(ctx.lake, f"bronze/dicom/{name}") for name in job.object_names])
-        result = measure_volume(volume, params, segmenter)
+        result = measure_volume(volume, params, segmenter, check)
     except (NotMeasurable, ValueError) as exc:
-        return {**base, **method, "status": "failed", "reason": " ".join(str(exc).split())}
+        return {**base, **method, "status": FAILED, "reason": " ".join(str(exc).split())}
     stem = f"{job.USUBJID}/{job.series_id}"
-    qc_png = write_object(ctx.lake, f"reports/qc/{stem}.png", render_qc_png(volume, result))
+    png = render_qc_png(volume, result, subject=job.USUBJID, day=job.ADY)
+    qc_png = write_object(ctx.lake, f"reports/qc/{stem}.png", png)
     mask = write_object(ctx.lake, f"silver/ct_masks/{stem}.nii.gz", write_masks_nifti(volume, result))
-    return {**base, **result.to_record(), "status": "measured", "reason": None, "qc_png": qc_png, "mask_nifti": mask}
+    return {**base, **result.to_record(), "qc_png": qc_png, "mask_nifti": mask}
 
 
 def publish_volumetry(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> ValidationOutcome | None:
@@ -82,7 +95,11 @@ def publish_volumetry(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) 
     new = pl.DataFrame(list(rows), schema=SCHEMA, orient="row") if rows else pl.DataFrame(schema=SCHEMA)
     if new.is_empty():
         return None
-    existing = existing.select(list(SCHEMA)).cast(SCHEMA) if not existing.is_empty() else pl.DataFrame(schema=SCHEMA)
+    if existing.is_empty():
+        existing = pl.DataFrame(schema=SCHEMA)
+    else:  # results written before a column existed get it empty
+        missing = [pl.lit(None, dtype).alias(name) for name, dtype in SCHEMA.items() if name not in existing.columns]
+        existing = existing.with_columns(missing).select(list(SCHEMA)).cast(SCHEMA)
     table = pl.concat([new, existing]).unique(["series_id", "params_hash"], keep="first").sort("USUBJID", "ADY", "series_id")
     outcome = publish_checked(ctx, gate, TABLE, table, partition_by=["USUBJID"], mode="replace_partitions")
     write_object(ctx.lake, "reports/qc/index.html", render_qc_index(table).encode())
@@ -91,16 +108,22 @@ def publish_volumetry(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) 
 
 
 def render_qc_index(table: pl.DataFrame) -> str:
-    """The imaging core lab's QC page: one row per measured or failed series, linked pictures."""
+    """The imaging core lab's QC page: one row per measured, flagged or failed series, linked pictures;
+    flagged and failed series first."""
     rows = []
-    for r in table.sort("USUBJID", "ADY").iter_rows(named=True):
+    order = pl.when(pl.col("status") == FAILED).then(0).when(pl.col("status") == "measured").then(2).otherwise(1)
+    for r in table.with_columns(_order=order).sort("_order", "USUBJID", "ADY").iter_rows(named=True):
         picture = f'<a href="{html.escape(r["qc_png"][len("reports/qc/"):])}">picture</a>' if r["qc_png"] else ""
-        values = "".join(f"<td>{'' if r[m] is None else f'{r[m]:.1f}'}</td>" for m in ("lung_volume_ml", "lesion_pct", "ggo_pct", "solid_pct"))
+        values = "".join(f"<td>{'' if r[m] is None else f'{r[m]:.1f}'}</td>"
+                         for m in ("lung_volume_ml", "lesion_pct", "ggo_pct", "solid_pct", "effusion_volume_ml",
+                                   "pneumothorax_volume_ml", "noise_hu"))
+        style = "" if r["status"] == "measured" else " style='background:#fde8e8'"
         rows.append(
-            f"<tr><td>{html.escape(r['USUBJID'])}</td><td>{r['ADY']}</td><td>{html.escape(r['status'])}</td>{values}"
-            f"<td>{html.escape(r['reason'] or '')}</td><td>{picture}</td></tr>"
+            f"<tr{style}><td>{html.escape(r['USUBJID'])}</td><td>{r['ADY']}</td><td>{html.escape(r['status'])}</td>{values}"
+            f"<td>{html.escape(r.get('kernel_class') or '')}</td><td>{html.escape(r['reason'] or '')}</td><td>{picture}</td></tr>"
         )
-    head = "".join(f"<th>{h}</th>" for h in ("USUBJID", "ADY", "status", "lung mL", "lesion %", "GGO %", "solid %", "reason", "QC"))
+    head = "".join(f"<th>{h}</th>" for h in ("USUBJID", "ADY", "status", "lung mL", "lesion %", "GGO %", "solid %",
+                                              "effusion mL", "pneumothorax mL", "noise HU", "kernel", "reason / flags", "QC"))
     return (
         "<!doctype html><meta charset='utf-8'><title>Volumetry QC</title>"
         "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style>"
