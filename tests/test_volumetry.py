@@ -116,7 +116,9 @@ def test_split_threshold_moves_voxels_between_ggo_and_solid():
     vol = CTVolume(ph.hu, ph.spacing_mm)
     low = measure_volume(vol, VolumetryParams(solid_split_hu=-550.0))
     high = measure_volume(vol, VolumetryParams(solid_split_hu=-100.0))
-    assert low.lesion_volume_ml == pytest.approx(high.lesion_volume_ml)
+    # the split moves voxels between the classes; the lesion volume moves only by the thin solid
+    # sheets the vessel filter keeps (it keeps sheets of solid density only)
+    assert low.lesion_volume_ml == pytest.approx(high.lesion_volume_ml, rel=0.02)
     # GGO lesions are -600..-450 HU, so a -550 split turns part of them solid
     assert low.solid_volume_ml > high.solid_volume_ml + 0.2 * ph.truth["ggo_volume_ml"]
     assert low.params_hash != high.params_hash
@@ -133,8 +135,8 @@ def test_params_hash_is_stable_and_names_the_method():
 def test_bad_params_are_refused():
     with pytest.raises(ValueError, match="solid_split_hu"):
         VolumetryParams(solid_split_hu=-800.0)
-    with pytest.raises(ValueError, match="unknown 'lungmask'"):
-        measure_volume(CTVolume(np.zeros((4, 8, 8), np.int16), (1.0, 1.0, 1.0)), VolumetryParams(segmenter="lungmask"))
+    with pytest.raises(ValueError, match="unknown segmenter 'nosuch'"):
+        measure_volume(CTVolume(np.zeros((4, 8, 8), np.int16), (1.0, 1.0, 1.0)), VolumetryParams(segmenter="nosuch"))
 
 
 def test_a_registered_segmenter_replaces_the_classical_one():
@@ -160,8 +162,8 @@ def test_touching_lungs_are_both_kept_and_split():
     lung[:, 8:10, 13:17] = True  # the lungs touch
     body = np.zeros_like(lung)
     body[:, 2:18, 1:29] = True
-    left, right = compute_left_right(lung, body)
-    assert right[:, 5:15, 3:13].all() and right.sum() == 3 * 10 * 10
+    left, right = compute_left_right(lung, body, (5.0, 1.0, 1.0))
+    assert right[:, 5:15, 3:13].all() and right[:, :, :15].sum() == right.sum()
     assert left[:, 5:15, 17:27].all()
     assert not (left & right).any() and np.array_equal(left | right, lung)
 
@@ -319,7 +321,7 @@ def test_nifti_labels_and_affine(qc_case):
     labels = np.asarray(img.dataobj).transpose(2, 1, 0)  # back to (z, y, x)
     assert (labels == LABELS["solid"]).sum() == r.solid.sum()
     assert (labels == LABELS["ggo"]).sum() == r.ggo.sum()
-    assert (labels > 0).sum() == r.lungs.lung.sum()
+    assert np.isin(labels, [LABELS["lung"], LABELS["ggo"], LABELS["solid"]]).sum() == r.lungs.lung.sum()
     # voxel (x=0, y=0, z=0) is at LPS (-180, -180, 0) -> RAS (180, 180, 0); +x index goes to patient left (R decreases)
     assert img.affine @ np.array([0, 0, 0, 1]) == pytest.approx([180.0, 180.0, 0.0, 1.0])
     step = img.affine @ np.array([1, 1, 1, 1]) - img.affine @ np.array([0, 0, 0, 1])

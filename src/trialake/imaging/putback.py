@@ -196,8 +196,10 @@ def compute_gap_rays(wall: WallMap, *, tol_mm: float, min_contact_share: float,
                      max_open_head_share: float) -> np.ndarray:
     """(z, angle) rays where dense disease hides the wall: the lung keeps away from the wall there,
     the region is mostly bordered by rays where it touches the wall, and it is not open towards
-    the head."""
+    the head; above the first slice where the lung touches the wall on half of its rays (the
+    apex) nothing is filled."""
     gap = wall.has_lung & np.isfinite(wall.wall_mm) & (wall.seen_mm > wall.wall_mm + tol_mm)
+    gap[:compute_apex_end(wall)] = False  # the apex keeps away from the wall by nature
     labels, n = _wrapped_labels(gap)
     if n == 0:
         return gap
@@ -213,6 +215,14 @@ def compute_gap_rays(wall: WallMap, *, tol_mm: float, min_contact_share: float,
         if contact >= min_contact_share and head_open <= max_open_head_share:
             out[zs] |= comp
     return out
+
+
+def compute_apex_end(wall: WallMap) -> int:
+    """First slice (from the head) where the lung touches the wall on at least half of its rays."""
+    rays = wall.has_lung.sum(axis=1)
+    share = wall.contact.sum(axis=1) / np.maximum(rays, 1)
+    touching = np.nonzero((rays > 0) & (share >= 0.5))[0]
+    return int(touching[0]) if touching.size else wall.has_lung.shape[0]
 
 
 def _ring_wrapped(comp: np.ndarray) -> np.ndarray:

@@ -107,7 +107,7 @@ class SegmentationParams:
     wall_smooth_deg: float = 20.0
     wall_smooth_mm: float = 20.0
     gap_contact_share: float = 0.3
-    gap_open_head_share: float = 0.25
+    gap_open_head_share: float = 0.5
     floor_tol_mm: float = 8.0
     diaphragm_max_rise: float = 0.4
     floor_min_band_mm: float = 12.0

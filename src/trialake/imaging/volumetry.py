@@ -46,7 +46,19 @@ class Segmenter(Protocol):
 
 SegmenterFactory = Callable[[VolumetryParams], Segmenter]
 
-_SEGMENTERS: dict[str, SegmenterFactory] = {"classical": lambda p: ClassicalSegmenter()}
+def _model(name: str) -> SegmenterFactory:
+    def build(params: VolumetryParams) -> Segmenter:
+        from trialake.imaging import models  # PyTorch-based packages are imported only when configured
+
+        return getattr(models, f"build_{name}")(params)
+    return build
+
+
+_SEGMENTERS: dict[str, SegmenterFactory] = {
+    "classical": lambda p: ClassicalSegmenter(),
+    "lungmask": _model("lungmask"),
+    "totalsegmentator": _model("totalsegmentator"),
+}
 
 
 def register_segmenter(name: str, factory: SegmenterFactory) -> None:

@@ -1,0 +1,210 @@
+"""Volumetry on the CT hospitals send: dense disease at the bases, noise, fluid, air, odd fields of view.
+
+Each phantom variant (truth from its label masks) must be measured within the targets, or
+measured with a flag that says what to review, or refused with a reason, as the case demands. The
+seeds and sizes here are not the ones the method was tuned on; the hypothesis test draws more.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trialake.imaging import CTVolume, NotMeasurable, VolumetryParams, load_series, measure_volume
+from trialake.synth.phantom import PhantomSpec, make_chest_phantom, render_phantom_dicom
+
+# Targets of the volumetry issue.
+LUNG_REL, LESION_POINTS = 0.03, 1.0
+
+
+def within_targets(truth: dict, r) -> bool:
+    return (abs(r.lung_volume_ml / truth["lung_volume_ml"] - 1.0) <= LUNG_REL
+            and abs(r.lesion_pct - truth["lesion_pct"]) <= LESION_POINTS
+            and abs(r.ggo_volume_ml - truth["ggo_volume_ml"]) <= max(10.0, 0.15 * truth["ggo_volume_ml"])
+            and abs(r.solid_volume_ml - truth["solid_volume_ml"]) <= max(10.0, 0.30 * truth["solid_volume_ml"]))
+
+
+def describe(truth: dict, r) -> str:
+    return (f"lung {r.lung_volume_ml:.0f}/{truth['lung_volume_ml']:.0f} lesion% {r.lesion_pct:.2f}/"
+            f"{truth['lesion_pct']:.2f} ggo {r.ggo_volume_ml:.0f}/{truth['ggo_volume_ml']:.0f} solid "
+            f"{r.solid_volume_ml:.0f}/{truth['solid_volume_ml']:.0f} status {r.status} ({r.qc_flags})")
+
+
+QUIET = dict(lesion_pct=3.0, solid_share=0.3, chest_wall_consolidation=False)
+ACCURATE = {  # measured within the targets (a flag is allowed only where the variant demands one)
+    "basal_consolidation": PhantomSpec(**QUIET, basal_consolidation=True, seed=211),
+    "liver_dome_island": PhantomSpec(**QUIET, dome_shift=0.8, seed=219),
+    "arms_down": PhantomSpec(**QUIET, arms_down=True, fov_mm=500.0, matrix=128, seed=221),
+    "thick_10mm": PhantomSpec(lesion_pct=15.0, slices=26, slice_spacing_mm=10.0, seed=222),
+    "non_square_pixels": PhantomSpec(lesion_pct=15.0, fov_y_mm=300.0, seed=223),
+    "emphysema": PhantomSpec(**QUIET, emphysema_pct=20.0, seed=224),
+    "cardiomegaly_with_contrast": PhantomSpec(lesion_pct=10.0, heart_scale=1.3, contrast=True, seed=225),
+    "feet_first_severe": PhantomSpec(lesion_pct=35.0, feet_first=True, seed=226),
+    "pneumothorax": PhantomSpec(**QUIET, pneumothorax_mm=25.0, seed=218),
+}
+FLAG_ALLOWED = {  # within the targets, or flagged
+    # a consolidation of water-like density filling the posterior recess is taken for pleural fluid: flagged
+    "severe_with_basal_consolidation": PhantomSpec(lesion_pct=40.0, solid_share=0.4, basal_consolidation=True,
+                                                   seed=212),
+    "mediastinal_shift_lungs_touch": PhantomSpec(**QUIET, mediastinal_shift_mm=30.0, lungs_touch=True, seed=220),
+    "lobar_consolidation": PhantomSpec(**QUIET, lobar_consolidation=True, seed=213),
+    "effusion_with_collapsed_lung": PhantomSpec(**QUIET, effusion_mm=35.0, seed=215),
+    "dependent_density": PhantomSpec(**QUIET, dependent_density_mm=25.0, seed=216),
+    "pneumonectomy": PhantomSpec(**QUIET, absent_lung="right", mediastinal_shift_mm=-25.0, seed=227),
+}
+MUST_FLAG = {"pneumothorax": "pneumothorax", "effusion_with_collapsed_lung": "effusion", "pneumonectomy": "lr_balance"}
+
+
+def _measure(spec: PhantomSpec, params: VolumetryParams = VolumetryParams()):
+    ph = make_chest_phantom(spec)
+    return ph, measure_volume(CTVolume(ph.hu, ph.spacing_mm), params)
+
+
+@pytest.mark.parametrize("name", sorted(ACCURATE))
+def test_variant_is_measured_within_targets(name: str) -> None:
+    ph, r = _measure(ACCURATE[name])
+    assert within_targets(ph.truth, r), describe(ph.truth, r)
+    assert r.left_lung_volume_ml == pytest.approx(ph.truth["left_lung_volume_ml"], rel=0.05)
+    assert r.right_lung_volume_ml == pytest.approx(ph.truth["right_lung_volume_ml"], rel=0.05)
+    if name in MUST_FLAG:
+        assert MUST_FLAG[name] in r.qc_flags.split(",")
+    else:
+        assert r.status == "measured", r.reason
+
+
+@pytest.mark.parametrize("name", sorted(FLAG_ALLOWED))
+def test_variant_is_measured_or_flagged(name: str) -> None:
+    ph, r = _measure(FLAG_ALLOWED[name])
+    assert within_targets(ph.truth, r) or r.status == "measured-with-flags", describe(ph.truth, r)
+    if name in MUST_FLAG:
+        assert MUST_FLAG[name] in (r.qc_flags or "").split(","), r.reason
+
+
+@pytest.mark.parametrize("seed", [214, 54, 4401])
+def test_consolidation_against_the_heart_is_put_back_up_to_the_known_limit(seed: int) -> None:
+    """Known limit (README): the dent closing (25 mm ball) puts back consolidation against the heart
+    only where it is narrower than about 50 mm; of a larger one up to half of the solid volume is
+    missed, without a flag. The lung and the lesion percentage stay within the targets."""
+    ph, r = _measure(PhantomSpec(**QUIET, paracardiac_consolidation=True, seed=seed))
+    truth = ph.truth
+    assert abs(r.lung_volume_ml / truth["lung_volume_ml"] - 1.0) <= LUNG_REL, describe(truth, r)
+    assert abs(r.lesion_pct - truth["lesion_pct"]) <= LESION_POINTS, describe(truth, r)
+    assert r.solid_volume_ml >= 0.45 * truth["solid_volume_ml"], describe(truth, r)
+    assert r.solid_volume_ml <= truth["solid_volume_ml"] + max(10.0, 0.3 * truth["solid_volume_ml"]), describe(truth, r)
+
+
+def test_pleural_air_and_fluid_are_their_own_outputs_never_lung() -> None:
+    ph, r = _measure(ACCURATE["pneumothorax"])
+    air = ph.masks["pneumothorax"]
+    assert (r.lungs.lung & air).sum() <= 0.05 * air.sum()  # at most partial-volume voxels at the lung's edge
+    assert r.pneumothorax_volume_ml == pytest.approx(ph.truth["pneumothorax_volume_ml"], rel=0.25)
+    ph, r = _measure(FLAG_ALLOWED["effusion_with_collapsed_lung"])
+    fluid = ph.masks["effusion"]
+    assert (r.lungs.lung & fluid).sum() <= 0.1 * fluid.sum()
+    assert not ((r.ggo | r.solid) & ~r.lungs.lung).any()
+    assert r.effusion_volume_ml == pytest.approx(ph.truth["effusion_volume_ml"], rel=0.5)
+    assert r.effusion_volume_ml > 0 and r.lungs.effusion is not None
+
+
+def test_sharp_kernel_agrees_with_its_soft_twin() -> None:
+    """The same scan reconstructed sharp (noise 80 HU, little blur) and soft (noise 15 HU, more blur)."""
+    base = dict(matrix=128, slices=56, slice_spacing_mm=4.0, fov_mm=360.0, lesion_pct=18.0, solid_share=0.35, seed=230)
+    sharp_ph, sharp = _measure(PhantomSpec(**base, noise_hu=80.0, blur_mm=0.4))
+    soft_ph, soft = _measure(PhantomSpec(**base, noise_hu=15.0, blur_mm=1.2))
+    assert sharp_ph.truth == soft_ph.truth  # same anatomy and lesions
+    for ph, r in ((sharp_ph, sharp), (soft_ph, soft)):
+        assert within_targets(ph.truth, r), describe(ph.truth, r)
+    assert sharp.noise_hu == pytest.approx(80.0, rel=0.1) and soft.noise_hu == pytest.approx(15.0, rel=0.15)
+    assert sharp.smoothing_mm > 0 == soft.smoothing_mm
+    assert abs(sharp.lesion_pct - soft.lesion_pct) <= LESION_POINTS
+    assert abs(sharp.solid_volume_ml - soft.solid_volume_ml) <= max(10.0, 0.3 * soft.solid_volume_ml)
+
+
+def test_noise_above_the_limit_is_refused() -> None:
+    ph = make_chest_phantom(PhantomSpec(matrix=64, slices=24, fov_mm=360.0, slice_spacing_mm=10.0, noise_hu=120.0,
+                                        seed=231))
+    with pytest.raises(NotMeasurable, match="noise"):
+        measure_volume(CTVolume(ph.hu, ph.spacing_mm), VolumetryParams(max_noise_hu=90.0))
+
+
+@pytest.mark.parametrize("shift_mm", [40.0, -55.0])
+def test_reconstruction_circle_cutting_a_lung_is_refused(shift_mm: float) -> None:
+    ph = make_chest_phantom(PhantomSpec(**QUIET, fov_circle_mm=300.0, fov_circle_shift_mm=shift_mm, seed=232))
+    with pytest.raises(NotMeasurable, match="field of view|reconstruction circle"):
+        measure_volume(CTVolume(ph.hu, ph.spacing_mm))
+
+
+def test_reconstruction_circle_around_the_chest_is_measured_with_its_margin() -> None:
+    ph = make_chest_phantom(PhantomSpec(lesion_pct=10.0, fov_circle_mm=354.0, seed=233))
+    r = measure_volume(CTVolume(ph.hu, ph.spacing_mm))
+    assert within_targets(ph.truth, r), describe(ph.truth, r)
+    # the lung's lateral edge is about 126 mm from the centre: the circle of radius 177 mm is ~50 mm away
+    assert 30.0 <= r.fov_margin_mm <= 60.0
+
+
+def _series(ph, tmp_path, **render) -> CTVolume:
+    for k, data in enumerate(render_phantom_dicom(ph, **render)):
+        (tmp_path / f"{(k * 7) % 101:03d}.dcm").write_bytes(data)
+    return load_series(sorted(tmp_path.iterdir()))
+
+
+def test_gantry_tilt_is_measured_and_recorded(tmp_path) -> None:
+    ph = make_chest_phantom(PhantomSpec(lesion_pct=12.0, seed=234))
+    volume = _series(ph, tmp_path, feet_first=False, tilt_deg=15.0, kernel="B31f")
+    r = measure_volume(volume)
+    assert within_targets(ph.truth, r), describe(ph.truth, r)
+    assert r.gantry_tilt_deg == pytest.approx(15.0, abs=0.01)
+    assert (r.convolution_kernel, r.kernel_class) == ("B31f", "soft")
+
+
+def test_unsigned_pixels_with_padding_outside_the_circle(tmp_path) -> None:
+    """uint16 storage with intercept -1024: the padding (stored 0, declared) reads as -1024 HU."""
+    ph = make_chest_phantom(PhantomSpec(lesion_pct=12.0, fov_circle_mm=350.0, feet_first=True, seed=235))
+    volume = _series(ph, tmp_path, feet_first=True, padding_value=0, kernel="LUNG")
+    r = measure_volume(volume)
+    truth = ph.truth
+    assert within_targets(truth, r), describe(truth, r)
+    assert r.kernel_class == "sharp" and r.fov_margin_mm > 20.0
+
+
+def test_lesion_low_hu_does_not_move_the_lung_segmentation() -> None:
+    ph = make_chest_phantom(PhantomSpec(lesion_pct=20.0, basal_consolidation=True, seed=236))
+    vol = CTVolume(ph.hu, ph.spacing_mm)
+    a, b = measure_volume(vol, VolumetryParams(lesion_low_hu=-700.0)), measure_volume(vol, VolumetryParams(lesion_low_hu=-600.0))
+    assert np.array_equal(a.lungs.lung, b.lungs.lung)
+    assert b.lesion_volume_ml < a.lesion_volume_ml
+
+
+KINDS = {
+    "basal": dict(basal_consolidation=True),
+    "dome": dict(dome_shift=0.8),
+    "pneumothorax": dict(pneumothorax_mm=20.0),
+    "cardiomegaly": dict(heart_scale=1.3, contrast=True),
+    "emphysema": dict(emphysema_pct=15.0),
+    "sharp": dict(noise_hu=80.0, blur_mm=0.4),
+    "lobar": dict(lobar_consolidation=True),
+    "effusion": dict(effusion_mm=30.0),
+}
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(sorted(KINDS)), seed=st.integers(1000, 100_000), scale=st.floats(0.9, 1.1),
+       lesion_pct=st.floats(0.0, 25.0), side=st.sampled_from([-1, 1]))
+def test_held_out_style_variants_are_within_targets_or_flagged(kind, seed, scale, lesion_pct, side) -> None:
+    spec = PhantomSpec(matrix=80, slices=40, fov_mm=380.0, slice_spacing_mm=6.5, body_scale=scale,
+                       lesion_pct=lesion_pct, chest_wall_consolidation=False, variant_side=side, seed=seed,
+                       **KINDS[kind])
+    ph, r = _measure(spec)
+    assert within_targets(ph.truth, r) or r.status == "measured-with-flags", describe(ph.truth, r)
+    assert not (r.lungs.lung & (ph.masks["effusion"] | ph.masks["pneumothorax"])).sum() > 0.2 * max(
+        1, (ph.masks["effusion"] | ph.masks["pneumothorax"]).sum())
+
+
+def test_variant_fields_keep_their_defaults_off() -> None:
+    """A spec without variants draws nothing from the variants' stream: the image is the plain phantom's."""
+    plain = PhantomSpec(matrix=48, slices=16, fov_mm=340.0, slice_spacing_mm=15.0, seed=5)
+    with_side = dataclasses.replace(plain, variant_side=1)
+    assert np.array_equal(make_chest_phantom(plain).hu, make_chest_phantom(with_side).hu)
