@@ -67,9 +67,10 @@ def bench_ingest(sizes: Sizes, workdir: str | None) -> list[Result]:
 def _accuracy_result(row: dict) -> Result:
     shown = (f"lung {row['lung_err_pct']:+.2f}%, lesion {row['lesion_pct_err_points']:+.2f} pt, "
              f"GGO {row['ggo_err_ml']:+.1f} mL, solid {row['solid_err_ml']:+.1f} mL "
-             f"(truth {row['truth_lung_ml']:.0f} mL, {row['truth_lesion_pct']:.1f}%)")
-    return Result("volumetry", f"accuracy: {row['case']}", None, "", "lung 3%, 1 pt, GGO 10 mL|15%, solid 10 mL|30%",
-                  bool(row["accuracy_ok"]), shown=shown)
+             f"(truth {row['truth_lung_ml']:.0f} mL, {row['truth_lesion_pct']:.1f}%); {row['status']}"
+             + (f" ({row['flags']})" if row["flags"] else ""))
+    return Result("volumetry", f"accuracy: {row['case']}", None, "",
+                  "lung 3%, 1 pt, GGO 10 mL|15%, solid 10 mL|30%, or flagged", bool(row["accuracy_ok"]), shown=shown)
 
 
 def _volumetry_time_result(slowest: dict, n_cases: int, goal_ratio: float) -> Result:

@@ -26,6 +26,12 @@ CASES = {
     "mixed_with_chest_wall_consolidation": PhantomSpec(**FULL, lesion_pct=20.0, solid_share=0.35, seed=101),
     "healthy_with_vessels": PhantomSpec(**FULL, lesion_pct=0.0, chest_wall_consolidation=False, seed=102),
     "severe_bilateral_feet_first": PhantomSpec(**FULL, lesion_pct=45.0, solid_share=0.35, feet_first=True, seed=103),
+    "sharp_kernel_noise_80": PhantomSpec(**FULL, lesion_pct=20.0, solid_share=0.35, noise_hu=80.0, blur_mm=0.4,
+                                         seed=104),
+    "basal_consolidation": PhantomSpec(**FULL, lesion_pct=5.0, chest_wall_consolidation=False,
+                                       basal_consolidation=True, seed=105),
+    "effusion_with_collapsed_lung": PhantomSpec(**FULL, lesion_pct=5.0, chest_wall_consolidation=False,
+                                                effusion_mm=35.0, seed=106),
 }
 GOAL_SECONDS = 5.0
 GOAL_DCM2NIIX_RATIO = 20.0
@@ -74,10 +80,16 @@ def compute_accuracy(truth: dict[str, float], record: dict) -> dict[str, object]
     return {
         "lung_err_pct": round(lung_err, 2), "lesion_pct_err_points": round(pct_err, 2),
         "ggo_err_ml": round(ggo_err, 1), "solid_err_ml": round(solid_err, 1),
-        "accuracy_ok": bool(abs(lung_err) <= 3.0 and abs(pct_err) <= 1.0
-                            and abs(ggo_err) <= max(10.0, 0.15 * truth["ggo_volume_ml"])
-                            and abs(solid_err) <= max(10.0, 0.30 * truth["solid_volume_ml"])),
-    }
+        "status": record.get("status"), "flags": record.get("qc_flags"),
+        "within_targets": bool(abs(lung_err) <= 3.0 and abs(pct_err) <= 1.0
+                               and abs(ggo_err) <= max(10.0, 0.15 * truth["ggo_volume_ml"])
+                               and abs(solid_err) <= max(10.0, 0.30 * truth["solid_volume_ml"])),
+    } | {"accuracy_ok": None}
+
+
+def compute_verdict(row: dict) -> bool:
+    """A case passes when it is within the targets, or when it is flagged for review (the issue's rule)."""
+    return bool(row["within_targets"] or row["status"] == "measured-with-flags")
 
 
 def run_case(name: str, spec: PhantomSpec, workdir: Path) -> dict[str, object]:
@@ -101,6 +113,7 @@ def run_case(name: str, spec: PhantomSpec, workdir: Path) -> dict[str, object]:
         "numpy_pass_seconds": round(numpy_s, 3), "ratio_to_numpy_pass": round(seconds / numpy_s, 1),
     }
     within_ratio = dcm2niix_s is not None and seconds <= GOAL_DCM2NIIX_RATIO * dcm2niix_s
+    row["accuracy_ok"] = compute_verdict(row)
     row["time_ok"] = bool(seconds <= GOAL_SECONDS or within_ratio)
     row["memory_ok"] = bool(peak_mb <= GOAL_PEAK_MB)
     return row

@@ -144,7 +144,8 @@ def clean_tables() -> dict[str, pl.DataFrame]:
                 "orientation": ["axial"] * 3, "gantry_tilt_deg": [0.0] * 3, "kvp": [120.0] * 3,
                 "convolution_kernel": ["B70f"] * 3, "acquisition_date": [day(-1), day(-1), day(28)],
                 "ADY": [-1, -1, 28], "status": ["usable", "usable", "unusable"],
-                "qc_reasons": ["", "", "too few slices"], "run_id": ["r0"] * 3,
+                "qc_reasons": ["", "", "too few slices"], "kernel_class": ["sharp"] * 3,
+                "volumetry_selected": [True, True, False], "run_id": ["r0"] * 3,
             },
             n_instances=pl.Int64, rows=pl.Int64, columns=pl.Int64, ADY=pl.Int64,
         ),
@@ -152,7 +153,16 @@ def clean_tables() -> dict[str, pl.DataFrame]:
             {
                 "USUBJID": ["S1", "S2", "S1"], "series_id": ["2.25.11", "2.25.21", "2.25.12"],
                 "ADT": [day(-1), day(-1), day(28)], "ADY": [-1, -1, 28],
-                "status": ["measured", "measured", "failed"], "reason": [None, None, "too few slices"],
+                "status": ["measured", "measured-with-flags", "failed"],
+                "reason": [None, "pleural effusion of 60 mL (not lung)", "too few slices"],
+                "qc_flags": [None, "effusion", None], "effusion_volume_ml": [0.0, 60.0, None],
+                "pneumothorax_volume_ml": [0.0, 0.0, None], "noise_hu": [15.0, 80.0, None],
+                "smoothing_mm": [0.0, 0.6, None], "convolution_kernel": ["B30f", "B70f", None],
+                "kernel_class": ["soft", "sharp", None], "right_lung_share": [0.53, 0.52, None],
+                "airway_found": [True, True, None], "put_back_pct": [3.0, 8.0, None],
+                "fov_margin_mm": [40.0, 35.0, None], "scan_margin_mm": [20.0, 15.0, None],
+                "gantry_tilt_deg": [0.0, 0.0, None], "check_method": [None, None, None],
+                "check_lung_volume_ml": [None, None, None], "disagreement_pct": [None, None, None],
                 "lung_volume_ml": [4000.0, 5000.0, None], "lesion_volume_ml": [800.0, 500.0, None],
                 "ggo_volume_ml": [600.0, 400.0, None], "solid_volume_ml": [200.0, 100.0, None],
                 "lesion_pct": [20.0, 10.0, None], "ggo_pct": [15.0, 8.0, None], "solid_pct": [5.0, 2.0, None],
@@ -160,7 +170,8 @@ def clean_tables() -> dict[str, pl.DataFrame]:
                 "mean_lung_density_hu": [-800.0, -820.0, None], "method": ["classical"] * 3,
                 "method_version": ["1.0"] * 3, "params_hash": ["h1"] * 3, "run_id": ["r0"] * 3,
             },
-            ADY=pl.Int64,
+            ADY=pl.Int64, check_method=pl.String, check_lung_volume_ml=pl.Float64, disagreement_pct=pl.Float64,
+            qc_flags=pl.String, convolution_kernel=pl.String, kernel_class=pl.String,
         ),
         "silver/rejections": frame(
             {
@@ -401,6 +412,8 @@ def set_cells(table: str, row: int, **values: object) -> Breaker:
 
 # Breaks the generic rule would do with side effects on other expectations, done precisely instead.
 SPECIAL: dict[tuple[str, str], Breaker] = {
+    # a series measured without flags that carries a flag code
+    ("silver/ct_volumetry", "measured_without_flags_has_none"): set_cells("silver/ct_volumetry", 0, qc_flags="effusion"),
     # a baseline after first dose: move the date, keep the study day consistent with it
     **{(t, "baseline_on_or_before_first_dose"): set_cells(t, 0, ADT=day(2), ADY=2) for t in ("gold/adct", "gold/adlb", "gold/adft")},
     # a second baseline flag on the earlier (not analysed) scan of the same subject and parameter

@@ -42,8 +42,9 @@ CHANGES = {
     "lesion_low_hu": ("mixed", {"lesion_low_hu": -600.0}, lambda a, b: b.lesion_volume_ml < a.lesion_volume_ml),
     "lesion_high_hu": ("mixed", {"lesion_high_hu": -100.0}, lambda a, b: b.solid_volume_ml < a.solid_volume_ml),
     "solid_split_hu": ("mixed", {"solid_split_hu": -550.0}, lambda a, b: b.solid_volume_ml > a.solid_volume_ml),
-    "vessel_max_diameter_mm": ("healthy", {"vessel_max_diameter_mm": 2.0},
-                               lambda a, b: b.lesion_volume_ml > a.lesion_volume_ml + 5.0),
+    # at 5.3 mm pixels an 8 mm limit is a 2-pixel square; 25 mm takes small lesions for vessels too
+    "vessel_max_diameter_mm": ("mixed", {"vessel_max_diameter_mm": 25.0},
+                               lambda a, b: b.lesion_volume_ml < a.lesion_volume_ml - 5.0),
     "noise_target_hu": ("sharp", {"noise_target_hu": 0.0},
                         lambda a, b: a.smoothing_mm > 0 == b.smoothing_mm and a.lesion_volume_ml != b.lesion_volume_ml),
     "max_noise_hu": ("sharp", {"max_noise_hu": 60.0, "noise_target_hu": 30.0}, None),  # refused
