@@ -8,9 +8,9 @@ series, already below the target, is left as it is.
 
 Vessels: a structure counts as a vessel when it is a tube narrower than
 ``vessel_max_diameter_mm``. A tube is narrow in two directions, so it vanishes under an opening
-with a rectangle slightly wider than that in each of the three orthogonal planes; a lesion (a
-blob) survives the axial one, and a sheet of disease (collapsed lung on pleural fluid, a
-dependent band) survives the opening in its own plane. Only solid voxels (at or above the
+with a rectangle slightly wider than that in the axial and in the coronal plane; a lesion (a blob)
+survives the axial one, and a horizontal sheet of solid disease (collapsed lung lying on pleural
+fluid, in a supine patient) survives the coronal one. Only solid voxels (at or above the
 ground-glass/solid split) are kept as sheets: a thin layer of ground-glass density along the lung's
 border is its partial-volume edge, not disease. Lesions smaller than the rectangle are not counted
 either.
@@ -86,7 +86,7 @@ def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: f
     side_y = compute_opening_side_px(vessel_max_diameter_mm, spacing[1])
     side_x = compute_opening_side_px(vessel_max_diameter_mm, spacing[2])
     side_z = compute_opening_side_px(SHEET_Z_FACTOR * vessel_max_diameter_mm, spacing[0])
-    boxes = ((1, side_y, side_x), (side_z, 1, side_x), (side_z, side_y, 1))
+    axial, coronal = (1, side_y, side_x), (side_z, 1, side_x)
     halo = side_z
     for start in range(zs[0], zs[-1] + 1, SLAB_SLICES):
         stop = min(start + SLAB_SLICES, zs[-1] + 1)
@@ -94,9 +94,7 @@ def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: f
         h = compute_smoothed(hu[lo:hi, rows, cols], smoothing_px)
         dense = lung[lo:hi, rows, cols] & (h >= low_hu) & (h <= high_hu)
         sheets = dense & (h >= split_hu)
-        kept = compute_rect_opening(dense, boxes[0])
-        for box in boxes[1:]:
-            kept |= compute_rect_opening(sheets, box)
+        kept = compute_rect_opening(dense, axial) | compute_rect_opening(sheets, coronal)
         core = slice(start - lo, stop - lo)
         lesion = dense[core] & compute_cross_dilation(kept[core])
         is_solid = h[core] >= split_hu
