@@ -3,7 +3,7 @@
 Every function works on the segmenter's coarse grid (voxels of about 3 mm), z from the head
 (index 0) to the feet, y posterior, x towards the patient's left. A lung arrives as its aerated
 part; dense tissue (consolidation, collapsed lung, dependent density, vessels, lesions) is put back
-by four rules that each need 3-D evidence:
+by rules that each need 3-D evidence:
 
 1. ``compute_filled_holes``: holes of the lung in an axial slice (vessels and lesions surrounded by
    aerated lung), unless the hole continues into dense tissue outside the lung in the slice above
@@ -12,17 +12,21 @@ by four rules that each need 3-D evidence:
    outermost lung and the inner surface of the chest wall. The chest wall's thickness is measured
    where the lung touches it and interpolated (smoothly, around the chest and along z) where dense
    disease hides it; a region where the lung keeps away from the wall is filled only when it is
-   surrounded, in the (z, angle) map, by places where the lung touches the wall, and is not open
-   towards the head (the apex keeps away from the wall).
-3. ``compute_floor_fill``: dense tissue under the lung down to the diaphragm, which is modelled as
-   a dome (a quadratic surface fitted to where aerated lung meets it, capped at the deepest point
-   of the lung) where disease hides it.
-4. ``compute_dent_fill``: a 3-D closing of the lung with a ball, restricted to dense tissue, fills
+   mostly bordered, in the (z, angle) map, by places where the lung touches the wall, lies below
+   the apex and is not open towards the head.
+3. ``compute_enclosed_fill``: dense tissue that the lung, the chest wall beside it and the abdomen
+   under its diaphragm enclose in two of the axial, coronal and sagittal planes. The diaphragm
+   (``compute_diaphragm``) is a quadratic dome fitted where aerated lung rests on dense tissue in
+   the lowest part of the lung, capped at the lung's deepest point.
+4. ``compute_floor_fill``: where the lung's lower end (its recess line around the chest) has a
+   notch (``compute_notch_rays``), dense tissue down to the diaphragm within the lung's depth.
+5. ``compute_dent_fill``: a 3-D closing of the lung with a ball, restricted to dense tissue, fills
    dents narrower than the ball (disease against the heart or the mediastinum); the heart, much
    wider, keeps the ball out.
 
 Pleural fluid (``compute_effusion``) and pleural air (``compute_pleural_air``) are found in the
-pleural space and are never lung.
+pleural space and are never lung. ``compute_hidden_border_cm2`` measures what was seen but not put
+back, for a flag.
 """
 from __future__ import annotations
 
