@@ -182,7 +182,8 @@ def test_volumetry_matches_the_phantom_truth(small_trial: Path, local_run: Lake)
     )
     measured = read_table(local_run, "silver/ct_volumetry")
     both = truth.join(measured, on="series_id", how="left", suffix="_lake")
-    assert both["status"].to_list() == ["measured"] * truth.height
+    # a flag asks the core lab to look; the numbers stand and are checked below
+    assert set(both["status"].to_list()) <= {"measured", "measured-with-flags"} and both["status"].null_count() == 0
     assert ((both["lung_volume_ml_lake"] - both["lung_volume_ml"]).abs() <= 0.03 * both["lung_volume_ml"]).all()
     assert ((both["lesion_pct_lake"] - both["lesion_pct"]).abs() <= 1.0).all()
     ggo_tol = pl.max_horizontal(pl.lit(10.0), 0.15 * pl.col("ggo_volume_ml"))

@@ -64,7 +64,7 @@ class VolumetryParams(BaseModel):
     right_lung_share: tuple[float, float] = (0.40, 0.68)
     effusion_flag_ml: float = Field(default=20.0, ge=0.0)
     pneumothorax_flag_ml: float = Field(default=10.0, ge=0.0)
-    hidden_border_flag_cm2: float = Field(default=5.0, ge=0.0)
+    hidden_border_flag_cm2: float = Field(default=20.0, ge=0.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> VolumetryParams:

@@ -40,6 +40,9 @@ _PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
                    [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], bool)  # 4-connectivity within each slice
 #: Angle bins of the rays around each slice's body centre.
 N_ANGLES = 180
+#: A layer of dense tissue at least this thick between lung and chest wall is reported when not put back
+#: (thinner gaps are the partial-volume and lesion edges of a lung that does touch the wall).
+HIDDEN_DEPTH_MM = 12.0
 
 
 @dataclass(frozen=True)
@@ -466,8 +469,9 @@ def compute_hidden_border_cm2(wall: WallMap, geo: ChestGeometry) -> float:
     """Area (cm2) of chest wall, inside this lung's reach, that dense tissue keeps the lung from.
 
     After every put-back step: (z, angle) rays between the lung's first and last slice, in the
-    angles the lung reaches, where the lung does not touch the wall, in regions mostly bordered
-    by rays where it does and not open towards the head. Disease there was seen but not put back.
+    angles the lung reaches, where the lung keeps at least ``HIDDEN_DEPTH_MM`` from the wall (or is
+    absent), in regions mostly bordered by rays where it touches it and not open towards the head.
+    Disease there was seen but not put back.
     """
     has = wall.has_lung
     if not has.any():
@@ -475,7 +479,9 @@ def compute_hidden_border_cm2(wall: WallMap, geo: ChestGeometry) -> float:
     zs = np.nonzero(has.any(axis=1))[0]
     z = np.arange(has.shape[0])[:, None]
     within = has.any(axis=0)[None, :] & (z >= zs[0]) & (z <= zs[-1])
-    away = within & ~wall.contact & np.isfinite(wall.wall_mm)
+    gap_mm = np.where(has & np.isfinite(wall.wall_mm), wall.seen_mm - np.nan_to_num(wall.wall_mm), 0.0)
+    deep = ~has | (gap_mm >= HIDDEN_DEPTH_MM)
+    away = within & ~wall.contact & np.isfinite(wall.wall_mm) & deep
     labels, n = _wrapped_labels(away)
     area = 0.0
     radius = np.where(has, wall.reach_mm, np.nan)

@@ -64,7 +64,8 @@ class SegmentationParams:
     lung_air_hu: aerated lung vs soft tissue (-400; halfway between lung parenchyma at about -850
       and soft tissue at about +40, so a partial-volume edge is cut at its middle). Denser voxels
       are "dense" and enter the lung only through the put-back rules.
-    dense_max_hu: denser voxels (bone, contrast-filled heart and vessels) are never put back.
+    dense_max_hu: denser voxels (bone, contrast-filled heart and vessels, enhancing myocardium)
+      are never put back (consolidation enhances to 50-90 HU).
     min_lung_ml: less aerated lung than this means no lungs were found.
     min_lung_fraction: a 3-D air component is lung when at least this fraction of the largest.
     report_dropped_ml: dropped air components (not under the lungs) from this size on are reported.
@@ -95,7 +96,7 @@ class SegmentationParams:
 
     body_hu: float = -500.0
     lung_air_hu: float = -400.0
-    dense_max_hu: float = 150.0
+    dense_max_hu: float = 100.0
     min_lung_ml: float = 200.0
     min_lung_fraction: float = 0.1
     report_dropped_ml: float = 5.0
