@@ -74,13 +74,20 @@ class RawView:
         """VR of a present element; implicit-VR files carry none, so the dictionary's is used."""
         return self.elements[tag].VR or _dictionary_vr(tag)
 
-    def values(self, tag: int) -> list[str]:
-        """All values as stripped strings ([] when absent or empty)."""
+    def values(self, tag: int, *, vr: str | None = None) -> list[str]:
+        """All values as stripped strings ([] when absent or empty). ``vr``: decode the value as
+        this VR (the data dictionary's) rather than the one written in the file; a value of VR
+        UN is decoded as the dictionary's VR."""
         elem = self.elements.get(tag)
         if elem is None:
             return []
         if elem.is_raw:
-            vr, raw = self.vr(tag), elem.value or b""
+            vr, raw = vr or self.vr(tag), elem.value or b""
+            if vr == "UN":
+                vr = _dictionary_vr(tag)
+            if vr != elem.VR and vr not in _ASCII_VRS and not (vr in _TEXT_VRS and self._codec):
+                elem = RawDataElement(elem.tag, vr, elem.length, elem.value, elem.value_tell, elem.is_implicit_VR,
+                                      elem.is_little_endian)
             if vr in _ASCII_VRS or (vr in _TEXT_VRS and self._codec):
                 text = raw.decode("ascii" if vr in _ASCII_VRS else self._codec, "replace")
                 return [v.strip(" \x00") for v in text.split("\\")] if raw else []
