@@ -130,9 +130,9 @@ def test_xlsx_serial_dates_in_both_excel_systems(epoch_1904: bool, serial: int) 
 
 
 def test_file_level_problems_raise_clinical_file_error() -> None:
-    with pytest.raises(ClinicalFileError, match=r"xx\.csv: domain XX is not supported"):
+    with pytest.raises(ClinicalFileError, match=r"^domain XX is not supported$"):
         _bronze("xx.csv", "USUBJID\nTL-001\n")
-    with pytest.raises(ClinicalFileError, match=r"lb\.csv: no subject columns"):
+    with pytest.raises(ClinicalFileError, match=r"^no subject columns"):
         _bronze("lb.csv", "LBTEST\nCRP\n")
 
 

@@ -13,14 +13,21 @@ identifying values. What is dropped, and why:
 - so any date inside the text goes too ("2020-03-05", "5.3.2020", "20200305").
 
 A kept number may carry the unit ``MM`` ("5MM"); kernel names such as ``B70f`` or ``FC13`` are kept.
+Words are compared without accents ("Léger" matches LEGER) and kept as written.
+
+Text kept whole (device names, coded clinical values) is checked with :func:`is_identifying_text`
+instead: it must carry no token of the subject's identifying values, no run of five or more
+digits and no date.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:\.[0-9]+)*")
+_TOKEN = re.compile(r"[^\W_]+(?:\.[0-9]+)*")
 #: A short number: no leading zero (except "0" itself), <= 3 integer and <= 3 decimal digits, optional MM.
 _SHORT_NUMBER = re.compile(r"^(?:0|[1-9][0-9]{0,2})(?:\.[0-9]{1,3})?(?:MM)?$")
 _INTEGER = re.compile(r"^[0-9]+$")
@@ -52,6 +59,27 @@ YES NO Y N UNKNOWN
 """.split())
 
 
+_LONG_DIGITS = re.compile(r"[0-9]{5,}")
+#: A date written in any of the usual ways: 20200305, 2020-03-05, 2020/3/5, 05.03.2020, 3/5/20.
+_DATE = re.compile(r"(?:19|20)[0-9]{2}[-./ ]?(?:0?[1-9]|1[0-2])[-./ ]?(?:0?[1-9]|[12][0-9]|3[01])(?![0-9])"
+                   r"|(?<![0-9])[0-9]{1,2}[-./][0-9]{1,2}[-./](?:[0-9]{4}|[0-9]{2})(?![0-9])")
+
+
+@lru_cache(maxsize=65536)
+def fold(word: str) -> str:
+    """A word in upper case without accents (the form compared with vocabularies and PHI tokens)."""
+    return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode("ascii").upper()
+
+
+def is_identifying_text(text: str, *, phi_tokens: Iterable[str] = frozenset(), long_numbers: bool = False) -> bool:
+    """Whether text kept whole would carry identifying data: a token of ``phi_tokens`` (upper case,
+    unaccented), a date, or (unless ``long_numbers``) a run of five or more digits."""
+    if _DATE.search(text) or (not long_numbers and _LONG_DIGITS.search(text)):
+        return True
+    blocked = phi_tokens if isinstance(phi_tokens, (set, frozenset)) else frozenset(phi_tokens)
+    return bool(blocked) and any(fold(t) in blocked for t in split_words(text))
+
+
 def split_words(text: str) -> list[str]:
     """Words and numbers of a free text (``1.25`` and ``1.2.840`` stay one token); punctuation is dropped."""
     return _TOKEN.findall(text)
@@ -65,7 +93,7 @@ def compute_clean_text(text: str, *, vocabulary: frozenset[str], phi_tokens: Ite
     integers = [bool(_INTEGER.match(t)) for t in tokens]
     kept = []
     for i, token in enumerate(tokens):
-        upper = token.upper()
+        upper = fold(token)
         if upper in blocked:
             continue
         if integers[i] and ((i > 0 and integers[i - 1]) or (i + 1 < len(tokens) and integers[i + 1])):

@@ -27,7 +27,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from trialake.dicom.elements import Charset, RawView, tag_of
 from trialake.dicom.profile import ATTRIBUTE_RULES, Action, DeidParams, Rule, rule_for
 from trialake.dicom.reader import read_items
-from trialake.freetext import compute_clean_text, split_words
+from trialake.freetext import compute_clean_text, fold, is_identifying_text, split_words
 from trialake.pseudonym import compute_date_shift_days, compute_pseudo_uid
 
 DICOM_UID_PREFIX = "1.2.840.10008."
@@ -65,9 +65,6 @@ _DS_MAX, _CS_MAX = 16, 16
 _BINARY_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "UV": 8, "SV": 8}
 _BYTE_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV"})
 _TEXT_VRS = frozenset({"AE", "LO", "SH", "PN", "ST", "LT", "UT", "UC", "UR"})
-_LONG_DIGITS = re.compile(r"[0-9]{5,}")
-_DATE_IN_TEXT = re.compile(r"(?:19|20)[0-9]{2}[-./]?(?:0[1-9]|1[0-2])[-./]?(?:0[1-9]|[12][0-9]|3[01])"
-                           r"|[0-9]{1,2}[-./][0-9]{1,2}[-./][0-9]{2,4}")
 _DT_TIME = re.compile(r"(?:[01][0-9]|2[0-3])(?:[0-5][0-9](?:(?:[0-5][0-9]|60)(?:\.[0-9]{1,6})?)?)?"
                       r"(?:[+-](?:0[0-9]|1[0-4])[0-5][0-9])?|[+-](?:0[0-9]|1[0-4])[0-5][0-9]")
 _OLDEST_AGE_YEARS = 90  # HIPAA Safe Harbor: ages over 89 are aggregated into "90 or older"
@@ -203,7 +200,7 @@ def _raw_phi_tokens(values: tuple[tuple[int, str | None, bytes], ...], implicit:
 
 def _tokens_of(view: RawView) -> frozenset[str]:
     return frozenset(
-        token.upper() for tag in _PHI_SOURCE_TAGS for value in _safe_values(view, tag, None) for token in split_words(value)
+        fold(token) for tag in _PHI_SOURCE_TAGS for value in _safe_values(view, tag, None) for token in split_words(value)
     )
 
 
@@ -302,14 +299,6 @@ def _conforms(values: list[str], vr: str) -> bool:
     return all(syntax.fullmatch(v) and (limit is None or len(v) <= limit) for v in values)
 
 
-def _identifying_text(values: list[str], ctx: _Context) -> bool:
-    """Kept text (device names, kernels) that carries an identifying token, a long number or a date."""
-    return any(
-        _LONG_DIGITS.search(v) or _DATE_IN_TEXT.search(v) or any(t.upper() in ctx.phi_tokens for t in split_words(v))
-        for v in values
-    )
-
-
 def _keep(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement | None:
     """An attribute kept when its value conforms to the dictionary VR (raw bytes copied)."""
     elem = view.elements[tag]
@@ -329,7 +318,7 @@ def _keep(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement 
             return None
     elif vr in _TEXT_VRS:
         values = _safe_values(view, tag, vr)
-        if not values and raw.strip(b" \x00") or _identifying_text(values, ctx):
+        if not values and raw.strip(b" \x00") or any(is_identifying_text(v, phi_tokens=ctx.phi_tokens) for v in values):
             return None
     else:
         try:
