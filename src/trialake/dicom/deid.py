@@ -90,6 +90,7 @@ class _Context:
     phi_tokens: frozenset[str]
     encoding: Encoding
     charset: Charset
+    pseudonyms: frozenset[str] = frozenset()  # UIDs that are already pseudonyms (re-cleaning a copy)
     uid_map: dict[str, str] = field(default_factory=dict)
 
 
@@ -231,7 +232,7 @@ def _is_registered_uid(uid: str) -> bool:
 
 
 def _remap_uid(uid: str, ctx: _Context) -> str:
-    if not uid:
+    if not uid or uid in ctx.pseudonyms:
         return uid
     if _is_registered_uid(uid) if ctx.params.guards("registered-uids") else uid.startswith(DICOM_UID_PREFIX):
         return uid
@@ -335,7 +336,7 @@ def _shift(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement
     values = _safe_values(view, tag, vr)
     if vr is None or not values:
         return None
-    days = ctx.shift_days if ctx.params.shift_dates else 0
+    days = ctx.shift_days if ctx.params.shift_dates else 0  # 0 too when re-cleaning a copy
     shifted = [compute_shifted_date(v, days, strict=ctx.params.guards("strict-values")) if v else "" for v in values]
     if any(v is None for v in shifted):
         return None
@@ -450,12 +451,17 @@ def _method_codes(codes: tuple[tuple[str, str], ...], implicit: bool, little: bo
     return _raw(_METHOD_CODES, "SQ", b"".join(items), enc)
 
 
-def deidentify(view: RawView, *, usubjid: str, secret: bytes, params: DeidParams) -> tuple[RawView, dict[str, str]]:
+def deidentify(view: RawView, *, usubjid: str, secret: bytes, params: DeidParams,
+               pseudonyms: frozenset[str] | None = None) -> tuple[RawView, dict[str, str]]:
     """The de-identified copy of ``view`` for subject ``usubjid`` (raw elements in the input's
-    encoding; the input is not modified) and the {original: pseudonymous} UID map."""
+    encoding; the input is not modified) and the {original: pseudonymous} UID map.
+
+    pseudonyms: re-clean a copy that was de-identified before (under older rules): these UIDs
+    are already pseudonyms and stay, dates are already moved and stay where they are.
+    """
     enc = Encoding(view.implicit, view.little)
-    shift = compute_date_shift_days(secret, usubjid, max_days=params.max_shift_days)
-    ctx = _Context(secret, params, shift, _phi_tokens(view), enc, view.charset)
+    shift = 0 if pseudonyms is not None else compute_date_shift_days(secret, usubjid, max_days=params.max_shift_days)
+    ctx = _Context(secret, params, shift, _phi_tokens(view), enc, view.charset, pseudonyms or frozenset())
     out = _walk(view, ctx, item=False) or {}
     for tag in _EMPTY:
         out[tag] = _raw(tag, rule_for(tag, params).vr, b"", enc)
@@ -464,8 +470,8 @@ def deidentify(view: RawView, *, usubjid: str, secret: bytes, params: DeidParams
     out[_IDENTITY_REMOVED] = _text_element(_IDENTITY_REMOVED, "CS", ["YES"], enc)
     out[_METHOD] = _text_element(_METHOD, "LO", [DEID_METHOD], enc)
     out[_METHOD_CODES] = _method_codes(params.method_codes, enc.implicit, enc.little)
-    out[_TEMPORAL_MODIFIED] = _text_element(
-        _TEMPORAL_MODIFIED, "CS", ["MODIFIED" if params.shift_dates else "UNMODIFIED"], enc)
+    modified = params.shift_dates if pseudonyms is None else view.text(_TEMPORAL_MODIFIED) == "MODIFIED"
+    out[_TEMPORAL_MODIFIED] = _text_element(_TEMPORAL_MODIFIED, "CS", ["MODIFIED" if modified else "UNMODIFIED"], enc)
     return RawView.of_elements(out, implicit=enc.implicit, little=enc.little, charset=ctx.charset), ctx.uid_map
 
 

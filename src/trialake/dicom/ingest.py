@@ -250,6 +250,24 @@ def _ingest_file(path: str, data: bytes, sha: str, *, key: SubjectKey, secret: b
         raise Rejected(STAGE_INGEST, str(exc), retry_on_key_change=True) from None
     _fail_if(STAGE_DEID, check_burned_in(view))
     _fail_if(STAGE_DEID, check_dates_not_modified(view))
+    return _deidentified_instance(part10, data, sha, path, usubjid=usubjid, secret=secret, params=params,
+                                  run_id=run_id)
+
+
+def reclean_copy(name: str, data: bytes, *, usubjid: str, source_sha256: str, secret: bytes, params: DeidParams,
+                 pseudonyms: frozenset[str], run_id: str) -> tuple[AcceptedInstance, dict[str, str]]:
+    """A de-identified copy (``bronze/dicom/<name>``) cleaned again under the current rules, for a
+    copy whose landing file is gone: its pseudonymous UIDs (``pseudonyms``) and moved dates stay
+    as they are; UIDs an older version kept are replaced now, as a fresh ingest would."""
+    part10 = parse_part10(data)
+    return _deidentified_instance(part10, data, source_sha256, name, usubjid=usubjid, secret=secret, params=params,
+                                  run_id=run_id, pseudonyms=pseudonyms)
+
+
+def _deidentified_instance(part10: Part10File, data: bytes, sha: str, path: str, *, usubjid: str, secret: bytes,
+                           params: DeidParams, run_id: str, pseudonyms: frozenset[str] | None = None,
+                           ) -> tuple[AcceptedInstance, dict[str, str]]:
+    """The de-identified copy of an accepted file: pixel text removed, header de-identified."""
     syntax = part10.transfer_syntax
     try:
         pixel_element = _clean_pixel_element(part10, data, params)
@@ -257,7 +275,7 @@ def _ingest_file(path: str, data: bytes, sha: str, *, key: SubjectKey, secret: b
         raise Rejected(STAGE_DEID, f"pixel data: {exc}, so text embedded in it cannot be removed; ask the site "
                        "to re-send the images uncompressed") from None
     try:
-        deid_view, uids = deidentify(view, usubjid=usubjid, secret=secret, params=params)
+        deid_view, uids = deidentify(part10.view, usubjid=usubjid, secret=secret, params=params, pseudonyms=pseudonyms)
         if pixel_element is not None and part10.encapsulated:  # frames moved: the extended offsets are stale
             for tag in _EXTENDED_OFFSETS:
                 deid_view.elements.pop(tag, None)
