@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.sequence import Sequence
 from pydicom.sr._concepts_dict import concepts
@@ -159,10 +160,28 @@ def encode_elements(elements: Mapping[int, RawDataElement], enc: Encoding) -> by
         elem = elements[tag]
         value = elem.value or b""
         if len(value) % 2:
-            value += b" " if elem.VR in _TEXT_VRS or elem.VR in ("CS", "DS", "IS", "DA", "DT", "TM", "AS") else b"\x00"
+            value += _padding(tag, elem.VR)
         parts.append(_element_header(tag, elem.VR or "UN", len(value), implicit, little))
         parts.append(value)
     return b"".join(parts)
+
+
+@lru_cache(maxsize=1024)
+def _padding(tag: int, vr: str | None) -> bytes:
+    """What pads an odd-length value: a space for text, a zero byte for the others; nothing for a
+    sequence (its length is its items', which are padded) or for a value that may be one (no VR
+    and none in the dictionary: an implicit VR private attribute)."""
+    vr = vr or _dictionary_vr(tag)
+    if vr in (None, "SQ", "UN"):
+        return b""
+    return b" " if vr in _TEXT_VRS or vr in ("CS", "DS", "IS", "DA", "DT", "TM", "AS") else b"\x00"
+
+
+def _dictionary_vr(tag: int) -> str | None:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
 
 
 def encode_file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
@@ -188,7 +207,7 @@ def _phi_tokens(view: RawView) -> frozenset[str]:
     if not all(elem.is_raw for elem in present):
         return _tokens_of(view)
     charset = view.charset if isinstance(view.charset, str) else tuple(view.charset)
-    return _raw_phi_tokens(tuple((int(e.tag), e.VR, e.value) for e in present), view.implicit, view.little, charset)
+    return _raw_phi_tokens(tuple((int(e.tag), e.VR, e.value or b"") for e in present), view.implicit, view.little, charset)
 
 
 @lru_cache(maxsize=256)

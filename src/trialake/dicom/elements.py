@@ -14,7 +14,10 @@ from collections.abc import MutableSequence
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 _ASCII_VRS = frozenset({"UI", "CS", "DS", "IS", "DA", "TM", "DT", "AS"})
 _TEXT_VRS = frozenset({"AE", "LO", "SH", "PN", "ST", "LT", "UT", "UC", "UR"})
@@ -48,8 +51,11 @@ class RawView:
     def __init__(self, ds: Dataset, *, charset: Charset | None = None) -> None:
         # plain int keys: set and dict lookups with pydicom's BaseTag keys go through a Python __eq__
         implicit, little = ds.original_encoding
-        self._set(ds, {int(tag): elem for tag, elem in ds.items()}, implicit=bool(implicit), little=little is not False,
-                  charset=charset if charset is not None else ds.original_character_set)
+        implicit, little = bool(implicit), little is not False
+        charset = charset if charset is not None else ds.original_character_set
+        elements = {int(tag): elem if elem.is_raw or elem.VR == "SQ" else _raw_again(elem, implicit, little, charset)
+                    for tag, elem in ds.items()}
+        self._set(ds, elements, implicit=implicit, little=little, charset=charset)
 
     @classmethod
     def of_elements(cls, elements: dict[int, RawDataElement], *, implicit: bool, little: bool,
@@ -126,6 +132,18 @@ class RawView:
         """The first value as an int, or None."""
         value = self.number(tag)
         return int(value) if value is not None else None
+
+
+def _raw_again(elem: DataElement, implicit: bool, little: bool, charset: Charset) -> RawDataElement:
+    """An element pydicom already converted (it reads Specific Character Set eagerly) as the raw
+    element it was, so that every element of a view is copied the same way."""
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = implicit, little
+    write_data_element(buffer, elem, [charset] if isinstance(charset, str) else list(charset))
+    encoded = buffer.getvalue()
+    header = 8 if implicit or elem.VR not in EXPLICIT_VR_LENGTH_32 else 12
+    value = encoded[header:]
+    return RawDataElement(elem.tag, None if implicit else elem.VR, len(value), value, 0, implicit, little)
 
 
 def _float(text: str) -> float | None:
