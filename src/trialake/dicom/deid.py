@@ -56,13 +56,12 @@ _CODE_VALUE, _SCHEME, _MEANING, _LONG_CODE_VALUE = map(tag_of, (
 
 #: Value syntax of the kept ASCII VRs (PS3.5 6.2), one value each; checked value by value.
 _VALUE_SYNTAX: dict[str, re.Pattern[str]] = {
-    "CS": re.compile(r"[A-Z0-9_ ]{0,16}"),
+    "CS": re.compile(r"[A-Z0-9_ ]*"),
     "DS": re.compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *|"),
     "IS": re.compile(r" *[+-]?[0-9]{1,12} *|"),
     "TM": re.compile(r"(?:(?:[01][0-9]|2[0-3])(?:[0-5][0-9](?:(?:[0-5][0-9]|60)(?:\.[0-9]{1,6})?)?)?)? *"),
     "AS": re.compile(r"[0-9]{3}[DWMY]|"),
 }
-_DS_MAX, _CS_MAX = 16, 16
 _BINARY_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "UV": 8, "SV": 8}
 _BYTE_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV"})
 _TEXT_VRS = frozenset({"AE", "LO", "SH", "PN", "ST", "LT", "UT", "UC", "UR"})
@@ -312,11 +311,10 @@ def _output_vr(rule: Rule, elem: RawDataElement, ctx: _Context) -> str | None:
 
 
 def _conforms(values: list[str], vr: str) -> bool:
+    """Every value has the VR's syntax (its length limit is not enforced: numbers written with
+    too many digits are common and say nothing about anyone)."""
     syntax = _VALUE_SYNTAX.get(vr)
-    if syntax is None:
-        return True
-    limit = _DS_MAX if vr == "DS" else _CS_MAX if vr == "CS" else None
-    return all(syntax.fullmatch(v) and (limit is None or len(v) <= limit) for v in values)
+    return syntax is None or all(syntax.fullmatch(v) for v in values)
 
 
 def _keep(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement | None:
