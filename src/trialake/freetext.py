@@ -13,7 +13,7 @@ identifying values. What is dropped, and why:
 - so any date inside the text goes too ("2020-03-05", "5.3.2020", "20200305").
 
 A kept number may carry the unit ``MM`` ("5MM"); kernel names such as ``B70f`` or ``FC13`` are kept.
-Words are compared without accents ("Léger" matches LEGER) and kept as written.
+Words are compared without accents ("Léger" matches LEGER) and kept in ASCII ("Leger").
 
 Text kept whole (device names, coded clinical values) is checked with :func:`is_identifying_text`
 instead: it must carry no token of the subject's identifying values, no run of five or more
@@ -65,10 +65,9 @@ _DATE = re.compile(r"(?:19|20)[0-9]{2}[-./ ]?(?:0?[1-9]|1[0-2])[-./ ]?(?:0?[1-9]
                    r"|(?<![0-9])[0-9]{1,2}[-./][0-9]{1,2}[-./](?:[0-9]{4}|[0-9]{2})(?![0-9])")
 
 
-@lru_cache(maxsize=65536)
 def fold(word: str) -> str:
     """A word in upper case without accents (the form compared with vocabularies and PHI tokens)."""
-    return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode("ascii").upper()
+    return _ascii(word).upper()
 
 
 def is_identifying_text(text: str, *, phi_tokens: Iterable[str] = frozenset(), long_numbers: bool = False) -> bool:
@@ -86,14 +85,15 @@ def split_words(text: str) -> list[str]:
 
 
 def compute_clean_text(text: str, *, vocabulary: frozenset[str], phi_tokens: Iterable[str] = frozenset()) -> str:
-    """The words of ``text`` that the vocabulary rule keeps (see the module docstring), joined by
-    single spaces; ``phi_tokens`` (upper case) are dropped even when they are vocabulary words."""
+    """The words of ``text`` that the vocabulary rule keeps (see the module docstring), in ASCII
+    (accents dropped, case kept), joined by single spaces; ``phi_tokens`` (upper case) are
+    dropped even when they are vocabulary words."""
     blocked = phi_tokens if isinstance(phi_tokens, (set, frozenset)) else frozenset(phi_tokens)
-    tokens = split_words(text)
+    tokens = [ascii_word for token in split_words(text) if (ascii_word := _ascii(token))]
     integers = [bool(_INTEGER.match(t)) for t in tokens]
     kept = []
     for i, token in enumerate(tokens):
-        upper = fold(token)
+        upper = token.upper()
         if upper in blocked:
             continue
         if integers[i] and ((i > 0 and integers[i - 1]) or (i + 1 < len(tokens) and integers[i + 1])):
@@ -101,3 +101,8 @@ def compute_clean_text(text: str, *, vocabulary: frozenset[str], phi_tokens: Ite
         if upper in vocabulary or _SHORT_NUMBER.match(upper) or _KERNEL_NAME.match(upper):
             kept.append(token)
     return " ".join(kept)
+
+
+@lru_cache(maxsize=65536)
+def _ascii(word: str) -> str:
+    return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode("ascii")

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.sequence import Sequence
 from pydicom.sr._concepts_dict import concepts
@@ -25,7 +24,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
-from trialake.dicom.elements import Charset, RawView, tag_of
+from trialake.dicom.elements import Charset, RawView, dictionary_vr, tag_of
 from trialake.dicom.profile import ATTRIBUTE_RULES, Action, DeidParams, Rule, rule_for
 from trialake.dicom.reader import read_items
 from trialake.freetext import compute_clean_text, fold, is_identifying_text, split_words
@@ -170,17 +169,10 @@ def _padding(tag: int, vr: str | None) -> bytes:
     """What pads an odd-length value: a space for text, a zero byte for the others; nothing for a
     sequence (its length is its items', which are padded) or for a value that may be one (no VR
     and none in the dictionary: an implicit VR private attribute)."""
-    vr = vr or _dictionary_vr(tag)
-    if vr in (None, "SQ", "UN"):
+    vr = vr or dictionary_vr(tag)
+    if vr in ("SQ", "UN"):
         return b""
     return b" " if vr in _TEXT_VRS or vr in ("CS", "DS", "IS", "DA", "DT", "TM", "AS") else b"\x00"
-
-
-def _dictionary_vr(tag: int) -> str | None:
-    try:
-        return dictionary_VR(tag)
-    except KeyError:
-        return None
 
 
 def encode_file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:

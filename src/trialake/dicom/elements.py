@@ -37,7 +37,8 @@ def tag_of(keyword: str) -> int:
     return int(tag)
 
 
-def _dictionary_vr(tag: int) -> str:
+def dictionary_vr(tag: int) -> str:
+    """The data dictionary's VR of a tag ("UN" for a tag the dictionary does not know)."""
     try:
         return dictionary_VR(tag)
     except KeyError:
@@ -78,7 +79,7 @@ class RawView:
 
     def vr(self, tag: int) -> str:
         """VR of a present element; implicit-VR files carry none, so the dictionary's is used."""
-        return self.elements[tag].VR or _dictionary_vr(tag)
+        return self.elements[tag].VR or dictionary_vr(tag)
 
     def values(self, tag: int, *, vr: str | None = None) -> list[str]:
         """All values as stripped strings ([] when absent or empty). ``vr``: decode the value as
@@ -90,7 +91,7 @@ class RawView:
         if elem.is_raw:
             vr, raw = vr or self.vr(tag), elem.value or b""
             if vr == "UN":
-                vr = _dictionary_vr(tag)
+                vr = dictionary_vr(tag)
             if vr != elem.VR and vr not in _ASCII_VRS and not (vr in _TEXT_VRS and self._codec):
                 elem = RawDataElement(elem.tag, vr, elem.length, elem.value, elem.value_tell, elem.is_implicit_VR,
                                       elem.is_little_endian)

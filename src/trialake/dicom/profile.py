@@ -32,9 +32,9 @@ from enum import Enum
 from functools import lru_cache
 from typing import NamedTuple
 
-from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import DicomDictionary, keyword_for_tag, tag_for_keyword
 
-from trialake.dicom.elements import tag_of
+from trialake.dicom.elements import dictionary_vr, tag_of
 from trialake.freetext import DESCRIPTOR_VOCABULARY
 
 #: The PS3.15 parts (and HIPAA) each rule comes from.
@@ -270,13 +270,6 @@ class DeidParams:
         return tuple(codes)
 
 
-def _dictionary_vr(tag: int) -> str | None:
-    try:
-        return dictionary_VR(tag)
-    except KeyError:
-        return None
-
-
 def _explicit_rules(params: DeidParams) -> dict[int, tuple[Action, str]]:
     rules = {tag_of(k): rule for k, rule in ATTRIBUTE_RULES.items()}
     tables = (("keep_keywords", Action.KEEP, "profile tailoring: kept"),
@@ -311,7 +304,7 @@ def rule_for(tag: int, params: DeidParams, *, file_vr: str | None = None) -> Rul
     only when the dictionary-vr safeguard is off (negative controls)."""
     rule = params.rule_table.get(tag)
     if rule is None:
-        return Rule(tag, keyword_for_tag(tag) or "", _dictionary_vr(tag) or "UN", Action.REMOVE, ALLOW_LIST)
+        return Rule(tag, keyword_for_tag(tag) or "", dictionary_vr(tag), Action.REMOVE, ALLOW_LIST)
     if file_vr and not params.guards("dictionary-vr") and file_vr != rule.vr and rule.action != Action.SUBJECT:
         action, option = VR_RULES.get(file_vr, (Action.REMOVE, ALLOW_LIST))
         return Rule(tag, rule.keyword, file_vr, action, option)
