@@ -88,7 +88,11 @@ def compute_clean_text(text: str, *, vocabulary: frozenset[str], phi_tokens: Ite
     """The words of ``text`` that the vocabulary rule keeps (see the module docstring), in ASCII
     (accents dropped, case kept), joined by single spaces; ``phi_tokens`` (upper case) are
     dropped even when they are vocabulary words."""
-    blocked = phi_tokens if isinstance(phi_tokens, (set, frozenset)) else frozenset(phi_tokens)
+    return _clean(text, vocabulary, phi_tokens if isinstance(phi_tokens, frozenset) else frozenset(phi_tokens))
+
+
+@lru_cache(maxsize=8192)  # a series repeats its descriptors, an export its visit names
+def _clean(text: str, vocabulary: frozenset[str], blocked: frozenset[str]) -> str:
     tokens = [ascii_word for token in split_words(text) if (ascii_word := _ascii(token))]
     integers = [bool(_INTEGER.match(t)) for t in tokens]
     kept = []

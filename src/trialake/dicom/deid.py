@@ -93,6 +93,7 @@ class _Context:
     uid_map: dict[str, str] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=4096)  # the files of a series share their dates
 def compute_shifted_date(value: str, days: int, *, strict: bool = True) -> str | None:
     """Shift a DA (``YYYYMMDD``) or DT (``YYYYMMDD[HH[MM[SS[.F]]]][&ZZXX]``) value by ``days``;
     None when the value does not start with a full calendar date (a partial or malformed date
@@ -319,25 +320,30 @@ def _keep(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement 
         return None
     if not ctx.params.guards("strict-values"):
         return elem
-    raw, candidates = elem.value or b"", vr.split(" or ")
-    if any(c in _BYTE_VRS for c in candidates):
-        if elem.VR not in (None, "UN", *rule.vr.split(" or ")):
-            return None
-    elif candidates[0] in _BINARY_SIZES:
-        if elem.VR not in (*candidates, None) or len(raw) % _BINARY_SIZES[candidates[0]]:
-            return None
-    elif vr in _TEXT_VRS:
+    raw = elem.value or b""
+    if vr in _TEXT_VRS:
         values = _safe_values(view, tag, vr)
         if not values and raw.strip(b" \x00") or any(is_identifying_text(v, phi_tokens=ctx.phi_tokens) for v in values):
             return None
-    else:
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError:
-            return None
-        if not _conforms([v.strip("\x00") for v in text.split("\\")], vr):
-            return None
+    elif not _value_conforms(raw, vr, elem.VR, rule.vr):
+        return None
     return elem if elem.VR == vr else RawDataElement(elem.tag, vr, len(raw), raw, 0, elem.is_implicit_VR, elem.is_little_endian)
+
+
+@lru_cache(maxsize=16384)  # a series repeats most of its values in every file
+def _value_conforms(raw: bytes, vr: str, file_vr: str | None, dictionary_vr: str) -> bool:
+    """A code or number value conforms to the VR it is kept as: binary values are whole numbers
+    of items written with an allowed VR; ASCII values have the VR's syntax."""
+    candidates = vr.split(" or ")
+    if any(c in _BYTE_VRS for c in candidates):
+        return file_vr in (None, "UN", *dictionary_vr.split(" or "))
+    if candidates[0] in _BINARY_SIZES:
+        return file_vr in (*candidates, None) and len(raw) % _BINARY_SIZES[candidates[0]] == 0
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    return _conforms([v.strip("\x00") for v in text.split("\\")], vr)
 
 
 def _shift(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement | None:
@@ -397,11 +403,14 @@ def _walk(view: RawView, ctx: _Context, *, item: bool) -> dict[int, RawDataEleme
     """The de-identified elements of a dataset or sequence item; None for an item whose code
     cannot be verified (the caller drops the item; on the top level the code is just removed)."""
     out, params, has_code = {}, ctx.params, False
+    table, by_dictionary = params.rule_table, params.guards("dictionary-vr")
     for tag, elem in view.elements.items():
         if (tag >> 16) % 2 == 1:
             kept = _private(view, tag, ctx)
         else:
-            rule = rule_for(tag, params, file_vr=elem.VR)
+            rule = table.get(tag) if by_dictionary else None
+            if rule is None:
+                rule = rule_for(tag, params, file_vr=elem.VR)
             has_code |= rule.action == Action.CODE
             kept = _apply(rule, view, tag, ctx) if rule.action != Action.REMOVE else None
         if kept is not None:
