@@ -258,3 +258,12 @@ def test_no_date_or_long_number_survives_descriptor_cleaning(words, date, fmt, n
     tokens.insert(0, f"1.{number}")
     cleaned = compute_clean_text(" ".join(tokens), vocabulary=DESCRIPTOR_VOCABULARY)
     assert cleaned.split() == [w for w in words]  # every vocabulary word kept, nothing else
+
+
+def test_the_documented_rule_table_is_the_profile() -> None:
+    from pathlib import Path
+
+    from trialake.dicom.profile import render_rule_table
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "deidentification.md").read_text(encoding="utf-8")
+    assert render_rule_table(DeidParams()) in doc, "regenerate the table in docs/deidentification.md"

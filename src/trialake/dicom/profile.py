@@ -272,9 +272,9 @@ class DeidParams:
 
 def _explicit_rules(params: DeidParams) -> dict[int, tuple[Action, str]]:
     rules = {tag_of(k): rule for k, rule in ATTRIBUTE_RULES.items()}
-    tables = (("keep_keywords", Action.KEEP, "profile tailoring: kept"),
+    tables = (("keep_keywords", Action.KEEP, f"{BASIC} (not in Table E.1-1: kept)"),
               ("clean_keywords", Action.CLEAN, CLEAN_DESCRIPTORS),
-              ("sequence_keywords", Action.WALK, "profile tailoring: items walked"),
+              ("sequence_keywords", Action.WALK, f"{BASIC} (sequences kept, their items by the same rules)"),
               ("remove_keywords", Action.REMOVE, "profile tailoring: removed"),
               ("copy_keywords", Action.COPY, "copied unchecked (profile validation only)"))
     for table, action, option in tables:
@@ -310,3 +310,32 @@ def rule_for(tag: int, params: DeidParams, *, file_vr: str | None = None) -> Rul
         return Rule(tag, rule.keyword, file_vr, action, option)
     return rule
 
+
+
+_ACTION_TEXT = {
+    Action.REMOVE: "removed (X)", Action.EMPTY: "kept empty (Z)", Action.SUBJECT: "replaced by the USUBJID (D)",
+    Action.UID: "replaced by a keyed pseudonym unless a registered DICOM UID (U)",
+    Action.SHIFT: "moved by the subject's date offset; only the valid date (and time) kept (C)",
+    Action.KEEP: "kept if every value conforms to the dictionary VR; kept text without identifying tokens (K)",
+    Action.AGE: "kept; ages over 89 years written 090Y, one \"90 or older\" category (K)",
+    Action.CLEAN: "vocabulary words and short numbers only (C)",
+    Action.CODE: "per code item: kept only for a registered code, with the standard's meaning (C)",
+    Action.WALK: "sequence kept, items de-identified by the same rules (K)",
+    Action.COPY: "copied byte for byte (K)",
+}
+
+
+def render_rule_table(params: DeidParams) -> str:
+    """The rule table as Markdown (``docs/deidentification.md`` holds it for the default profile):
+    the rule of each dictionary VR, then the explicit rules grouped by action and option."""
+    lines = ["| dictionary VR | action | option |", "|---|---|---|"]
+    for vr, (action, option) in VR_RULES.items():
+        lines.append(f"| {vr} | {_ACTION_TEXT[action]} | {option} |")
+    lines.append(f"| any other (text, binary, SQ, UN) | {_ACTION_TEXT[Action.REMOVE]} | {ALLOW_LIST} |")
+    groups: dict[tuple[Action, str], list[str]] = {}
+    for tag, (action, option) in sorted(_explicit_rules(params).items()):
+        groups.setdefault((action, option), []).append(keyword_for_tag(tag))
+    lines += ["", "| attributes | action | option |", "|---|---|---|"]
+    for (action, option), keywords in groups.items():
+        lines.append(f"| {', '.join(sorted(keywords))} | {_ACTION_TEXT[action]} | {option} |")
+    return "\n".join(lines) + "\n"
