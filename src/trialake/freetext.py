@@ -79,6 +79,16 @@ def is_identifying_text(text: str, *, phi_tokens: Iterable[str] = frozenset(), l
     return bool(blocked) and any(fold(t) in blocked for t in split_words(text))
 
 
+def compute_stripped_text(text: str, *, phi_tokens: Iterable[str] = frozenset(), long_numbers: bool = False) -> str:
+    """A coded value with what :func:`is_identifying_text` objects to taken out: dates, (unless
+    ``long_numbers``) runs of five or more digits, and words of ``phi_tokens``; the remaining
+    words in ASCII, joined by single spaces."""
+    blocked = phi_tokens if isinstance(phi_tokens, (set, frozenset)) else frozenset(phi_tokens)
+    text = _DATE.sub(" ", text)
+    words = [_ascii(w) for w in split_words(text) if fold(w) not in blocked]
+    return " ".join(w for w in words if w and (long_numbers or not _LONG_DIGITS.search(w)))
+
+
 def split_words(text: str) -> list[str]:
     """Words and numbers of a free text (``1.25`` and ``1.2.840`` stay one token); punctuation is dropped."""
     return _TOKEN.findall(text)

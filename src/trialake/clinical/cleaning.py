@@ -10,7 +10,7 @@ severity with a comment. Each allow-listed column has a policy (:data:`COLUMN_PO
   numbers), unless it reads as a date (``19610412``); any other text goes through ``clean``.
 - ``code`` (every other column): a coded value is kept whole unless it carries a word of the
   file's identifying columns (names, patient IDs, and every PATIENT_ID of the subject key), a
-  date, or a run of five or more digits; then it goes through ``clean``.
+  date, or a run of five or more digits; then those are taken out and the rest kept.
 - ``identifier``: as ``code``, but long numbers are codes there (STUDYID, MedDRA, LOINC).
 
 AGE is capped as HIPAA Safe Harbor requires: an age of 90 years or more (in whatever AGEU) is
@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 import polars as pl
 
 from trialake.clinical.numbers import parse_number
-from trialake.freetext import compute_clean_text, fold, is_identifying_text, split_words
+from trialake.freetext import compute_clean_text, compute_stripped_text, fold, is_identifying_text, split_words
 
 CLEAN, RESULT, CODE, IDENTIFIER = "clean", "result", "code", "identifier"
 
@@ -37,7 +37,7 @@ COLUMN_POLICIES: Mapping[str, str] = {
 }
 #: Column names (or parts of names) whose values identify a person.
 _IDENTIFYING_COLUMNS = ("PATIENT_ID", "SUBJID", "MRN")
-_IDENTIFYING_PARTS = ("NAM", "INIT", "ADDR", "PHONE", "TEL", "EMAIL", "MAIL")
+_IDENTIFYING_PARTS = ("NAM", "NOM", "APELLIDO", "GIVEN", "FAMILY", "INIT", "ADDR", "PHONE", "TEL", "EMAIL", "MAIL")
 _MIN_TOKEN = 3  # shorter words of names ("Li", "de") are too common to block elsewhere
 OLDEST_AGE = 90
 #: Years per AGEU unit (SDTM AGEU codelist); an unknown unit is read as years, the safe side.
@@ -83,9 +83,11 @@ def _clean_value(value: str, number: float | None, policy: str, phi_tokens: froz
                  vocabulary: frozenset[str]) -> str | None:
     if policy == RESULT and number is not None and not is_identifying_text(value, long_numbers=True):
         return value
-    if policy in (CODE, IDENTIFIER) and not is_identifying_text(value, phi_tokens=phi_tokens,
-                                                                long_numbers=policy == IDENTIFIER):
-        return value
+    if policy in (CODE, IDENTIFIER):
+        long_numbers = policy == IDENTIFIER
+        if not is_identifying_text(value, phi_tokens=phi_tokens, long_numbers=long_numbers):
+            return value
+        return compute_stripped_text(value, phi_tokens=phi_tokens, long_numbers=long_numbers) or None
     return compute_clean_text(value, vocabulary=vocabulary, phi_tokens=phi_tokens) or None
 
 
