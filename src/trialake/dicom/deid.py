@@ -360,29 +360,44 @@ def _shift(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement
     return _text_element(tag, vr, shifted, ctx.encoding)  # type: ignore[arg-type]
 
 
-def _apply(rule: Rule, view: RawView, tag: int, ctx: _Context) -> RawDataElement | None:
-    """The output element of one attribute under its rule, or None to remove it."""
-    action, enc = rule.action, ctx.encoding
-    if action == Action.KEEP:
-        return _keep(view, tag, rule, ctx)
-    if action == Action.UID:
-        values = _safe_values(view, tag, "UI")
-        return _text_element(tag, "UI", [_remap_uid(u, ctx) for u in values], enc) if values else None
-    if action == Action.SHIFT:
-        return _shift(view, tag, rule, ctx)
-    if action == Action.WALK:
-        return _sequence(view, tag, ctx)
-    if action == Action.CLEAN:
-        vr = rule.vr if rule.vr in _TEXT_VRS else None
-        cleaned = compute_clean_text(" ".join(_safe_values(view, tag, vr)), vocabulary=ctx.params.descriptor_vocabulary,
-                                     phi_tokens=ctx.phi_tokens) if vr else ""
-        return _text_element(tag, vr, [cleaned], enc) if cleaned else None  # type: ignore[arg-type]
-    if action == Action.AGE:
-        values = [compute_capped_age(v) for v in _safe_values(view, tag, "AS")]
-        return _text_element(tag, "AS", values, enc) if values and None not in values else None  # type: ignore[arg-type]
-    if action == Action.COPY or (action == Action.CODE and not ctx.params.guards("code-items")):
-        return _copy(view.elements[tag])
-    return None  # REMOVE; SUBJECT and EMPTY are set on the top level; CODE is decided per item
+def _uid(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement | None:
+    values = _safe_values(view, tag, "UI")
+    return _text_element(tag, "UI", [_remap_uid(u, ctx) for u in values], ctx.encoding) if values else None
+
+
+def _clean(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement | None:
+    vr = rule.vr if rule.vr in _TEXT_VRS else None
+    if vr is None:
+        return None
+    cleaned = compute_clean_text(" ".join(_safe_values(view, tag, vr)), vocabulary=ctx.params.descriptor_vocabulary,
+                                 phi_tokens=ctx.phi_tokens)
+    return _text_element(tag, vr, [cleaned], ctx.encoding) if cleaned else None
+
+
+def _age(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement | None:
+    values = [compute_capped_age(v) for v in _safe_values(view, tag, "AS")]
+    return _text_element(tag, "AS", values, ctx.encoding) if values and None not in values else None  # type: ignore[arg-type]
+
+
+def _walk_sequence(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement | None:
+    return _sequence(view, tag, ctx)
+
+
+def _code_unguarded(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement | None:
+    """A code attribute is decided per item (``_code_item``); without that safeguard it is copied."""
+    return None if ctx.params.guards("code-items") else _copy(view.elements[tag])
+
+
+def _copied(view: RawView, tag: int, rule: Rule, ctx: _Context) -> RawDataElement | None:
+    return _copy(view.elements[tag])
+
+
+#: The output element of one attribute under its rule's action (None: removed). REMOVE has no
+#: entry; SUBJECT and EMPTY are set on the top level, not copied from the input.
+_ACTIONS = {
+    Action.KEEP: _keep, Action.UID: _uid, Action.SHIFT: _shift, Action.WALK: _walk_sequence, Action.CLEAN: _clean,
+    Action.AGE: _age, Action.CODE: _code_unguarded, Action.COPY: _copied,
+}
 
 
 def _copy(elem: RawDataElement) -> RawDataElement | None:
@@ -411,8 +426,11 @@ def _walk(view: RawView, ctx: _Context, *, item: bool) -> dict[int, RawDataEleme
             rule = table.get(tag) if by_dictionary else None
             if rule is None:
                 rule = rule_for(tag, params, file_vr=elem.VR)
-            has_code |= rule.action == Action.CODE
-            kept = _apply(rule, view, tag, ctx) if rule.action != Action.REMOVE else None
+            action = _ACTIONS.get(rule.action)
+            if action is None:
+                continue
+            has_code |= action is _code_unguarded
+            kept = action(view, tag, rule, ctx)
         if kept is not None:
             out[tag] = kept
     if has_code and params.guards("code-items"):
