@@ -33,7 +33,8 @@ def test_remeasure_keeps_both_results_and_rebuild_marts_uses_the_configured_ones
     series = read_table(lake, "silver/ct_series").filter(pl.col("status") == "usable").height
     adct = read_table(lake, "gold/adct")
 
-    assert remeasure_volumetry(landing=landing, lake=lake.url, lesion_low_hu=-650.0, solid_split_hu=-250.0) == series
+    remeasured = remeasure_volumetry(landing=landing, lake=lake.url, lesion_low_hu=-650.0, solid_split_hu=-250.0)
+    assert remeasured.measured + remeasured.failed == series and remeasured.held_back == ()
     volumetry = read_table(lake, "silver/ct_volumetry")
     assert volumetry.group_by("params_hash").len()["len"].sort().to_list() == [series, series]
     # a stricter opacity bound (-650 instead of -700 HU) can only find less lesion, never more

@@ -49,23 +49,33 @@ def render_nightly_summary(
     ct_series: pl.DataFrame,
     ct_volumetry: pl.DataFrame,
     links: Mapping[str, str] = MappingProxyType({}),
+    status: str = "",
+    held_back: Sequence[tuple[str, str, str]] = (),
+    failures: Sequence[tuple[str, str]] = (),
+    not_sent: Sequence[str] = (),
 ) -> NightlySummary:
     """Summarise one nightly run for the data manager.
 
     rejections: ``silver/rejections`` (only rows with this ``run_id`` are counted);
     outcomes: this run's validation outcomes; ct_series / ct_volumetry: the current silver tables
     (every series not measurable is listed, whichever run found it); links: label -> relative URL
-    (data docs, QC pictures, endpoint report ...).
+    (data docs, QC pictures, endpoint report ...); status: the run's one-line status;
+    held_back: (table, why, who reads it) of tables not published, whose readers use the previous
+    version; failures: (stage, message) of stages that failed; not_sent: Expected SDTM variables
+    no export sent (``DM.RFICDTC``).
     """
     sections = (
+        _held_back_section(held_back),
+        _failure_section(failures),
         _intake_section(intake),
         _rejection_section(rejections, run_id),
         _status_section(outcomes),
         _dq_section(outcomes),
+        _not_checked_section(outcomes, not_sent),
         _unmeasurable_section(ct_series, ct_volumetry),
     )
     title = f"Trialake nightly summary, run {run_id}"
-    return NightlySummary(html=_to_html(title, sections, links), markdown=_to_markdown(title, sections, links))
+    return NightlySummary(html=_to_html(title, sections, links, status), markdown=_to_markdown(title, sections, links, status))
 
 
 def render_dq_summary_markdown(outcomes: Sequence[ValidationOutcome]) -> str:
@@ -81,10 +91,28 @@ def _status_section(outcomes: Sequence[ValidationOutcome]) -> _Section:
             "published" if o.should_publish else "NOT published",
             ", ".join(o.failed_errors) or "-",
             ", ".join(o.failed_warnings) or "-",
+            str(len(o.quarantined)),
         )
         for o in outcomes
     )
-    return _Section("Tables", ("table", "status", "failed errors", "failed warnings"), rows, "No table validated.")
+    header = ("table", "status", "failed errors", "failed warnings", "rows quarantined")
+    return _Section("Tables", header, rows, "No table validated.")
+
+
+def _held_back_section(held_back: Sequence[tuple[str, str, str]]) -> _Section:
+    rows = tuple((table, why, f"{readers} use its previous version") for table, why, readers in held_back)
+    return _Section("Held back this run", ("table", "why", "meanwhile"), rows, "Nothing held back.")
+
+
+def _failure_section(failures: Sequence[tuple[str, str]]) -> _Section:
+    return _Section("Stages failed", ("stage", "error"), tuple(failures), "No stage failed.")
+
+
+def _not_checked_section(outcomes: Sequence[ValidationOutcome], not_sent: Sequence[str]) -> _Section:
+    rows = tuple((o.table, name, why) for o in outcomes for name, why in o.not_checked)
+    rows += tuple((variable.split(".")[0], "-", f"Expected SDTM variable {variable.split('.')[1]} not sent by any export")
+                  for variable in not_sent)
+    return _Section("Checks not run (warnings)", ("table or domain", "expectation", "why"), rows, "Every check ran.")
 
 
 def _intake_section(intake: Sequence[IntakeCounts]) -> _Section:
@@ -133,11 +161,11 @@ def _unmeasurable_section(ct_series: pl.DataFrame, ct_volumetry: pl.DataFrame) -
     return _Section("Series not measurable", ("USUBJID", "series_id", "step", "why"), rows, "Every series was measured.")
 
 
-def _to_markdown(title: str, sections: Sequence[_Section], links: Mapping[str, str]) -> str:
+def _to_markdown(title: str, sections: Sequence[_Section], links: Mapping[str, str], status: str = "") -> str:
     def cell(value: str) -> str:
         return value.replace("|", "\\|").replace("\n", " ")
 
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", ""] + ([f"**Status**: {status}", ""] if status else [])
     for s in sections:
         lines += [f"## {s.title}", ""]
         if not s.rows:
@@ -151,10 +179,10 @@ def _to_markdown(title: str, sections: Sequence[_Section], links: Mapping[str, s
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _to_html(title: str, sections: Sequence[_Section], links: Mapping[str, str]) -> str:
+def _to_html(title: str, sections: Sequence[_Section], links: Mapping[str, str], status: str = "") -> str:
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title></head><body>",
-             f"<h1>{esc(title)}</h1>"]
+             f"<h1>{esc(title)}</h1>"] + ([f"<p><b>Status</b>: {esc(status)}</p>"] if status else [])
     for s in sections:
         parts.append(f"<h2>{esc(s.title)}</h2>")
         if not s.rows:
