@@ -83,12 +83,12 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from trialake.config import ConfigError, read_settings
-    from trialake.pipeline import open_storage
+    from trialake.pipeline.startup import StartupError, check_can_start
 
     try:
         settings = read_settings(landing=args.landing, lake=args.lake, environ=os.environ, config_path=args.config)
-        open_storage(settings)
-    except (ConfigError, OSError) as exc:
+        check_can_start(settings)
+    except (ConfigError, StartupError) as exc:
         raise CommandError(_one_line(exc)) from exc
     options = {"lease_wait_s": args.lease_wait, "lease_ttl_s": args.lease_ttl}
     runner = {"kind": args.task_runner, "address": args.dask_address, "n_workers": args.workers}
@@ -98,21 +98,30 @@ def _run(args: argparse.Namespace) -> int:
 def _run_nightly(
     *, landing: str, lake: str, config: str | None, options: dict | None = None, runner: dict | None = None, quiet: bool = False
 ) -> int:
+    """Run the nightly flow: 0 when everything publishable was published, 1 when a table was held
+    back or a stage failed (the rest was published; the report is still printed), 2 when another
+    run holds the lake."""
     from flows.nightly import nightly
     from flows.runners import build_task_runner
     from trialake.lake.lease import LeaseHeld
+    from trialake.pipeline.run_report import RunIncomplete
 
     flow = nightly.with_options(task_runner=build_task_runner(**runner)) if runner else nightly
-    try:
-        summary = flow(landing=landing, lake=lake, config=config, **(options or {}))
-    except LeaseHeld as exc:
-        print(f"trialake run nightly: {_one_line(exc)}", file=sys.stderr)
+    state = flow(landing=landing, lake=lake, config=config, **(options or {}), return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, LeaseHeld):
+        print(f"trialake run nightly: {_one_line(result)}", file=sys.stderr)
         return 2
-    except Exception as exc:  # the flow run is Failed; say why in one line
-        print(f"trialake run nightly: failed: {_one_line(exc)}", file=sys.stderr)
+    if isinstance(result, RunIncomplete):
+        if not quiet:
+            print(json.dumps(result.report, default=_jsonable, indent=2))
+        print(f"trialake run nightly: {_one_line(result)}", file=sys.stderr)
+        return 1
+    if isinstance(result, BaseException):  # the flow run is Failed; say why in one line
+        print(f"trialake run nightly: failed: {type(result).__name__}: {_one_line(result)}", file=sys.stderr)
         return 1
     if not quiet:
-        print(json.dumps(summary, default=_jsonable, indent=2))
+        print(json.dumps(result, default=_jsonable, indent=2))
     return 0
 
 
@@ -139,9 +148,9 @@ def _demo(args: argparse.Namespace) -> int:
     landing, lake = out / "landing", out / "lake"
     print(f"synthetic trial: {landing} (truth in {out / 'truth'})")
     status = _run_nightly(landing=str(landing.resolve()), lake=str(lake.resolve()), config=None, quiet=True)
-    if status == 0:
+    if (lake / "gold" / "endpoints").exists():  # also after a run that held something back
         print(_endpoint_table(str(lake.resolve()), truth=out / "truth" / "effects.json"))
-        for name in ("endpoints.html", "qc/index.html", "data_dictionary.html"):
+        for name in ("endpoints.html", "qc/index.html", "data_dictionary.html", "nightly_summary.html"):
             print(f"report: {lake / 'reports' / name}")
     return status
 
