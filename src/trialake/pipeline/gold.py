@@ -48,6 +48,8 @@ def analysis_config(trial: TrialConfig) -> AnalysisConfig:
 
 
 SILVER_INPUTS = tuple(f"silver/{name}" for name in MART_INPUTS)
+#: The inputs gold cannot be built without; the others may have no rows yet (no CT measured, no AE).
+REQUIRED_INPUTS = ("subjects",)
 
 
 def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
@@ -60,7 +62,8 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     silver = {name: read_table(ctx.lake, f"silver/{name}") for name in MART_INPUTS}
     if not silver["ct_volumetry"].is_empty():  # results of other methods or parameters stay in silver only
         silver["ct_volumetry"] = silver["ct_volumetry"].filter(pl.col("params_hash") == current_params_hash(ctx.settings.trial))
-    missing = tuple(f"silver/{n}" for n, frame in silver.items() if frame.is_empty())
+    silver = {name: frame if frame.width else _no_rows(gate, f"silver/{name}") for name, frame in silver.items()}
+    missing = tuple(f"silver/{n}" for n, frame in silver.items() if frame is None or (n in REQUIRED_INPUTS and frame.is_empty()))
     if missing:
         why = f"not built: no rows yet in {', '.join(missing)}"
         return GoldSummary({}, missing, None, None, held_back=(HeldBack("gold", why),))
@@ -87,6 +90,13 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     _publish_data_dictionary(ctx, gold, silver)
     mark_fresh(ctx, "gold", SILVER_INPUTS)
     return GoldSummary(counts, (), REPORT, _primary(endpoints, post_baseline[-1]), tuple(outcomes_of(outcomes)))
+
+
+def _no_rows(gate: QualityGate, table: str) -> pl.DataFrame | None:
+    """An empty frame with the columns of the table's suite schema (a table never published yet),
+    or None without one."""
+    suite = gate.suites.get(table)
+    return pl.DataFrame(schema={c: getattr(pl, dtype) for c, dtype in suite.schema.items()}) if suite and suite.schema else None
 
 
 def endpoints_for_display(endpoints: pl.DataFrame) -> pl.DataFrame:

@@ -151,13 +151,14 @@ def _dq_section(outcomes: Sequence[ValidationOutcome]) -> _Section:
 
 
 def _unmeasurable_section(ct_series: pl.DataFrame, ct_volumetry: pl.DataFrame) -> _Section:
-    unusable = ct_series.filter(pl.col("status") == "unusable").select(
-        "USUBJID", "series_id", pl.lit("series QC").alias("step"), pl.col("qc_reasons").alias("why")
-    )
-    failed = ct_volumetry.filter(pl.col("status") == "failed").select(
-        "USUBJID", "series_id", pl.lit("volumetry").alias("step"), pl.col("reason").alias("why")
-    )
-    rows = tuple(pl.concat([unusable, failed]).sort("USUBJID", "series_id").fill_null("").iter_rows())
+    """Series QC found unusable and series volumetry failed on (tables not published yet: none)."""
+    parts = [
+        frame.filter(pl.col("status") == status).select(
+            "USUBJID", "series_id", pl.lit(step).alias("step"), pl.col(why).cast(pl.String).alias("why"))
+        for frame, status, step, why in ((ct_series, "unusable", "series QC", "qc_reasons"), (ct_volumetry, "failed", "volumetry", "reason"))
+        if "status" in frame.columns
+    ]
+    rows = tuple(pl.concat(parts).sort("USUBJID", "series_id").fill_null("").iter_rows()) if parts else ()
     return _Section("Series not measurable", ("USUBJID", "series_id", "step", "why"), rows, "Every series was measured.")
 
 
