@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--matrix", type=int, default=64, help="in-plane CT matrix (64 by default, up to 512)")
     generate.add_argument("--slices", type=int, default=40, help="CT slices per series")
     generate.add_argument("--sites", type=int, default=3, choices=(2, 3))
+    generate.add_argument("--mess", type=float, default=0.0, metavar="RATE",
+                          help="rate (0-1) of every kind of deliberate mess in the clinical exports (truth/quarantine.csv)")
 
     run = commands.add_parser("run", help="run a flow once, in process")
     run.add_argument("flow", choices=("nightly",))
@@ -69,11 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from trialake.synth import generate_trial
+    from trialake.synth import SynthParams, generate_trial
+    from trialake.synth.params import MessParams
 
     try:
+        if not 0.0 <= args.mess <= 1.0:
+            raise ValueError(f"--mess: must be in 0..1, got {args.mess}")
         trial = generate_trial(
-            args.out_dir, subjects=args.subjects, seed=args.seed, matrix=args.matrix, slices=args.slices, sites=args.sites
+            args.out_dir, subjects=args.subjects, seed=args.seed, matrix=args.matrix, slices=args.slices, sites=args.sites,
+            params=SynthParams(mess=MessParams.uniform(args.mess)),
         )
     except ValueError as exc:
         raise CommandError(_one_line(exc)) from exc

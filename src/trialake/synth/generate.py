@@ -174,8 +174,10 @@ def _write_clinical(
            "sv": clinical.build_sv_table(pairs, params), "ft": clinical.build_ft_table(pairs, params),
            "re": clinical.build_re_table(pairs, params, n_sites), "ae": clinical.build_ae_table(pairs, params, seed, ledger)}
     quarantine: list[dict[str, Cell]] = []
+    added: list[dict[str, Cell]] = []
     for domain, table in edc.items():
-        (header, rows), late, rejected = mess.apply_to_table(plan, domain, table, consent)
+        (header, rows), late, rejected, copies = mess.apply_to_table(plan, domain, table, consent)
+        added += copies
         _put(landing / f"clinical/{domain}.csv", render_csv(header, rows))
         if late is not None:
             _put(truth / "late_dm.csv", render_csv(*late))
@@ -189,7 +191,7 @@ def _write_clinical(
         lab_truth += site_truth
     quarantine += mess.lab_quarantine_truth(lab_truth)
     _put(truth / "quarantine.csv", _table(mess.QUARANTINE_COLUMNS, quarantine))
-    _put(truth / "mess.json", (json.dumps(mess.describe(plan), indent=1) + "\n").encode())
+    _put(truth / "mess.json", (json.dumps(mess.describe(plan, added + mess.lab_added_rows(lab_truth)), indent=1) + "\n").encode())
     return lab_truth
 
 

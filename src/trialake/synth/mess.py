@@ -65,8 +65,11 @@ def plan_mess(params: MessParams, seed: int, usubjids: Sequence[str]) -> Plan:
     return Plan(params, seed, dropped, late)
 
 
-def apply_to_table(plan: Plan, domain: str, table: Table, consent: Mapping[str, date]) -> tuple[Table, Table | None, list[dict[str, Cell]]]:
-    """(the export as landed, the DM rows held back for later or None, quarantine truth rows)."""
+def apply_to_table(
+    plan: Plan, domain: str, table: Table, consent: Mapping[str, date]
+) -> tuple[Table, Table | None, list[dict[str, Cell]], list[dict[str, Cell]]]:
+    """(the export as landed, the DM rows held back for later or None, quarantine truth rows, the
+    rows the mess added: file, source_row, kind)."""
     header, rows = table
     rng = plan.rng(_domain_key(domain))
     subject = header.index("USUBJID")
@@ -101,8 +104,9 @@ def apply_to_table(plan: Plan, domain: str, table: Table, consent: Mapping[str, 
         if (verdict := _edc_verdict(plan, domain, header, row, mark, consent)) is not None
         for stage, rule in [verdict]
     ]
+    added = [{"file": f"{domain}.csv", "source_row": n, "kind": mark} for n, (_, mark) in enumerate(marked, start=1) if mark]
     landed = (header, [row for row, _ in marked])
-    return landed, (header, late_rows) if late_rows is not None else None, truth
+    return landed, (header, late_rows) if late_rows is not None else None, truth, added
 
 
 def _edc_verdict(
@@ -129,7 +133,7 @@ def apply_to_lab_rows(plan: Plan, site_index: int, rows: Sequence[LabRow], conse
     """The site's lab rows with copies added (before consent, month-only date, exact duplicate),
     each row's truth carrying ``quarantine``: the rule that keeps it out of silver/labs beyond the
     five bad-row categories (``not_before_consent``, ``result_date_present``, ``duplicate``,
-    ``no_dm_record``), or None."""
+    ``no_dm_record``), or None; and ``added``: the kind of copy, or None for a row of the clean trial."""
     rng = plan.rng(100 + site_index)
     out: list[LabRow] = []
     seen: set[str] = set()
@@ -140,21 +144,20 @@ def apply_to_lab_rows(plan: Plan, site_index: int, rows: Sequence[LabRow], conse
         if row.truth["status"] != "ok":
             continue
         if rng.random() < p.partial_date:
-            out.append(replace(row, dtc=str(row.truth["LBDT"])[:7], truth={**row.truth, "LBDT": None, "_mark": "partial_date"}))
+            out.append(replace(row, dtc=str(row.truth["LBDT"])[:7], truth={**row.truth, "LBDT": None, "added": "partial_date"}))
         if usubjid not in seen and rng.random() < p.before_consent:
             early = consent[usubjid] - timedelta(days=int(rng.integers(1, 4)))
             dtc = compute_site_date(early, 8 * 60, site_index)
-            out.append(replace(row, dtc=dtc, truth={**row.truth, "LBDT": f"{early:%Y-%m-%d}", "_mark": "before_consent"}))
+            out.append(replace(row, dtc=dtc, truth={**row.truth, "LBDT": f"{early:%Y-%m-%d}", "added": "before_consent"}))
         seen.add(usubjid)
         if rng.random() < p.duplicate:
-            out.append(replace(row, truth={**row.truth, "_mark": "duplicate"}))
+            out.append(replace(row, truth={**row.truth, "added": "duplicate"}))
     return [replace(r, truth=_lab_truth(plan, r.truth, consent)) for r in out]
 
 
 def _lab_truth(plan: Plan, truth: Mapping[str, Cell], consent: Mapping[str, date]) -> dict[str, Cell]:
     """A lab row's truth with ``quarantine`` set (see ``apply_to_lab_rows``)."""
-    out = {k: v for k, v in truth.items() if k != "_mark"}
-    mark, usubjid = truth.get("_mark"), truth["USUBJID"]
+    mark, usubjid = truth.get("added"), truth["USUBJID"]
     quarantine = None
     if truth["status"] == "ok":
         if mark == "duplicate":
@@ -165,7 +168,7 @@ def _lab_truth(plan: Plan, truth: Mapping[str, Cell], consent: Mapping[str, date
             quarantine = "result_date_present"
         elif plan.consent_sent and date.fromisoformat(str(truth["LBDT"])) < consent[str(usubjid)]:
             quarantine = "not_before_consent"
-    return {**out, "quarantine": quarantine}
+    return {**truth, "added": mark, "quarantine": quarantine}
 
 
 def lab_quarantine_truth(lab_truth: Sequence[Mapping[str, Cell]]) -> list[dict[str, Cell]]:
@@ -181,9 +184,15 @@ def lab_quarantine_truth(lab_truth: Sequence[Mapping[str, Cell]]) -> list[dict[s
     return out
 
 
-def describe(plan: Plan) -> dict[str, object]:
-    """truth/mess.json: the rates, the variables left out per export, the subjects whose DM is late."""
-    return {"rates": asdict(plan.params), "dropped": dict(plan.dropped), "late_dm": sorted(plan.late)}
+def lab_added_rows(lab_truth: Sequence[Mapping[str, Cell]]) -> list[dict[str, Cell]]:
+    """The lab rows the mess added: file, source_row, kind."""
+    return [{"file": r["file"], "source_row": r["source_row"], "kind": r["added"]} for r in lab_truth if r["added"]]
+
+
+def describe(plan: Plan, added: Sequence[Mapping[str, Cell]]) -> dict[str, object]:
+    """truth/mess.json: the rates, the variables left out per export (by domain), the subjects
+    whose DM record is late, and every row the mess added (file, source_row, kind)."""
+    return {"rates": asdict(plan.params), "dropped": dict(plan.dropped), "late_dm": sorted(plan.late), "added": list(added)}
 
 
 def _with(header: tuple[str, ...], row: list[Cell], column: str, value: Cell) -> list[Cell]:
