@@ -23,7 +23,7 @@ from trialake.clinical import (
     derive_visits,
     parse_clinical_file,
 )
-from trialake.clinical.common import split_unknown_subjects
+from trialake.clinical.common import LINEAGE_COLUMNS, split_unknown_subjects
 from trialake.clinical.domains import absent_variables, missing_required_variables
 from trialake.clinical.readers import domain_from_name
 from trialake.lake import compute_sha256, delete_partition, is_hidden, read_landing_bytes, read_table
@@ -238,7 +238,8 @@ def _unavailable(silver: pl.DataFrame, bronze: pl.DataFrame, domain: str) -> Map
 
 
 def _no_exposure() -> pl.DataFrame:
-    return pl.DataFrame(schema={"USUBJID": pl.String, "EXSTDT": pl.Date, "EXENDT": pl.Date})
+    return pl.DataFrame(schema={"USUBJID": pl.String, "EXSTDT": pl.Date, "EXENDT": pl.Date,
+                                **{c: REJECTION_SCHEMA[c] for c in LINEAGE_COLUMNS}})
 
 
 def _no_rejections() -> pl.DataFrame:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import fsspec
+
 from trialake.config import Settings
 from trialake.lake import Lake, read_landing_bytes
 from trialake.pipeline.inventory import DATA_AREAS, KEY_PATH
@@ -41,8 +43,12 @@ def check_reachable(place: Lake, what: str) -> None:
 
     bucket = place.path().split("/", 1)[0]
     where = f"{what} {place.url}"
+    # Its own client, asking once: the run's own client retries transient errors, this one answers fast.
+    probe = fsspec.filesystem("s3", **place.storage_options, skip_instance_cache=True,
+                              config_kwargs={"connect_timeout": 10, "retries": {"max_attempts": 2}})
+    probe.retries = 1
     try:
-        place.fs.call_s3("head_bucket", Bucket=bucket)
+        probe.call_s3("head_bucket", Bucket=bucket)
     except NoCredentialsError:
         raise StartupError(f"{where}: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
     except EndpointError as exc:
