@@ -67,6 +67,9 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     if missing:
         why = f"not built: no rows yet in {', '.join(missing)}"
         return GoldSummary({}, missing, None, None, held_back=(HeldBack("gold", why),))
+    # Imaging does not wait for DM: series of subjects without a published DM record stay in silver only.
+    enrolled = silver["subjects"]["USUBJID"].implode()
+    silver = {n: f if n == "subjects" else f.filter(pl.col("USUBJID").is_in(enrolled)) for n, f in silver.items()}
     trial = ctx.settings.trial
     marts = build_marts(silver, config=analysis_config(trial))
     arms = {"treatment_arm": trial.arms.treatment.arm, "control_arm": trial.arms.control.arm}
