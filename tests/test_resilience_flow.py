@@ -308,3 +308,40 @@ def test_a_failed_stage_leaves_the_other_branch_published_and_the_next_run_compl
     assert main(argv) == 0
     for table in COMPARED:
         assert _comparable(lake, table).equals(_comparable(clean, table)), table
+
+
+@pytest.mark.slow
+def test_the_issue_s_12_subject_seed_7_trial_completes_with_its_early_rows_quarantined(tmp_path: Path) -> None:
+    """``trialake generate --subjects 12 --seed 7`` then ``trialake run nightly`` exited 1: a few
+    baseline rows dated before consent held back four silver tables, gold and all of imaging."""
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "trialake.cli"]
+    subprocess.run([*cli, "generate", str(tmp_path / "trial"), "--subjects", "12", "--seed", "7"], check=True, capture_output=True)
+    landing, lake_dir = tmp_path / "trial" / "landing", tmp_path / "lake"
+    run = subprocess.run([*cli, "run", "nightly", "--landing", str(landing), "--lake", str(lake_dir)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    lake = open_lake(str(lake_dir))
+    shas = {p.name: _sha(p) for p in (landing / "clinical").iterdir()}
+    truth = pl.read_csv(tmp_path / "trial" / "truth" / "quarantine.csv").with_columns(pl.col("file").replace_strict(shas).alias("source_sha256"))
+    assert truth.filter(pl.col("rule") == "not_before_consent").height > 0
+    rejected = read_table(lake, "silver/rejections").filter(pl.col("source_row").is_not_null())
+    assert sorted(rejected.select("source_sha256", "source_row", "stage").iter_rows()) == sorted(
+        truth.select("source_sha256", "source_row", "stage").iter_rows())
+    n_files = sum(1 for p in (landing / "dicom").rglob("*") if p.is_file())
+    assert read_table(lake, "bronze/dicom_instances").height == n_files
+    assert read_table(lake, "gold/adsl").height == 12 and read_table(lake, "gold/endpoints").height > 0
+
+
+@pytest.mark.slow
+def test_the_demo_at_the_reference_trial_s_size_completes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "trialake.cli", "demo", "--subjects", "100", "--out", str(tmp_path / "demo")],
+                         capture_output=True, text=True, timeout=3600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Endpoints at Day 28" in run.stdout and "Traceback" not in run.stderr
+    assert read_table(open_lake(str(tmp_path / "demo" / "lake")), "gold/adsl").height == 100
