@@ -345,3 +345,57 @@ def test_the_demo_at_the_reference_trial_s_size_completes(tmp_path: Path) -> Non
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Endpoints at Day 28" in run.stdout and "Traceback" not in run.stderr
     assert read_table(open_lake(str(tmp_path / "demo" / "lake")), "gold/adsl").height == 100
+
+
+def test_a_landing_area_never_seen_minimal_exports_and_strange_dicom(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """Minimal DM/EX/LB exports (only the variables the contract names) and DICOM files as other
+    writers make them: exit 0 or 1, every file and row published or rejected, never a traceback."""
+    import datetime as dt
+
+    from pydicom.uid import ImplicitVRLittleEndian, SecondaryCaptureImageStorage
+
+    from dicom_factory import encode, synthesize_ct_series
+    from trialake.cli import main
+
+    landing = tmp_path / "landing"
+    files: dict[str, bytes] = {
+        "keys/subject_key.csv": b"SITEID,PATIENT_ID,USUBJID\n01,A1,X-001\n01,A2,X-002\n",
+        "clinical/dm.csv": b"USUBJID,ARMCD,ARM,RFSTDTC\nX-001,UCMSC,UC-MSC,2020-03-01\nX-002,PBO,Placebo,2020-03-02\n",
+        "clinical/ex.csv": b"USUBJID,EXTRT,EXSTDTC\nX-001,UC-MSC,2020-03-01\nX-002,PLACEBO,2020-03-02\n",
+        "clinical/lb.csv": b"USUBJID,LBTESTCD,LBORRES,LBORRESU,LBDTC\nX-001,CRP,12,mg/L,2020-02-28\nX-002,CRP,3,mg/L,2020-03-02\n"
+                           b"X-001,CRP,<0.5,mg/L,2020-03-20\nX-002,HGB,13,g/dL,2020-03\n",
+    }
+    series = synthesize_ct_series(patient_id="A1", study_date=dt.date(2020, 3, 1))
+    for i, ds in enumerate(series):
+        files[f"dicom/A1/{i:03d}"] = encode(ds)
+    odd = synthesize_ct_series(patient_id="A2", n_slices=4, seed="other writer")
+    implicit = odd[0]
+    implicit.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    files["dicom/A2/implicit.dcm"] = encode(implicit)
+    files["dicom/A2/no_preamble.dcm"] = encode(odd[1], preamble=False)
+    files["dicom/A2/truncated.dcm"] = encode(odd[2])[:700]
+    capture = odd[3]
+    capture.SOPClassUID = capture.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    capture.Modality = "OT"
+    files["dicom/A2/capture.dcm"] = encode(capture)
+    files["dicom/A2/empty.dcm"] = b""
+    files["dicom/A2/notes.dcm"] = b"this is not DICOM\n"
+    files["dicom/A9/unknown_patient.dcm"] = encode(synthesize_ct_series(patient_id="A9", n_slices=1)[0])
+    for relpath, data in files.items():
+        (landing / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (landing / relpath).write_bytes(data)
+
+    status = main(["run", "nightly", "--landing", str(landing), "--lake", str(tmp_path / "lake")])
+    out, err = capfd.readouterr()
+    assert status in (0, 1) and "Traceback" not in out + err, err[-3000:]
+    lake = open_lake(str(tmp_path / "lake"))
+    rejections = read_table(lake, "silver/rejections")
+    accepted = set(read_table(lake, "bronze/dicom_instances")["source_sha256"])
+    for relpath, data in files.items():
+        if relpath.startswith("dicom/"):
+            assert hashlib.sha256(data).hexdigest() in accepted | set(rejections["source_sha256"]), relpath
+    assert len(accepted) >= len(series)
+    assert read_table(lake, "gold/adsl").height == 2
+    labs = read_table(lake, "silver/labs")  # the month-only date is quarantined; nothing checks consent (no RFICDTC)
+    assert sorted(labs["source_row"]) == [1, 2, 3]
+    assert rejections.filter(pl.col("stage") == "dq_silver_labs")["source_row"].to_list() == [4]

@@ -85,14 +85,16 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     counts = {f"gold/{n}": f.height for n, f in gold.items()}
     if held := held_back_of(outcomes):
         return GoldSummary(counts, (), None, None, tuple(outcomes_of(outcomes)), held)
-    report = render_endpoint_report(
-        endpoints, marts["adsl"], marts["adct"], marts["adft"], ae_comparison,
-        _provenance(ctx), options=ReportOptions(waterfall_visit=post_baseline[-1]),
-    )
-    write_object(ctx.lake, REPORT, report.encode())
+    if not endpoints.is_empty():  # no CT or functional endpoint value yet: no endpoint report
+        report = render_endpoint_report(
+            endpoints, marts["adsl"], marts["adct"], marts["adft"], ae_comparison,
+            _provenance(ctx), options=ReportOptions(waterfall_visit=post_baseline[-1]),
+        )
+        write_object(ctx.lake, REPORT, report.encode())
     _publish_data_dictionary(ctx, gold, silver)
     mark_fresh(ctx, "gold", SILVER_INPUTS)
-    return GoldSummary(counts, (), REPORT, _primary(endpoints, post_baseline[-1]), tuple(outcomes_of(outcomes)))
+    return GoldSummary(counts, (), REPORT if not endpoints.is_empty() else None, _primary(endpoints, post_baseline[-1]),
+                       tuple(outcomes_of(outcomes)))
 
 
 def _no_rows(gate: QualityGate, table: str) -> pl.DataFrame | None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import polars as pl
+
 from trialake.lake import read_table, write_object
 from trialake.pipeline.clinical import ClinicalBronzeSummary, ClinicalSilverSummary
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.dicom import DicomSummary
 from trialake.pipeline.gold import GoldSummary
 from trialake.pipeline.quality import HeldBack
+from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
+from trialake.pipeline.rejections import TABLE as REJECTIONS
 from trialake.pipeline.volumetry import VolumetrySummary
 from trialake.quality import IntakeCounts, ValidationOutcome, render_data_docs, render_nightly_summary
 
@@ -108,10 +112,11 @@ def publish_run_report(ctx: RunContext, report: RunReport) -> str:
         for area, stage in (("clinical", report.clinical), ("dicom", report.dicom)) if stage is not None
     ]
     not_sent = report.clinical_silver.not_sent if report.clinical_silver is not None else ()
+    rejections = read_table(ctx.lake, REJECTIONS)
     summary = render_nightly_summary(
         run_id=ctx.run_id,
         intake=intake,
-        rejections=read_table(ctx.lake, "silver/rejections"),
+        rejections=rejections if rejections.width else pl.DataFrame(schema=REJECTION_SCHEMA),
         outcomes=outcomes,
         ct_series=read_table(ctx.lake, "silver/ct_series"),
         ct_volumetry=read_table(ctx.lake, "silver/ct_volumetry"),
