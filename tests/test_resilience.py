@@ -226,3 +226,20 @@ def test_s3_that_cannot_be_used_says_which_part_failed(
     fs = Lake(url=s3_bucket, storage_options={"key": "testing", "secret": "testing",
                                                "client_kwargs": {"endpoint_url": s3_environ["AWS_ENDPOINT_URL"]}}).fs
     assert fs.ls(s3_bucket.removeprefix("s3://"), refresh=True) == []  # nothing created
+
+
+def test_the_run_status_names_what_was_held_back_and_what_failed() -> None:
+    from trialake.pipeline.gold import GoldSummary
+    from trialake.pipeline.quality import HeldBack
+    from trialake.pipeline.run_report import RunIncomplete, RunReport, StageFailure, readers_of
+
+    gold = GoldSummary({}, ("silver/subjects",), None, None, held_back=(HeldBack("gold", "not built: no rows yet in silver/subjects"),))
+    complete = RunReport(None, None, None, None, None)
+    assert complete.complete and complete.status().startswith("complete: everything publishable was published")
+    incomplete = RunReport(None, None, None, None, gold, (StageFailure("publish DICOM", "OSError: disk full"),))
+    assert not incomplete.complete
+    assert incomplete.status() == ("incomplete: held back gold (not built: no rows yet in silver/subjects); "
+                                   "stage publish DICOM failed (OSError: disk full); everything else was published")
+    error = RunIncomplete(incomplete)
+    assert str(error) == incomplete.status() and error.report is incomplete
+    assert readers_of("silver/subjects").startswith("the other clinical silver tables") and readers_of("bronze/lb") == "clinical silver"

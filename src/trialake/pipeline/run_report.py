@@ -74,7 +74,10 @@ class RunReport:
     def status(self) -> str:
         """One line for the Prefect run state, the console and the summary's head."""
         if self.complete:
-            return "complete: everything publishable was published (rejected files and rows are in silver/rejections)"
+            published = sum(o.should_publish for o in self.outcomes)
+            quarantined = sum(len(o.quarantined) for o in self.outcomes)
+            return (f"complete: everything publishable was published ({published} table version(s) validated, "
+                    f"{quarantined} row(s) quarantined; rejected files and rows are in silver/rejections)")
         parts = [f"held back {h.table} ({h.reason})" for h in self.held_back]
         parts += [f"stage {f.stage} failed ({f.message})" for f in self.failures]
         return "incomplete: " + "; ".join(parts) + "; everything else was published"
