@@ -417,3 +417,24 @@ def test_every_shipped_row_rule_says_what_the_site_must_do_without_values(suites
         assert exp.fix and "{" not in exp.fix, (table, exp.name)
         assert exp.reason().startswith(f"{exp.name}: ")
     assert all(e.scope == "table" for t, s in suites.items() if t.startswith("gold/") for e in s.expectations)
+
+
+def test_nightly_summary_says_what_was_held_back_failed_quarantined_or_not_checked(suites) -> None:
+    tables = labs_with_implausible_hgb()
+    outcomes = [validate(suites, tables, "silver/labs"),
+                validate_table("silver/visits", tables["silver/visits"], suites["silver/visits"], run_id="run-7")]
+    summary = render_nightly_summary(
+        run_id="run-7", intake=[], rejections=pl.DataFrame(schema=REJECTION_SCHEMA), outcomes=outcomes,
+        ct_series=pl.DataFrame(), ct_volumetry=pl.DataFrame(),  # never published: nothing to list
+        status="incomplete: held back silver/subjects (x); everything else was published",
+        held_back=[("silver/subjects", "failed table rule(s) has_rows; previous version kept", "gold use its previous version")],
+        failures=[("publish DICOM", "OSError: disk full")], not_sent=["DM.RFICDTC"],
+    )
+    md = summary.markdown
+    assert "**Status**: incomplete: held back silver/subjects (x); everything else was published" in md
+    assert "| silver/subjects | failed table rule(s) has_rows; previous version kept | gold use its previous version |" in md
+    assert "| publish DICOM | OSError: disk full |" in md
+    assert "| silver/labs | published | value_not_above_physiological_max | - | 1 |" in md
+    assert "| silver/visits | subject_enrolled | silver/subjects not published |" in md
+    assert "| DM | - | Expected SDTM variable RFICDTC not sent by any export |" in md
+    assert "Every series was measured." in md

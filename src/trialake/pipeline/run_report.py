@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from trialake.lake import read_table, write_object
+from trialake.lake import read_table, table_exists, write_object
 from trialake.pipeline.clinical import ClinicalBronzeSummary, ClinicalSilverSummary
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.dicom import DicomSummary
@@ -104,6 +104,12 @@ def readers_of(table: str) -> str:
     return "gold" if table.startswith("silver/") else "the endpoint report"
 
 
+def _meanwhile(ctx: RunContext, table: str) -> str:
+    """What the readers of a held-back table do: use its previous version, or wait for a first one."""
+    previous = "/" in table and table_exists(ctx.lake, table)
+    return f"{readers_of(table)} {'use its previous version' if previous else 'wait for a first version'}"
+
+
 def publish_run_report(ctx: RunContext, report: RunReport) -> str:
     """Write Data Docs and the nightly summary under reports/; returns the summary as Markdown."""
     outcomes = report.outcomes
@@ -125,7 +131,7 @@ def publish_run_report(ctx: RunContext, report: RunReport) -> str:
         ct_volumetry=read_table(ctx.lake, "silver/ct_volumetry"),
         links=LINKS,
         status=report.status(),
-        held_back=[(h.table, h.reason, readers_of(h.table)) for h in report.held_back],
+        held_back=[(h.table, h.reason, _meanwhile(ctx, h.table)) for h in report.held_back],
         failures=[(f.stage, f.message) for f in report.failures],
         not_sent=not_sent,
     )

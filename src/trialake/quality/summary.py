@@ -60,8 +60,7 @@ def render_nightly_summary(
     outcomes: this run's validation outcomes; ct_series / ct_volumetry: the current silver tables
     (every series not measurable is listed, whichever run found it); links: label -> relative URL
     (data docs, QC pictures, endpoint report ...); status: the run's one-line status;
-    held_back: (table, why, who reads it) of tables not published, whose readers use the previous
-    version; failures: (stage, message) of stages that failed; not_sent: Expected SDTM variables
+    held_back: (table, why, what its readers do meanwhile) of tables not published; failures: (stage, message) of stages that failed; not_sent: Expected SDTM variables
     no export sent (``DM.RFICDTC``).
     """
     sections = (
@@ -100,8 +99,7 @@ def _status_section(outcomes: Sequence[ValidationOutcome]) -> _Section:
 
 
 def _held_back_section(held_back: Sequence[tuple[str, str, str]]) -> _Section:
-    rows = tuple((table, why, f"{readers} use its previous version") for table, why, readers in held_back)
-    return _Section("Held back this run", ("table", "why", "meanwhile"), rows, "Nothing held back.")
+    return _Section("Held back this run", ("table", "why", "meanwhile"), tuple(held_back), "Nothing held back.")
 
 
 def _failure_section(failures: Sequence[tuple[str, str]]) -> _Section:
