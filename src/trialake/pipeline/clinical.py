@@ -23,6 +23,7 @@ from trialake.clinical import (
     derive_visits,
     parse_clinical_file,
 )
+from trialake.clinical.bronze import BRONZE_VERSION
 from trialake.clinical.common import LINEAGE_COLUMNS, split_unknown_subjects
 from trialake.clinical.domains import absent_variables, missing_required_variables
 from trialake.clinical.readers import domain_from_name
@@ -34,6 +35,7 @@ from trialake.pipeline.params import lab_standards
 from trialake.pipeline.quality import HeldBack, QualityGate, forget_source_results, held_back_of, outcomes_of, publish_checked
 from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
 from trialake.pipeline.rejections import publish_rejections
+from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
 from trialake.quality import ValidationOutcome
 
 AREA = "clinical"
@@ -61,7 +63,8 @@ def ingest_clinical_bronze(
     """Load new or changed clinical exports into ``bronze/<domain>``; drop those that left landing."""
     manifest = read_manifest(ctx)
     listed = list_area(ctx, AREA)
-    new = select_new(listed, manifest)
+    reread = is_written_under_other_rules(ctx, AREA, BRONZE_VERSION)  # every export again (see rules_state)
+    new = listed if reread else select_new(listed, manifest)
     contents = read_landing_bytes(ctx.landing, [f.relpath for f in new])
     hashed = {path: compute_sha256(data) for path, data in contents.items()}
     shift_frame = shifts if ctx.settings.trial.deidentification.shift_dates else None
@@ -83,8 +86,11 @@ def ingest_clinical_bronze(
     changed |= _drop_sources_gone(ctx, manifest, updated)
     new_rejections = pl.concat(rejections) if rejections else pl.DataFrame(schema=REJECTION_SCHEMA)
     settled = {sha for path, sha in hashed.items() if path not in retry}
-    publish_rejections(ctx, new_rejections.filter(pl.col("source_sha256").is_in(list(settled))), stages=[STAGE], reprocessed=settled)
+    publish_rejections(ctx, new_rejections.filter(pl.col("source_sha256").is_in(list(settled))), stages=[STAGE],
+                       reprocessed=None if reread else settled)
     write_manifest(ctx, updated)
+    if not retry:  # a held-back export keeps its earlier version, so the area is not all under these rules yet
+        mark_rules(ctx, AREA, BRONZE_VERSION)
     rows_rejected = new_rejections.filter(pl.col("source_row").is_not_null()).height
     return ClinicalBronzeSummary(len(new), files_rejected, loaded, rows_rejected, tuple(sorted(changed)),
                                  tuple(outcomes_of(outcomes)), held_back_of(outcomes))
@@ -94,20 +100,19 @@ def _bronze_of_file(
     relpath: str, data: bytes, sha256: str, key: pl.DataFrame, shifts: pl.DataFrame | None, run_id: str
 ) -> tuple[pl.DataFrame | None, pl.DataFrame, str]:
     """Bronze rows and rejections of one export; a file that cannot be used is one rejection whose
-    reason says why without its name (the name may carry identifying text; the sha256 finds it)."""
+    reason says why (never its name: it may carry identifying text; the sha256 finds it)."""
     if is_hidden(relpath):
         return None, pl.DataFrame([hidden_rejection(sha256, run_id, STAGE)], schema=REJECTION_SCHEMA), ""
     name = relpath.rsplit("/", 1)[-1]
     try:
         parsed = parse_clinical_file(name, data)
         if missing := missing_required_variables(parsed.domain, parsed.frame.columns):
-            raise ClinicalFileError(f"{name}: required SDTM variable(s) {', '.join(missing)} missing from this "
+            raise ClinicalFileError(f"required SDTM variable(s) {', '.join(missing)} missing from this "
                                     f"{parsed.domain} export: re-export it with them (SDTM names as column headers)")
         bronze, rejected = derive_bronze_clinical(parsed, key=key, date_shift=shifts, source_sha256=sha256, run_id=run_id)
     except ClinicalFileError as exc:
-        reason = str(exc).removeprefix(f"{name}: ")
         whole = pl.DataFrame(
-            [{"source_sha256": sha256, "source_row": None, "stage": STAGE, "reason": reason, "run_id": run_id}],
+            [{"source_sha256": sha256, "source_row": None, "stage": STAGE, "reason": str(exc), "run_id": run_id}],
             schema=REJECTION_SCHEMA,
         )
         return None, whole, ""
