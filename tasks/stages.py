@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import polars as pl
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
 
 from tasks.base import stage_task
 from trialake.config import Settings
@@ -35,7 +36,7 @@ def _dq_artifact(key: str, outcomes: Sequence[ValidationOutcome]) -> None:
 
 @stage_task("open lake")
 def open_lake_task(settings: Settings, run_id: str) -> RunContext:
-    return open_run(settings, run_id)
+    return open_run(settings, run_id, flow=flow_run.flow_name or "")
 
 
 @stage_task("load quality suites")

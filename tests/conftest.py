@@ -1,4 +1,4 @@
-"""Shared fixtures: a real S3 API (moto's server on 127.0.0.1) and lake handles on disk and on S3."""
+"""Shared fixtures: a real S3-compatible server (SeaweedFS on 127.0.0.1) and lake handles on disk and on S3."""
 from __future__ import annotations
 
 import hashlib
@@ -25,6 +25,8 @@ os.environ.pop("PREFECT_API_URL", None)
 from trialake.config import storage_options_from_env  # noqa: E402
 from trialake.lake import Lake, open_lake  # noqa: E402
 
+from seaweedfs import SeaweedFS, start_seaweedfs  # noqa: E402
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _stop_ephemeral_prefect_servers() -> Iterator[None]:
@@ -45,26 +47,24 @@ def _stop_ephemeral_prefect_servers() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free port of 127.0.0.1, for this test process."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """SeaweedFS's S3 server on free ports of 127.0.0.1, for this test process (stopped with its
+    process group at the end of the session, or at exit)."""
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint(seaweedfs: SeaweedFS) -> str:
+    """The S3 endpoint of the test server."""
+    return seaweedfs.endpoint
+
+
 @pytest.fixture
-def s3_environ(s3_endpoint: str) -> dict[str, str]:
-    """The standard AWS variables pointing at the moto server."""
-    return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "eu-west-1",
-        "AWS_ENDPOINT_URL": s3_endpoint,
-    }
+def s3_environ(seaweedfs: SeaweedFS) -> dict[str, str]:
+    """The standard AWS variables pointing at the SeaweedFS server."""
+    return seaweedfs.environ
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def s3_bucket(s3_environ: dict[str, str]) -> str:
 
 @pytest.fixture(params=["local", "s3"])
 def lake(request: pytest.FixtureRequest, tmp_path) -> Lake:
-    """The same lake tests run against a local directory and a bucket on the moto server."""
+    """The same lake tests run against a local directory and a bucket on the SeaweedFS server."""
     if request.param == "local":
         return open_lake(str(tmp_path / "lake"))
     bucket = request.getfixturevalue("s3_bucket")

@@ -24,7 +24,7 @@ from trialake.pipeline.context import RunContext
 from trialake.pipeline.params import lab_standards
 from trialake.pipeline.quality import QualityGate, forget_source_results, outcomes_of, publish_checked, raise_if_blocked
 from trialake.quality import ValidationOutcome
-from trialake.pipeline.freshness import is_stale, mark_fresh
+from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
 from trialake.pipeline.rejections import publish_rejections
@@ -62,7 +62,7 @@ def ingest_clinical_bronze(
         files_rejected += bronze is None
         if bronze is not None:
             table = f"bronze/{domain.lower()}"
-            outcomes.append(publish_checked(ctx, gate, table, bronze, source_sha256=hashed[relpath],
+            outcomes.append(publish_checked(with_inputs(ctx, landing_sha256=[hashed[relpath]]), gate, table, bronze, source_sha256=hashed[relpath],
                                             partition_by=["source_sha256"], mode="replace_partitions"))
             loaded += bronze.height
             changed.add(domain)
@@ -138,6 +138,7 @@ def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilver
     Domains with no bronze rows yet are skipped and named in the summary."""
     if not is_stale(ctx, "clinical_silver", BRONZE_TABLES):
         return None
+    ctx = with_inputs(ctx, tables=BRONZE_TABLES)
     bronze = {d: read_bronze_domain(ctx, d) for d in DOMAINS}
     missing = tuple(d for d, frame in bronze.items() if frame.is_empty())
     if "DM" in missing:

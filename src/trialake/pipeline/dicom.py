@@ -28,7 +28,7 @@ from trialake.dicom import (
 from trialake.dicom.series import derive_ct_series, derive_series_rejections
 from trialake.lake import LandingFile, delete_partition, read_landing_bytes, read_table, write_object, write_table
 from trialake.pipeline.context import RunContext
-from trialake.pipeline.freshness import is_stale, mark_fresh
+from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
 from trialake.pipeline.rejections import publish_rejections
@@ -154,6 +154,7 @@ def publish_dicom(
     """Merge chunk outcomes, publish instances, rejections, restricted maps and manifest; re-derive
     silver/ct_series when the instances or the subjects changed since it was last derived."""
     merged = merge_ingest_results([o.result for o in outcomes], run_id=ctx.run_id)
+    ctx = with_inputs(ctx, landing_sha256=dict(merged.hashed).values())
     for name in merged.stale_objects:
         ctx.lake.fs.rm(ctx.lake.path("bronze/dicom", name))
     new_instances = merged.instances_frame()
@@ -174,7 +175,7 @@ def publish_dicom(
         series = read_table(ctx.lake, "silver/ct_series")
     else:
         series = derive_ct_series(instances, subjects.select("USUBJID", "RFSTDT"), run_id=ctx.run_id)
-        checks.append(publish_checked(ctx, gate, "silver/ct_series", series, partition_by=["USUBJID"]))
+        checks.append(publish_checked(with_inputs(ctx, tables=SERIES_INPUTS), gate, "silver/ct_series", series, partition_by=["USUBJID"]))
         publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)
         raise_if_blocked(checks)
         mark_fresh(ctx, "ct_series", SERIES_INPUTS)

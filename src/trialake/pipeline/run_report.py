@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trialake.lake import read_table, write_object
+from trialake.lake import list_tables, read_table, versions_by_run, write_object
 from trialake.pipeline.clinical import ClinicalBronzeSummary, ClinicalSilverSummary
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.dicom import DicomSummary
@@ -53,6 +53,13 @@ def publish_run_report(ctx: RunContext, report: RunReport) -> str:
         ct_series=read_table(ctx.lake, "silver/ct_series"),
         ct_volumetry=read_table(ctx.lake, "silver/ct_volumetry"),
         links=LINKS,
+        versions=committed_versions(ctx),
     )
     write_object(ctx.lake, SUMMARY, summary.html.encode())
     return summary.markdown
+
+
+def committed_versions(ctx: RunContext) -> dict[str, list[int]]:
+    """{table: versions this run committed}, read back from each table's history."""
+    found = {table: versions_by_run(ctx.lake, table, ctx.run_id) for table in list_tables(ctx.lake)}
+    return {table: versions for table, versions in found.items() if versions}

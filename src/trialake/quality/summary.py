@@ -49,13 +49,14 @@ def render_nightly_summary(
     ct_series: pl.DataFrame,
     ct_volumetry: pl.DataFrame,
     links: Mapping[str, str] = MappingProxyType({}),
+    versions: Mapping[str, Sequence[int]] = MappingProxyType({}),
 ) -> NightlySummary:
     """Summarise one nightly run for the data manager.
 
     rejections: ``silver/rejections`` (only rows with this ``run_id`` are counted);
     outcomes: this run's validation outcomes; ct_series / ct_volumetry: the current silver tables
     (every series not measurable is listed, whichever run found it); links: label -> relative URL
-    (data docs, QC pictures, endpoint report ...).
+    (data docs, QC pictures, endpoint report ...); versions: {table: versions this run committed}.
     """
     sections = (
         _intake_section(intake),
@@ -63,6 +64,7 @@ def render_nightly_summary(
         _status_section(outcomes),
         _dq_section(outcomes),
         _unmeasurable_section(ct_series, ct_volumetry),
+        _versions_section(versions),
     )
     title = f"Trialake nightly summary, run {run_id}"
     return NightlySummary(html=_to_html(title, sections, links), markdown=_to_markdown(title, sections, links))
@@ -131,6 +133,15 @@ def _unmeasurable_section(ct_series: pl.DataFrame, ct_volumetry: pl.DataFrame) -
     )
     rows = tuple(pl.concat([unusable, failed]).sort("USUBJID", "series_id").fill_null("").iter_rows())
     return _Section("Series not measurable", ("USUBJID", "series_id", "step", "why"), rows, "Every series was measured.")
+
+
+def _versions_section(versions: Mapping[str, Sequence[int]]) -> _Section:
+    rows = tuple(
+        (table, ", ".join(str(v) for v in sorted(numbers)), f'scan_table(lake, "{table}", as_of={max(numbers)})', f"trialake history {table}")
+        for table, numbers in sorted(versions.items()) if numbers
+    )
+    return _Section("Table versions this run committed", ("table", "versions", "read it", "who, what, when"), rows,
+                    "No table changed.")
 
 
 def _to_markdown(title: str, sections: Sequence[_Section], links: Mapping[str, str]) -> str:
