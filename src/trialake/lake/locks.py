@@ -17,7 +17,7 @@ from typing import Any
 
 from deltalake.transaction import CommitProperties
 
-from trialake.lake.storage import Lake, create_object, read_object
+from trialake.lake.storage import Lake, create_object, list_folder, read_object
 from trialake.lake.tables import COMMIT_KEY, delta_table, list_tables, table_history
 
 LOCKS = "_locks"
@@ -107,10 +107,7 @@ def _decode(data: bytes, name: str) -> LockRecord:
 
 def list_locks(lake: Lake) -> list[LockRecord]:
     """Every lock of the lake, by name."""
-    root = lake.path(LOCKS)
-    if not lake.fs.isdir(root):
-        return []
-    names = sorted(p.rsplit("/", 1)[-1][: -len(".json")] for p in lake.fs.ls(root, detail=False) if p.endswith(".json"))
+    names = [name[: -len(".json")] for name, is_folder in list_folder(lake, LOCKS) if not is_folder and name.endswith(".json")]
     return [_decode(read_object(lake, f"{LOCKS}/{name}.json"), name) for name in names]
 
 

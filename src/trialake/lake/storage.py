@@ -134,6 +134,18 @@ def _write_file_atomically(target: str, parts: Sequence[bytes | memoryview], *, 
         raise
 
 
+def list_folder(lake: Lake, relpath: str) -> list[tuple[str, bool]]:
+    """(name, is a folder) of each entry of a lake folder, listed afresh (an object store's listing
+    may be cached by an earlier call in the process); empty if there is no such folder."""
+    try:
+        entries = lake.fs.ls(lake.path(relpath), detail=True, refresh=True)
+    except FileNotFoundError:
+        return []
+    root = lake.path(relpath).rstrip("/")
+    return sorted((e["name"].rstrip("/").rsplit("/", 1)[-1], e["type"] == "directory")
+                  for e in entries if e["name"].rstrip("/") != root)
+
+
 def read_object(lake: Lake, relpath: str) -> bytes:
     """Bytes of one object in the lake."""
     return lake.fs.cat_file(lake.path(relpath))

@@ -32,7 +32,7 @@ from deltalake import DeltaTable, Schema, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
 
-from trialake.lake.storage import ZONES, Lake, delta_storage_options, polars_storage_options, write_object
+from trialake.lake.storage import ZONES, Lake, delta_storage_options, list_folder, polars_storage_options, write_object
 
 WriteMode = Literal["replace_table", "replace_partitions"]
 AsOf = int | str | None
@@ -111,6 +111,7 @@ def write_table(
     partition_by: Sequence[str] = (),
     mode: WriteMode = "replace_table",
     partitions: Sequence[Mapping[str, Any]] | None = None,
+    expected_version: int | None = None,
 ) -> TableWrite:
     """Publish ``frame`` as ``<lake>/<table>/`` in one Delta commit (or none, if nothing changed).
 
@@ -119,7 +120,9 @@ def write_table(
     listed in ``partitions`` (``{column: value}`` each) that ``frame`` has no rows for. A partition
     whose data does not change keeps its file. A column the table does not have yet is added (other
     partitions read it as null); a type that changes rewrites the whole table in the same commit.
-    The commit records ``lake.commit_info``. Raises `TableConflict` if another commit got in first.
+    The commit records ``lake.commit_info``. Raises `TableConflict` if another commit got in first,
+    or if the table is not at ``expected_version`` (the version a read-modify-write read, so that
+    no update is lost: ``v = table_version(...).version``, ``read_table(..., as_of=v)``, then write).
     """
     check_table_name(table)
     partition_by = list(partition_by)
@@ -130,6 +133,9 @@ def write_table(
         raise ValueError(f"table {table!r}: 'partitions' only goes with mode='replace_partitions'")
     frame = _delta_frame(frame, table, partition_by)
     current = delta_table(lake, table)
+    if expected_version is not None and (current is None or current.version() != expected_version):
+        found = "no table" if current is None else f"version {current.version()}"
+        raise TableConflict(f"table {table}: expected version {expected_version}, found {found}; nothing was committed")
     if current is not None and current.metadata().partition_columns != partition_by and mode == "replace_partitions":
         raise ValueError(
             f"table {table!r} is partitioned by {current.metadata().partition_columns}, "
@@ -425,7 +431,13 @@ def read_table(
     delta = _load_version(lake, table, version)
     if delta is None:
         return pl.DataFrame()
-    return _read(lake, delta, columns)
+    try:
+        return _read(lake, delta, columns)
+    except FileNotFoundError as exc:
+        if version is None:
+            raise
+        raise LookupError(f"table {table}: the files of version {version} were removed "
+                          "(vacuum keeps only recent and locked versions)") from exc
 
 
 def _load_version(lake: Lake, table: str, version: int | None) -> DeltaTable | None:
@@ -571,13 +583,7 @@ def file_names(lake: Lake, table: str, version: int | None = None) -> frozenset[
 
 def list_tables(lake: Lake) -> list[str]:
     """Every Delta table of the lake (``<zone>/<name>`` with a ``_delta_log/``), sorted."""
-    tables = []
-    for zone in ZONES:
-        root = lake.path(zone)
-        if not lake.fs.isdir(root):
-            continue
-        for entry in lake.fs.ls(root, detail=False):
-            name = entry.rstrip("/").rsplit("/", 1)[-1]
-            if lake.fs.exists(f"{entry.rstrip('/')}/_delta_log"):
-                tables.append(f"{zone}/{name}")
-    return sorted(tables)
+    return sorted(
+        f"{zone}/{name}" for zone in ZONES for name, is_folder in list_folder(lake, zone)
+        if is_folder and ("_delta_log", True) in list_folder(lake, f"{zone}/{name}")
+    )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from trialake.lake.storage import ZONES, Lake, write_object
+from trialake.lake.storage import ZONES, Lake, list_folder, read_object, write_object
 from trialake.lake.tables import delta_table, read_table, write_table
 
 LAKE_FORMAT = "_lake.json"
@@ -35,7 +35,11 @@ class TableUpgrade:
 
 def is_upgraded(lake: Lake) -> bool:
     """Whether the lake is marked as holding Delta tables only."""
-    return lake.fs.exists(lake.path(LAKE_FORMAT))
+    try:
+        read_object(lake, LAKE_FORMAT)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def upgrade_lake(lake: Lake) -> list[TableUpgrade]:
@@ -54,17 +58,13 @@ def find_legacy_tables(lake: Lake) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     prefix = len(lake.path()) + 1
     for zone in ZONES:
-        if not lake.fs.isdir(lake.path(zone)):
-            continue
-        for entry in lake.fs.ls(lake.path(zone), detail=True):
-            if entry["type"] != "directory":
-                continue
-            children = [c.rstrip("/").rsplit("/", 1)[-1] for c in lake.fs.ls(entry["name"], detail=False)]
+        for name, is_folder in list_folder(lake, zone):
+            children = [child for child, _ in list_folder(lake, f"{zone}/{name}")] if is_folder else []
             if LEGACY_FILE not in children and not any("=" in c for c in children):
                 continue
-            files = sorted(p[prefix:] for p in lake.fs.find(entry["name"]) if p.rsplit("/", 1)[-1] == LEGACY_FILE)
+            files = sorted(p[prefix:] for p in lake.fs.find(lake.path(zone, name)) if p.rsplit("/", 1)[-1] == LEGACY_FILE)
             if files:
-                found[entry["name"].rstrip("/")[prefix:]] = files
+                found[f"{zone}/{name}"] = files
     return found
 
 

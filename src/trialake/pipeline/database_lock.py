@@ -28,6 +28,7 @@ from trialake.lake import (
     read_object,
     list_tables,
     read_table,
+    write_object,
     write_table,
 )
 from trialake.lake.tables import delta_table, file_names
@@ -99,3 +100,12 @@ def rebuild_endpoints_as_of(lake: Lake, name: str, *, expectations_dir: Path) ->
             for table in list_tables(scratch) if table.startswith("gold/")
         }
         return EndpointsAsOf(name, read_table(scratch, "gold/endpoints"), read_object(scratch, REPORT).decode(), identical, gold["run_id"])
+
+
+def publish_as_of(lake: Lake, result: EndpointsAsOf) -> str:
+    """Write the recomputed endpoints (CSV) and report into ``reports/locks/<lock>/``; returns
+    the folder (lake-relative)."""
+    folder = f"reports/locks/{result.lock}"
+    write_object(lake, f"{folder}/endpoints.csv", result.endpoints.write_csv().encode())
+    write_object(lake, f"{folder}/endpoints.html", result.report_html.encode())
+    return folder

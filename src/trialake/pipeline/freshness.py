@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from trialake.lake import Lake, read_object, table_version, write_object
+from trialake.lake import Lake, list_folder, read_object, table_version, write_object
 from trialake.pipeline.context import RunContext, config_sha256
 
 STATE = "_state"
@@ -55,22 +55,17 @@ def _fingerprint(config: str, versions: Mapping[str, object]) -> str:
 
 def read_stage_state(lake: Lake, stage: str) -> StageState | None:
     """The stage's recorded state (None if never derived, or recorded by an earlier lake format)."""
-    marker = f"{STATE}/{stage}"
-    if not lake.fs.exists(lake.path(marker)):
-        return None
     try:
-        return StageState(**json.loads(read_object(lake, marker)))
-    except (ValueError, TypeError):
+        return StageState(**json.loads(read_object(lake, f"{STATE}/{stage}")))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError):  # a marker of an earlier lake format
         return None
 
 
 def read_stage_states(lake: Lake) -> dict[str, StageState]:
     """Every derived stage's recorded state, by stage."""
-    root = lake.path(STATE)
-    if not lake.fs.isdir(root):
-        return {}
-    stages = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in lake.fs.ls(root, detail=False))
-    states = {stage: read_stage_state(lake, stage) for stage in stages}
+    states = {name: read_stage_state(lake, name) for name, is_folder in list_folder(lake, STATE) if not is_folder}
     return {stage: state for stage, state in states.items() if state is not None}
 
 
