@@ -96,3 +96,23 @@ def small_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trial")
     generate_trial(out, subjects=6, seed=7, matrix=64, slices=40, sites=2)
     return out
+
+
+@pytest.fixture(scope="session")
+def clean_run(small_trial: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lake folder of one nightly run on the small trial, made once per test process. Never
+    change it: tests that write take a copy (`fresh_run`)."""
+    from flows.nightly import nightly
+
+    lake_dir = tmp_path_factory.mktemp("clean-run") / "lake"
+    nightly(landing=str(small_trial / "landing"), lake=str(lake_dir))
+    return lake_dir
+
+
+@pytest.fixture
+def fresh_run(clean_run: Path, tmp_path: Path) -> Lake:
+    """A private copy of the clean run's lake, as if this test had run the nightly flow itself."""
+    import shutil
+
+    shutil.copytree(clean_run, tmp_path / "lake")
+    return open_lake(str(tmp_path / "lake"))

@@ -132,8 +132,14 @@ def _file_strings(path: Path, data: bytes) -> Iterable[tuple[str, str]]:
     else:
         for encoding in ("utf-8", "latin-1"):
             yield f"text ({encoding})", data.decode(encoding, errors="ignore")
-        if path.suffix == ".json":
-            yield "JSON", json.dumps(json.loads(data.decode("utf-8")), ensure_ascii=False)
+        if path.suffix == ".json":  # one document, or one per line (Delta Lake's transaction log)
+            text = data.decode("utf-8")
+            try:
+                documents = [json.loads(text)]
+            except json.JSONDecodeError:
+                documents = [json.loads(line) for line in text.splitlines() if line.strip()]
+            for document in documents:
+                yield "JSON", json.dumps(document, ensure_ascii=False)
 
 
 def find_phi_leaks(roots: Iterable[Path | str], phi_values: Iterable[str]) -> list[str]:

@@ -4,11 +4,11 @@ kept, other objects untouched, idempotent, finished by the next upgrade after a 
 from __future__ import annotations
 
 import datetime
-import io
 
 import polars as pl
-import pyarrow.parquet as pq
 import pytest
+
+from legacy_lake import write_legacy_table
 
 from trialake.lake import (
     Lake,
@@ -33,23 +33,12 @@ SUBJECTS = pl.DataFrame({"USUBJID": ["S-01", "S-02"], "SITEID": ["01", "02"], "N
 INCIDENCE = pl.DataFrame({"category": ["Any TEAE"], "n": [1], "N": [2]})
 
 
-def _write_legacy(lake: Lake, table: str, frame: pl.DataFrame, partition_by: list[str]) -> None:
-    """What the plain-Parquet writer wrote: per partition one part-0.parquet holding every
-    column, partition columns included."""
-    groups = frame.partition_by(partition_by, as_dict=True) if partition_by else {(): frame}
-    for key, part in groups.items():
-        folder = "/".join(f"{c}={v}" for c, v in zip(partition_by, key))
-        buffer = io.BytesIO()
-        pq.write_table(part.to_arrow(), buffer, compression="zstd")
-        write_object(lake, "/".join(p for p in (table, folder, "part-0.parquet") if p), buffer.getvalue())
-
-
 @pytest.fixture
 def legacy(lake: Lake) -> Lake:
-    _write_legacy(lake, "bronze/dicom_instances", INSTANCES, ["USUBJID"])
-    _write_legacy(lake, "silver/rejections", REJECTIONS, ["stage"])
-    _write_legacy(lake, "silver/subjects", SUBJECTS, [])
-    _write_legacy(lake, "gold/ae_incidence", INCIDENCE, [])
+    write_legacy_table(lake, "bronze/dicom_instances", INSTANCES, partition_by=["USUBJID"])
+    write_legacy_table(lake, "silver/rejections", REJECTIONS, partition_by=["stage"])
+    write_legacy_table(lake, "silver/subjects", SUBJECTS, partition_by=[])
+    write_legacy_table(lake, "gold/ae_incidence", INCIDENCE, partition_by=[])
     write_object(lake, "bronze/dicom/S-01/1.2.3/4.dcm", b"DICM copy")
     write_object(lake, "reports/endpoints.html", b"<html>")
     write_object(lake, "restricted/secrets/lake.key", b"k" * 32)
