@@ -354,11 +354,12 @@ def _delta_frame(frame: pl.DataFrame, table: str, partition_by: Sequence[str]) -
             raise ValueError(f"table {table!r}: columns {seen[name.lower()]!r} and {name!r} differ only in case, "
                              "which Delta Lake (and SQL engines) take for one column; rename one")
         seen[name.lower()] = name
-    casts = {name: _delta_dtype(dtype, f"table {table!r}: column {name!r}") for name, dtype in frame.schema.items()}
+    schema = frame.schema
+    casts = {name: _delta_dtype(dtype, f"table {table!r}: column {name!r}") for name, dtype in schema.items()}
     for column in partition_by:
         if casts[column] not in _PARTITION_TYPES:
             raise ValueError(f"table {table!r}: partition column {column!r} is {casts[column]}; use a string, integer, date or boolean")
-    changed = {name: dtype for name, dtype in casts.items() if dtype != frame.schema[name]}
+    changed = {name: dtype for name, dtype in casts.items() if dtype != schema[name]}
     return frame.cast(changed) if changed else frame
 
 
