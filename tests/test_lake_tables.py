@@ -348,3 +348,16 @@ def test_concurrent_read_modify_writes_lose_no_update(lake: Lake) -> None:
     assert [child.wait(timeout=120) for child in children] == [0, 0]
     assert read_table(lake, "silver/counter")["value"].to_list() == [10]
     assert len(table_history(lake, "silver/counter")) == 11
+
+
+def test_a_table_can_change_its_partitioning_only_as_a_whole(lake: Lake) -> None:
+    from trialake.lake.tables import delta_table
+
+    write_table(lake, "silver/example", VISITS, partition_by=["SITE"])
+    with pytest.raises(ValueError, match=r"partitioned by \['SITE'\], this write by \['USUBJID'\]"):
+        write_table(lake, "silver/example", VISITS, partition_by=["USUBJID"], mode="replace_partitions")
+    result = write_table(lake, "silver/example", VISITS, partition_by=["USUBJID"])
+    assert result.committed and sorted(result.written) == ["USUBJID=S-001", "USUBJID=S-002", "USUBJID=S-003"]
+    assert delta_table(lake, "silver/example").metadata().partition_columns == ["USUBJID"]
+    assert_frame_equal(_sorted(read_table(lake, "silver/example")), _sorted(VISITS))
+    assert_frame_equal(_sorted(read_table(lake, "silver/example", as_of=0)), _sorted(VISITS))

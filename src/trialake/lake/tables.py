@@ -20,7 +20,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -206,33 +206,32 @@ def _write_whole(
 ) -> TableWrite:
     """Every partition in a new file, one commit that replaces the whole table (a new table, or a
     schema or partitioning change)."""
-    files = _partition_files(frame, partition_by, _schema_json(frame, partition_by))
-    names = tuple(_partition_dir_name(values) for _, _, _, values in files.values())
+    keys = frame.select(partition_by).unique().rows() if partition_by else [()]
+    names = tuple(sorted(_partition_dir_name(dict(zip(partition_by, k))) for k in keys))
     before = current.metadata().partition_columns if current is not None else []
     removed = tuple(sorted({_partition_dir_name(dict(zip(before, k))) for k in _files_by_partition(current, before)} - set(names)))
-    uri, options = lake.uri(table), delta_storage_options(lake)
-    if current is None:
-        _put_files(lake, table, {relpath: data for relpath, data, _, _ in files.values()})
-        adds = [_add_action(relpath, data, rows, values) for relpath, data, rows, values in files.values()]
-        _commit(None, table, lambda props: create_table_with_add_actions(
-            uri, _delta_schema(frame), adds, mode="error", partition_by=partition_by,
-            configuration=TABLE_CONFIGURATION, storage_options=options, commit_properties=props), lake, read_version=None)
-        version = 0
-    elif current.metadata().partition_columns != partition_by:  # delta-rs rewrites it in its own files
+    if current is not None and before != partition_by:  # delta-rs rewrites it, in files of its own naming
         _commit(current, table, lambda props: write_deltalake(
             current, frame.to_arrow(), mode="overwrite", schema_mode="overwrite", partition_by=partition_by or None,
             commit_properties=props), lake, read_version=current.version())
-        version = _latest_version(current)
-    else:
-        _put_files(lake, table, {relpath: data for relpath, data, _, _ in files.values()})
-        adds = [_add_action(relpath, data, rows, values) for relpath, data, rows, values in files.values()]
-        _commit(current, table, lambda props: current.create_write_transaction(
-            adds, "overwrite", _delta_schema(frame), partition_by, commit_properties=props), lake, read_version=current.version())
-        version = _latest_version(current)
-    return TableWrite(table, names, (), removed, frame.height, version, True)
+        return TableWrite(table, names, (), removed, frame.height, _latest_version(current), True)
+    files = _partition_files(frame, partition_by, _schema_json(frame, partition_by))
+    _put_files(lake, table, {relpath: data for relpath, data, _, _ in files.values()})
+    adds = [_add_action(relpath, data, rows, values) for relpath, data, rows, values in files.values()]
+    if current is None:
+        _commit(None, table, lambda props: create_table_with_add_actions(
+            lake.uri(table), _delta_schema(frame), adds, mode="error", partition_by=partition_by,
+            configuration=TABLE_CONFIGURATION, storage_options=delta_storage_options(lake), commit_properties=props),
+            lake, read_version=None)
+        return TableWrite(table, names, (), removed, frame.height, 0, True)
+    _commit(current, table, lambda props: current.create_write_transaction(
+        adds, "overwrite", _delta_schema(frame), partition_by, commit_properties=props), lake, read_version=current.version())
+    return TableWrite(table, names, (), removed, frame.height, _latest_version(current), True)
 
 
-def _commit(current: DeltaTable | None, table: str, make: Any, lake: Lake, *, read_version: int | None) -> None:
+def _commit(
+    current: DeltaTable | None, table: str, make: Callable[[CommitProperties], object], lake: Lake, *, read_version: int | None
+) -> None:
     """Run one commit with this lake's commit info; a lost race becomes `TableConflict`."""
     info: dict[str, Any] = {COMMIT_KEY: dict(lake.commit_info)}
     if read_version is not None:
