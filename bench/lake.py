@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.floors import best_of
 from bench.flow_runs import TrialSize, make_trial, run_in_child, time_empty_flow, time_flow
 
 
@@ -52,15 +53,6 @@ class LakeTimings:
     as_of_s: float
     gold_rebuild_s: float
     reproduced: bool
-
-
-def _best(action: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _publish_all(make_lake: Callable[[], object], frames: dict, writer: Callable, repeat: int = 3) -> tuple[float, float, object]:
@@ -123,12 +115,12 @@ def _measure(demo_landing: str, lock_landing: str, workdir: str, s3_environ: dic
         old_s, old_again_s, old_lakes[store] = _publish_all(make, frames, write_legacy_table)
         publish[store], republish[store] = (delta_s, old_s), (delta_again_s, old_again_s)
         lake = make()
-        lease[store] = _best(lambda: acquire_lease(lake, owner="bench").release(), 5)
+        lease[store] = best_of(lambda: acquire_lease(lake, owner="bench").release(), repeat=5)
 
-    read_delta_s = _best(lambda: pl.scan_delta(demo.uri("gold/adct")).collect(), 5)
-    read_scan_table_s = _best(lambda: scan_table(demo, "gold/adct").collect(), 5)
+    read_delta_s = best_of(lambda: pl.scan_delta(demo.uri("gold/adct")).collect(), repeat=5)
+    read_scan_table_s = best_of(lambda: scan_table(demo, "gold/adct").collect(), repeat=5)
     old_adct = old_lakes["disk"].uri("gold/adct", "**/*.parquet")  # how the table was read before
-    read_old_s = _best(lambda: pl.scan_parquet(old_adct, hive_partitioning=True).collect(), 5)
+    read_old_s = best_of(lambda: pl.scan_parquet(old_adct, hive_partitioning=True).collect(), repeat=5)
 
     before = {t: table_history(demo, t, limit=1)[0].version for t in tables}
     nightly(landing=demo_landing, lake=demo.url)
@@ -137,15 +129,15 @@ def _measure(demo_landing: str, lock_landing: str, workdir: str, s3_environ: dic
     lock_lake = open_lake(str(work / "lock-lake"))
     nightly(landing=lock_landing, lake=lock_lake.url)
     subjects = read_table(lock_lake, "silver/subjects").height
-    versions_s = _best(lambda: [table_version(lock_lake, t) for t in list_tables(lock_lake)], 3)
+    versions_s = best_of(lambda: [table_version(lock_lake, t) for t in list_tables(lock_lake)], repeat=3)
     names = iter(f"bench-{i}" for i in range(10))
-    lock_s = _best(lambda: lock_database(lock_lake, next(names), run_id="bench", created_by="bench"), 3)
+    lock_s = best_of(lambda: lock_database(lock_lake, next(names), run_id="bench", created_by="bench"), repeat=3)
     as_of = {}
 
     def recompute() -> None:
         as_of["result"] = rebuild_endpoints_as_of(lock_lake, "bench-0", expectations_dir=default_expectations_dir())
 
-    as_of_s = _best(recompute, 2)
+    as_of_s = best_of(recompute, repeat=2)
     settings = Settings(landing=lock_landing, lake=lock_lake.url, trial=load_trial_config())
     ctx = RunContext(settings=settings, lake=lock_lake, landing=lock_lake, run_id="bench-rebuild", secret=b"")
 
@@ -154,7 +146,7 @@ def _measure(demo_landing: str, lock_landing: str, workdir: str, s3_environ: dic
         forget_stage(ctx, "gold")
         build_gold(ctx, gate)
 
-    gold_rebuild_s = _best(rebuild, 2)
+    gold_rebuild_s = best_of(rebuild, repeat=2)
     return LakeTimings(
         n_tables=len(tables), n_partitions=n_partitions, nightly_s=nightly_s, publish=publish, republish=republish, lease=lease,
         read_delta_s=read_delta_s, read_scan_table_s=read_scan_table_s, read_old_s=read_old_s,

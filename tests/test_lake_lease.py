@@ -102,7 +102,7 @@ def test_a_holder_whose_lease_was_taken_over_is_told_to_stop(lake: Lake) -> None
 
 
 def test_a_crashed_holder_blocks_the_lake_only_until_its_lease_expires(lake: Lake) -> None:
-    ttl_s = 2.0
+    ttl_s = 6.0  # margin for a loaded machine: the holder must still hold it when the test asks
     holder = _child(lake, "run-crashed", "hold", ttl_s)
     try:
         assert holder.stdout.readline().strip() == "held"
