@@ -21,6 +21,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # slow, busy CI machines
 os.environ.pop("PREFECT_API_URL", None)
+# Loading prefect.main sets up Prefect's logging, whose console handler keeps the sys.stderr of that
+# moment: load it here, with pytest's session-long stream, not first inside a test whose capsys
+# stream is closed after it (later runs' log lines would fail with "I/O operation on closed file").
+import prefect.main  # noqa: E402,F401
 
 from trialake.config import storage_options_from_env  # noqa: E402
 from trialake.lake import Lake, open_lake  # noqa: E402
@@ -116,3 +120,17 @@ def fresh_run(clean_run: Path, tmp_path: Path) -> Lake:
 
     shutil.copytree(clean_run, tmp_path / "lake")
     return open_lake(str(tmp_path / "lake"))
+
+
+#: A small generated trial's arguments, shared by the generator tests (same xdist group, one generation).
+SMALL_GENERATED = {"subjects": 6, "seed": 7, "matrix": 32, "slices": 16, "sites": 3}
+
+
+@pytest.fixture(scope="session")
+def small_generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trial of ``SMALL_GENERATED`` without deliberate mess (read only)."""
+    from trialake.synth import generate_trial
+
+    out = tmp_path_factory.mktemp("generated")
+    generate_trial(out, workers=1, **SMALL_GENERATED)
+    return out

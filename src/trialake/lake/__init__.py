@@ -6,7 +6,7 @@ versions stay readable (``as_of``), locks name versions for good. Objects (DICOM
 are replaced in one step (a rename on disk, one PUT on S3).
 """
 from trialake.lake.lease import Lease, LeaseHeld, LeaseLost, acquire_lease
-from trialake.lake.landing import LandingFile, compute_sha256, list_landing_files, object_version, read_landing_bytes
+from trialake.lake.landing import LandingFile, compute_sha256, is_hidden, list_landing_files, object_version, read_landing_bytes
 from trialake.lake.locks import LockExists, LockRecord, create_lock, list_locks, read_lock, vacuum_lake
 from trialake.lake.storage import (
     Lake,
@@ -57,6 +57,7 @@ __all__ = [
     "delete_partition",
     "delete_table",
     "delta_storage_options",
+    "is_hidden",
     "is_upgraded",
     "list_folder",
     "list_landing_files",
