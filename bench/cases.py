@@ -16,6 +16,10 @@ LABS_GOAL_ROWS_PER_S = 500_000.0
 RERUN_GOAL_SHARE = 0.10
 VALIDATION_GOAL_SHARE = 0.20
 DASK_GOAL_SPEEDUP = 1.7
+PUBLISH_GOAL_SHARE = 0.05
+READ_GOAL_RATIO = 3.0
+LOCK_GOAL_RATIO = 3.0
+AS_OF_GOAL_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,8 @@ class Sizes:
 
     series: rows, columns, slices of the ingested CT series; phantom_*: the volumetry phantoms;
     lab_rows: bronze lab rows normalized; mart_subjects: subject counts the marts are built for;
-    trial: the synthetic trial of the nightly flow; dask_trial: the one of the Dask speed-up.
+    trial: the synthetic trial of the nightly flow; dask_trial: the one of the Dask speed-up;
+    lock_trial: the one the database lock and the recomputation as of it are timed on.
     """
 
     series: tuple[int, int, int] = (512, 512, 300)
@@ -35,11 +40,12 @@ class Sizes:
     mart_subjects: tuple[int, ...] = (100, 10_000)
     trial: TrialSize = TrialSize()
     dask_trial: TrialSize = TrialSize(subjects=7, matrix=128, slices=80)
+    lock_trial: TrialSize = TrialSize(subjects=100, matrix=64, slices=24)
 
 
 QUICK = Sizes(series=(256, 256, 100), phantom_matrix=192, phantom_slices=100, phantom_spacing_mm=3.0,
               lab_rows=200_000, mart_subjects=(100,), trial=TrialSize(subjects=6, matrix=48, slices=20),
-              dask_trial=TrialSize(subjects=3, matrix=64, slices=40))
+              dask_trial=TrialSize(subjects=3, matrix=64, slices=40), lock_trial=TrialSize(subjects=10, matrix=48, slices=20))
 
 
 def bench_ingest(sizes: Sizes, workdir: str | None) -> list[Result]:
@@ -178,6 +184,40 @@ def bench_dask(sizes: Sizes, workdir: str | None) -> list[Result]:
     ]
 
 
+def bench_lake(sizes: Sizes, workdir: str | None) -> list[Result]:
+    """Delta tables: publication against the writer before Delta, reads, no-op commits, lock and as-of."""
+    from bench import lake
+
+    t = lake.run(sizes.trial, sizes.lock_trial, workdir=workdir)
+    demo = f"{t.n_tables} tables, {t.n_partitions} partitions of the {sizes.trial.subjects}-subject trial"
+    goal, run = f"<= {PUBLISH_GOAL_SHARE:g}x nightly run", Floor("nightly run", t.nightly_s)
+    rows = []
+    for what, timings in ((f"publish every table ({demo})", t.publish), ("publish them again, unchanged", t.republish)):
+        for store, (delta_s, old_s) in timings.items():
+            rows.append(Result("lake", f"{what}, {store}", delta_s, "s", goal, delta_s <= PUBLISH_GOAL_SHARE * t.nightly_s,
+                               (Floor("old writer", old_s), run)))
+    for store, seconds in t.lease.items():
+        rows.append(Result("lake", f"take and release the lake's lease, {store}", seconds, "s", "-", None, (run,)))
+    old_read = Floor("old layout read", t.read_old_s)
+    rows += [
+        Result("lake", "read gold/adct: pl.scan_delta", t.read_delta_s, "s", f"<= {READ_GOAL_RATIO:g}x old layout read",
+               t.read_delta_s <= READ_GOAL_RATIO * t.read_old_s, (old_read,)),
+        Result("lake", "read gold/adct: scan_table", t.read_scan_table_s, "s", f"<= {READ_GOAL_RATIO:g}x old layout read",
+               t.read_scan_table_s <= READ_GOAL_RATIO * t.read_old_s, (old_read,)),
+        Result("lake", "table commits of a nightly run with nothing new", None, "", "0", t.noop_commits == 0,
+               shown=str(t.noop_commits)),
+        Result("lake", f"trialake lock ({t.lock_subjects} subjects)", t.lock_s, "s", f"<= {LOCK_GOAL_RATIO:g}x versions",
+               t.lock_s <= LOCK_GOAL_RATIO * t.versions_s, (Floor("versions", t.versions_s),)),
+        Result("lake", f"endpoints as of the lock ({t.lock_subjects} subjects)", t.as_of_s, "s",
+               f"<= {AS_OF_GOAL_RATIO:g}x gold rebuild, identical",
+               t.reproduced and t.as_of_s <= AS_OF_GOAL_RATIO * t.gold_rebuild_s, (Floor("gold rebuild", t.gold_rebuild_s),),
+               shown=f"{t.as_of_s:.3g} s, {'identical to the locked gold tables' if t.reproduced else 'NOT identical'}"),
+    ]
+    if t.lock_note:
+        rows.append(Result("lake", "lock and as-of measured on the demo trial", None, "", "-", None, shown=t.lock_note))
+    return rows
+
+
 CASES: dict[str, Callable[[Sizes, str | None], list[Result]]] = {
     "ingest": bench_ingest,
     "volumetry": bench_volumetry,
@@ -185,4 +225,5 @@ CASES: dict[str, Callable[[Sizes, str | None], list[Result]]] = {
     "marts": bench_marts,
     "nightly": bench_nightly,
     "dask": bench_dask,
+    "lake": bench_lake,
 }

@@ -8,6 +8,7 @@ from prefect import flow, unmapped
 from flows.nightly import nightly, run_holding_lease
 from tasks.stages import (
     build_gold_task,
+    rebuild_as_of_task,
     forget_stage_task,
     forget_subject_images_task,
     load_quality_gate_task,
@@ -18,6 +19,7 @@ from tasks.stages import (
 )
 from trialake.config import Settings, read_settings
 from trialake.lake import Lease
+from trialake.pipeline.database_lock import EndpointsAsOf
 from trialake.pipeline.gold import GoldSummary
 from trialake.pipeline.run_report import RunReport
 from trialake.pipeline import list_landing_areas
@@ -27,18 +29,27 @@ from trialake.pipeline.volumetry import VolumetrySummary
 
 @flow(name="rebuild-marts", flow_run_name="rebuild marts {lake}")
 def rebuild_marts(
-    landing: str, lake: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0
-) -> GoldSummary | None:
-    """Rebuild every gold mart, the endpoints and the reports from silver, even if nothing changed.
+    landing: str, lake: str, config: str | None = None, lock: str | None = None, lease_wait_s: float = 300.0,
+    lease_ttl_s: float = 120.0,
+) -> GoldSummary | EndpointsAsOf | None:
+    """Rebuild every gold mart, the endpoints and the reports from silver, even if nothing changed;
+    or, with a lock, recompute them as of that lock into reports/locks/<lock>/ (the lake's tables
+    are left alone).
 
     Args:
         landing: Landing area URL (not read; kept so every data flow takes the same locations).
         lake: Lake URL: a local path or s3://bucket/prefix.
-        config: Trial configuration YAML; empty for the reference trial.
+        config: Trial configuration YAML; empty for the reference trial (with a lock: the
+            configuration the locked gold build used, whatever this says).
+        lock: Name of a database lock (trialake lock): recompute gold, the endpoints and the
+            report from exactly the table versions it recorded, and check them against the locked
+            gold tables.
         lease_wait_s: Seconds to wait while another run is writing the same lake, then stop.
         lease_ttl_s: Seconds after which the lease of a run that crashed expires.
     """
     settings = read_settings(landing=landing, lake=lake, environ=os.environ, config_path=config)
+    if lock:
+        return rebuild_as_of_task(settings, lock)
     return run_holding_lease(settings, _rebuild_marts, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
 
 

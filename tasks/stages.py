@@ -6,18 +6,20 @@ from collections.abc import Sequence
 import polars as pl
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
 
 from tasks.base import stage_task
 from trialake.config import Settings
 from trialake.imaging import VolumetryParams
 from trialake.lake import read_table
-from trialake.pipeline import RunContext, open_run
+from trialake.pipeline import RunContext, open_run, open_storage
 from trialake.pipeline.clinical import (
     ClinicalBronzeSummary,
     ClinicalSilverSummary,
     derive_clinical_silver,
     ingest_clinical_bronze,
 )
+from trialake.pipeline.database_lock import EndpointsAsOf, publish_as_of, rebuild_endpoints_as_of
 from trialake.pipeline.dicom import ChunkOutcome, forget_subject_images, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
 from trialake.pipeline.freshness import forget_stage
 from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display
@@ -41,7 +43,7 @@ def _log_held_back(held_back: Sequence[HeldBack]) -> None:
 
 @stage_task("open lake")
 def open_lake_task(settings: Settings, run_id: str) -> RunContext:
-    return open_run(settings, run_id)
+    return open_run(settings, run_id, flow=flow_run.flow_name or "")
 
 
 @stage_task("load quality suites")
@@ -154,6 +156,22 @@ def publish_run_report_task(ctx: RunContext, report: RunReport) -> str:
     markdown = publish_run_report(ctx, report)
     create_markdown_artifact(markdown, key="nightly-summary", description="what this run took in, rejected, published and held back")
     return markdown
+
+
+@stage_task("recompute gold as of a lock")
+def rebuild_as_of_task(settings: Settings, lock: str) -> EndpointsAsOf:
+    lake, _ = open_storage(settings)
+    result = rebuild_endpoints_as_of(lake, lock, expectations_dir=settings.expectations_dir)
+    folder = publish_as_of(lake, result)
+    differ = [table for table, same in result.identical.items() if same is False]
+    create_table_artifact(
+        endpoints_for_display(result.endpoints).to_dicts(), key="endpoints-as-of",
+        description=f"Endpoints as of lock {lock} ({lake.uri(folder)}): "
+                    + (f"NOT reproduced, differs: {', '.join(differ)}" if differ else "reproduced, identical to the locked gold tables"),
+    )
+    if differ:
+        get_run_logger().warning("as of lock %s: gold tables differ from the locked versions: %s", lock, ", ".join(differ))
+    return result
 
 
 @stage_task("forget stage")

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real S3 API (moto's server on 127.0.0.1) and lake handles on disk and on S3."""
+"""Shared fixtures: a real S3-compatible server (SeaweedFS on 127.0.0.1) and lake handles on disk and on S3."""
 from __future__ import annotations
 
 import hashlib
@@ -21,9 +21,15 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # slow, busy CI machines
 os.environ.pop("PREFECT_API_URL", None)
+# Loading prefect.main sets up Prefect's logging, whose console handler keeps the sys.stderr of that
+# moment: load it here, with pytest's session-long stream, not first inside a test whose capsys
+# stream is closed after it (later runs' log lines would fail with "I/O operation on closed file").
+import prefect.main  # noqa: E402,F401
 
 from trialake.config import storage_options_from_env  # noqa: E402
 from trialake.lake import Lake, open_lake  # noqa: E402
+
+from seaweedfs import SeaweedFS, start_seaweedfs  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,26 +51,24 @@ def _stop_ephemeral_prefect_servers() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free port of 127.0.0.1, for this test process."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """SeaweedFS's S3 server on free ports of 127.0.0.1, for this test process (stopped with its
+    process group at the end of the session, or at exit)."""
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint(seaweedfs: SeaweedFS) -> str:
+    """The S3 endpoint of the test server."""
+    return seaweedfs.endpoint
+
+
 @pytest.fixture
-def s3_environ(s3_endpoint: str) -> dict[str, str]:
-    """The standard AWS variables pointing at the moto server."""
-    return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "eu-west-1",
-        "AWS_ENDPOINT_URL": s3_endpoint,
-    }
+def s3_environ(seaweedfs: SeaweedFS) -> dict[str, str]:
+    """The standard AWS variables pointing at the SeaweedFS server."""
+    return seaweedfs.environ
 
 
 @pytest.fixture
@@ -80,7 +84,7 @@ def s3_bucket(s3_environ: dict[str, str]) -> str:
 
 @pytest.fixture(params=["local", "s3"])
 def lake(request: pytest.FixtureRequest, tmp_path) -> Lake:
-    """The same lake tests run against a local directory and a bucket on the moto server."""
+    """The same lake tests run against a local directory and a bucket on the SeaweedFS server."""
     if request.param == "local":
         return open_lake(str(tmp_path / "lake"))
     bucket = request.getfixturevalue("s3_bucket")
@@ -96,6 +100,26 @@ def small_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trial")
     generate_trial(out, subjects=6, seed=7, matrix=64, slices=40, sites=2)
     return out
+
+
+@pytest.fixture(scope="session")
+def clean_run(small_trial: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lake folder of one nightly run on the small trial, made once per test process. Never
+    change it: tests that write take a copy (`fresh_run`)."""
+    from flows.nightly import nightly
+
+    lake_dir = tmp_path_factory.mktemp("clean-run") / "lake"
+    nightly(landing=str(small_trial / "landing"), lake=str(lake_dir))
+    return lake_dir
+
+
+@pytest.fixture
+def fresh_run(clean_run: Path, tmp_path: Path) -> Lake:
+    """A private copy of the clean run's lake, as if this test had run the nightly flow itself."""
+    import shutil
+
+    shutil.copytree(clean_run, tmp_path / "lake")
+    return open_lake(str(tmp_path / "lake"))
 
 
 #: A small generated trial's arguments, shared by the generator tests (same xdist group, one generation).

@@ -10,8 +10,15 @@
   Stored/High Bit (where overlays hide),
 - NIfTI headers (.nii/.nii.gz: the header and its extensions, not the voxels),
 - PNG text chunks (tEXt, iTXt, zTXt),
+- SQLite databases (Prefect's): every cell of every table as SQLite decodes it, never the file's
+  raw bytes, where records lie back to back (a UUID ending ``...095`` followed by a byte ``Y`` of
+  the next column is no leak of ``095Y``); values shorter than 8 characters count there only
+  between non-alphanumeric neighbours (not inside a hex or base64 string); free pages (deleted
+  rows) are not read,
 - every other file as text, UTF-8 and Latin-1 (HTML, JSON, CSV, logs, ...), and JSON also after
   decoding (so ``\\u00e9`` escapes are seen as the characters they stand for).
+A value that begins with a digit (a date, a number) counts only where no letter or digit precedes
+it, so that it is not found by chance inside a UID or a hash (a date-time after it still counts).
 Dates among the PHI values are also searched in the other common spellings (19610412, 1961-04-12,
 12/04/1961, 04/12/1961, 12.04.1961, 1961/04/12, 12-04-1961).
 It returns one line per finding, ``<file>: <where>: <value>``; an empty list means no leak.
@@ -23,6 +30,7 @@ import datetime as dt
 import gzip
 import json
 import re
+import sqlite3
 import unicodedata
 import zlib
 from collections.abc import Iterable
@@ -37,6 +45,8 @@ from pydicom.dataset import Dataset
 RESTRICTED_ZONE = "restricted"
 PIXEL_DATA = 0x7FE00010
 MIN_PIXEL_CANARY = 8  # shorter values would match random bytes of an image
+SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE = "SQLite"  # prefix of the places where short values must stand on their own
 _DATE_SPELLINGS = ("%Y%m%d", "%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y")
 
 
@@ -52,9 +62,10 @@ def _variants(value: str) -> set[str]:
     return {v.strip() for v in variants if v.strip()}
 
 
-def compile_phi_pattern(phi_values: Iterable[str]) -> re.Pattern[str]:
+def compile_phi_pattern(phi_values: Iterable[str], *, delimited: bool = False) -> re.Pattern[str]:
     """One case-insensitive pattern for all PHI values and their variants, shaped as a prefix
-    trie so that the regex engine does not try every alternative at every position."""
+    trie so that the regex engine does not try every alternative at every position. A value that
+    begins with a digit matches only where no letter or digit precedes it. ``delimited``: a value matches only with no letter or digit right before or after it."""
     variants = {v.lower() for value in phi_values if value for v in _variants(str(value))}
     if not variants:
         raise ValueError("phi_values: no non-empty values to search for")
@@ -64,7 +75,12 @@ def compile_phi_pattern(phi_values: Iterable[str]) -> re.Pattern[str]:
         for char in word:
             node = node.setdefault(char, {})
         node[""] = {}
-    return re.compile(_trie_pattern(trie), re.IGNORECASE)
+    # a value that begins with a digit never begins inside a run of letters and digits: a date
+    # found by chance inside a pseudonymous UID (2.25.1431955030...) or a hash is no leak
+    body = f"(?:(?<![0-9a-z])(?=[0-9])|(?![0-9]))(?:{_trie_pattern(trie)})"
+    if delimited:
+        body = f"(?<![0-9a-z])(?:{body})(?![0-9a-z])"
+    return re.compile(body, re.IGNORECASE)
 
 
 def _trie_pattern(node: dict) -> str:
@@ -111,6 +127,27 @@ def _parquet_strings(path: Path) -> Iterable[tuple[str, str]]:
             texts = series.cast(pl.String).to_list()
         for text in texts:
             yield f"Parquet column {column}", text
+
+
+def _sqlite_strings(path: Path) -> Iterable[tuple[str, str]]:
+    """Every column of every table as SQLite decodes it (one cell a line; BLOBs as Latin-1), with
+    what the write-ahead log holds. Read-only: the database may be open in a running Prefect server."""
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            quoted = table.replace('"', '""')
+            cursor = connection.execute(f'SELECT * FROM "{quoted}"')
+            columns = [d[0] for d in cursor.description]
+            cells: list[list[str]] = [[] for _ in columns]
+            for row in cursor:
+                for i, value in enumerate(row):
+                    if value is not None:
+                        cells[i].append(value.decode("latin-1") if isinstance(value, bytes) else str(value))
+            for column, texts in zip(columns, cells):
+                yield f"{SQLITE} {table}.{column}", "\n".join(texts)
+    finally:
+        connection.close()
 
 
 def _png_text(data: bytes) -> Iterable[tuple[str, str]]:
@@ -162,13 +199,21 @@ def _file_strings(path: Path, data: bytes) -> Iterable[tuple[str, str]]:
             yield from _pixel_bits(ds)
     elif path.name.endswith((".nii", ".nii.gz")):
         yield from _nifti_header(gzip.decompress(data) if path.name.endswith(".gz") else data)
+    elif data[:16] == SQLITE_HEADER:
+        yield from _sqlite_strings(path)
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         yield from _png_text(data)
     else:
         for encoding in ("utf-8", "latin-1"):
             yield f"text ({encoding})", data.decode(encoding, errors="ignore")
-        if path.suffix == ".json":
-            yield "JSON", json.dumps(json.loads(data.decode("utf-8")), ensure_ascii=False)
+        if path.suffix == ".json":  # one document, or one per line (Delta Lake's transaction log)
+            text = data.decode("utf-8")
+            try:
+                documents = [json.loads(text)]
+            except json.JSONDecodeError:
+                documents = [json.loads(line) for line in text.splitlines() if line.strip()]
+            for document in documents:
+                yield "JSON", json.dumps(document, ensure_ascii=False)
 
 
 def find_phi_leaks(roots: Iterable[Path | str], phi_values: Iterable[str]) -> list[str]:
@@ -177,6 +222,8 @@ def find_phi_leaks(roots: Iterable[Path | str], phi_values: Iterable[str]) -> li
     pattern = compile_phi_pattern(phi_values)
     long_values = [v for v in phi_values if len(v) >= MIN_PIXEL_CANARY]
     long_pattern = compile_phi_pattern(long_values) if long_values else None
+    short_values = [v for v in phi_values if len(v) < MIN_PIXEL_CANARY]
+    short_pattern = compile_phi_pattern(short_values, delimited=True) if short_values else None
     findings: list[str] = []
     for root, path in _files(roots):
         name = str(path.relative_to(root)) if root.is_dir() else path.name
@@ -185,6 +232,8 @@ def find_phi_leaks(roots: Iterable[Path | str], phi_values: Iterable[str]) -> li
         for where, text in _file_strings(path, path.read_bytes()):
             if where == "pixel data bytes":
                 matches = [m for m in long_pattern.finditer(text)] if long_pattern else []
+            elif where.startswith(SQLITE):
+                matches = [m for p in (short_pattern, long_pattern) if p is not None for m in p.finditer(text)]
             elif where.startswith("pixel bits"):
                 findings.append(f"{path}: {where}: {text}")
                 continue

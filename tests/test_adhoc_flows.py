@@ -8,7 +8,7 @@ import pytest
 
 from trialake.config import load_trial_config
 from trialake.config.settings import Settings
-from trialake.lake import open_lake, read_table
+from trialake.lake import Lake, read_table
 from trialake.pipeline import list_landing_areas
 from trialake.pipeline.gold import current_params_hash
 
@@ -24,12 +24,10 @@ def test_landing_areas_of_a_backfill_are_the_subfolders_with_a_key_in_name_order
     assert list_landing_areas(settings) == [f"{tmp_path}/2020-03-01", f"{tmp_path}/2020-03-02"]
 
 
-def test_remeasure_keeps_both_results_and_rebuild_marts_uses_the_configured_ones(small_trial: Path, tmp_path: Path) -> None:
+def test_remeasure_keeps_both_results_and_rebuild_marts_uses_the_configured_ones(small_trial: Path, fresh_run: Lake) -> None:
     from flows.adhoc import rebuild_marts, remeasure_volumetry
-    from flows.nightly import nightly
 
-    landing, lake = str(small_trial / "landing"), open_lake(str(tmp_path / "lake"))
-    nightly(landing=landing, lake=lake.url)
+    landing, lake = str(small_trial / "landing"), fresh_run  # after a nightly run
     series = read_table(lake, "silver/ct_series").filter(pl.col("status") == "usable").height
     adct = read_table(lake, "gold/adct")
 
@@ -51,12 +49,10 @@ def test_remeasure_keeps_both_results_and_rebuild_marts_uses_the_configured_ones
     )
 
 
-def test_reprocess_subject_ingests_and_measures_that_subject_again(small_trial: Path, tmp_path: Path) -> None:
+def test_reprocess_subject_ingests_and_measures_that_subject_again(small_trial: Path, fresh_run: Lake) -> None:
     from flows.adhoc import reprocess_subject
-    from flows.nightly import nightly
 
-    landing, lake = str(small_trial / "landing"), open_lake(str(tmp_path / "lake"))
-    nightly(landing=landing, lake=lake.url)
+    landing, lake = str(small_trial / "landing"), fresh_run  # after a nightly run
     volumetry = read_table(lake, "silver/ct_volumetry")
     subject = volumetry["USUBJID"][0]
     mine = volumetry.filter(pl.col("USUBJID") == subject)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from pathlib import Path
 
 import polars as pl
@@ -106,3 +107,33 @@ def test_scanner_finds_nested_dicom_private_json_text_and_object_names(tmp_path:
     assert any("qc.png: PNG tEXt chunk: Ysolde" in f for f in findings)
     assert any("object name: Pellingham" in f for f in findings)
     assert not any("key.csv" in f for f in findings)
+
+
+
+def _sqlite(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE log (id TEXT, message TEXT)")
+        db.executemany("INSERT INTO log VALUES (?, ?)", rows)
+    db.close()
+    return path
+
+
+def test_scanner_reads_sqlite_cells_not_bytes_and_short_values_on_their_own(tmp_path: Path) -> None:
+    """Records lie back to back in a SQLite file: a UUID ending in 095 followed by the next
+    column's "yes" is no leak of 095Y, nor is 095Y inside a longer token; 095Y in a log message
+    is, and so is a long value anywhere in a cell."""
+    uuid = "5f0c2e7a-1b3d-4c5e-8f90-0e1d2c3b4095"
+    clean = _sqlite(tmp_path / "clean.db", [(uuid, "yes"), ("b1", "token QmF095Yx9")])
+    assert b"4095yes" in clean.read_bytes()  # what matched by chance when the bytes were read as text
+    assert find_phi_leaks([clean], ["095Y", "Blenkinsop"]) == []
+    leaked = _sqlite(tmp_path / "leaked.db", [(uuid, "yes"), ("a1", "PatientAge='095Y' of XBLENKINSOPX")])
+    assert find_phi_leaks([leaked], ["095Y", "Blenkinsop"]) == [f"{leaked}: SQLite log.message: 095Y",
+                                                              f"{leaked}: SQLite log.message: BLENKINSOP"]
+
+
+def test_scanner_finds_no_number_inside_a_uid_or_hash_but_a_date_time_that_starts_with_it(tmp_path: Path) -> None:
+    (tmp_path / "uids.txt").write_text("2.25.143195503035538584 sha c0ffee095Y13 image 2.25.519550303")
+    assert find_phi_leaks([tmp_path / "uids.txt"], ["19550303", "095Y"]) == []
+    (tmp_path / "leak.txt").write_text("AcquisitionDateTime=19550303101500 PatientAge '095Y' 2.25.19550303")
+    findings = find_phi_leaks([tmp_path / "leak.txt"], ["19550303", "095Y"])
+    assert findings == [f"{tmp_path / 'leak.txt'}: text ({enc}): {v}" for enc in ("latin-1", "utf-8") for v in ("095Y", "19550303")]

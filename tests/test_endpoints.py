@@ -191,7 +191,7 @@ def _ae_incidence() -> pl.DataFrame:
         ("Serious TEAE", TRT, 1, 4), ("Serious TEAE", CTL, 0, 3),
         ("Related TEAE", TRT, 2, 4),
     ]
-    return pl.DataFrame(rows, schema={"category": pl.String, "TRT01A": pl.String, "n": pl.Int64, "N": pl.Int64}, orient="row")
+    return pl.DataFrame(rows, schema={"category": pl.String, "TRT01A": pl.String, "n": pl.Int64, "n_safety": pl.Int64}, orient="row")
 
 
 def test_ae_comparison_by_hand() -> None:

@@ -29,12 +29,8 @@ TABLES = (
 
 
 @pytest.fixture(scope="module")
-def clean_lake(small_trial: Path, tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    from flows.nightly import nightly
-
-    lake = open_lake(str(tmp_path_factory.mktemp("clean") / "lake"))
-    nightly(landing=str(small_trial / "landing"), lake=lake.url)
-    return lake
+def clean_lake(clean_run: Path) -> Lake:
+    return open_lake(str(clean_run))
 
 
 def _comparable(lake: Lake, table: str) -> pl.DataFrame:

@@ -84,7 +84,9 @@ def test_renewal_keeps_a_short_lease_past_its_ttl(lake: Lake) -> None:
             time.sleep(0.2)
         lease.check()
         assert lease.record.expires_at > first_expiry
-        assert _stored(lake).expires_at == lease.record.expires_at
+        seen = lease.record
+        stored = _stored(lake)  # the renewal thread may renew again meanwhile, never go back
+        assert stored.token == seen.token and stored.expires_at >= seen.expires_at
         with pytest.raises(LeaseHeld):
             acquire_lease(lake, owner="run-B")
 
@@ -107,7 +109,7 @@ def test_a_crashed_holder_blocks_the_lake_only_until_its_lease_expires(lake: Lak
     """Measured against the time that actually elapsed, not against a sleep: every attempt that
     ended before the dead holder's lease ran out was refused naming it, and the lease was taken
     only once it had run out, however slowly this machine runs the attempts."""
-    ttl_s = 3.0
+    ttl_s = 6.0  # margin for a loaded machine: attempts are still refused after the holder is killed
     holder = _child(lake, "run-crashed", "hold", ttl_s)
     try:
         assert holder.stdout.readline().strip() == "held"

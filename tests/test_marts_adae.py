@@ -70,7 +70,7 @@ def test_incidence_counts_subjects_per_actual_arm_in_safety_set() -> None:
             "category": ["Any TEAE"] * 2 + ["Serious TEAE"] * 2 + ["Severe TEAE"] * 2 + ["Related TEAE"] * 2,
             "TRT01A": ["Placebo", "UC-MSC"] * 4,
             "n": [1, 1, 1, 0, 1, 0, 1, 1],
-            "N": [1, 2] * 4,
+            "n_safety": [1, 2] * 4,
             "pct": [100.0, 50.0, 100.0, 0.0, 100.0, 0.0, 100.0, 50.0],
         }
     )

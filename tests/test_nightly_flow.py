@@ -1,4 +1,4 @@
-"""The nightly flow end to end, in process (Prefect's ephemeral mode), on disk and on moto's S3."""
+"""The nightly flow end to end, in process (Prefect's ephemeral mode), on disk and on S3 (SeaweedFS)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,11 +14,12 @@ pytestmark = pytest.mark.xdist_group("prefect-flows")
 
 
 @pytest.fixture(scope="module")
-def local_run(small_trial: Path, tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    from flows.nightly import nightly
+def local_run(clean_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """A copy of the clean nightly run's lake, for this module (the second-run test runs on it)."""
+    import shutil
 
-    lake_dir = tmp_path_factory.mktemp("lake")
-    nightly(landing=str(small_trial / "landing"), lake=str(lake_dir))
+    lake_dir = tmp_path_factory.mktemp("local-run") / "lake"
+    shutil.copytree(clean_run, lake_dir)
     return open_lake(str(lake_dir))
 
 
@@ -68,8 +69,35 @@ def test_second_run_on_the_same_landing_changes_nothing(small_trial: Path, local
     before = {k: v for k, v in _lake_objects(local_run).items() if not k.startswith("reports/")}
     summary = nightly(landing=str(small_trial / "landing"), lake=local_run.url)
     after = {k: v for k, v in _lake_objects(local_run).items() if not k.startswith("reports/")}
-    assert after == before
+    assert after == before  # no table commit (no new _delta_log entry), no data file rewritten
     assert summary.clinical.files_new == 0 and summary.dicom.files_new == 0 and summary.gold is None
+    assert "No table changed." in read_object(local_run, "reports/nightly_summary.html").decode()
+
+
+def test_every_version_names_the_run_flow_stage_code_and_inputs_that_made_it(local_run: Lake) -> None:
+    import json
+
+    from trialake.lake import list_tables, table_history
+    from trialake.pipeline.context import read_config
+
+    tables = list_tables(local_run)
+    assert {"bronze/dicom_instances", "silver/labs", "gold/adct", "gold/endpoints", "restricted/landing_files"} <= set(tables)
+    run_ids = set()
+    for table in tables:
+        for commit in table_history(local_run, table):
+            assert commit.info["flow"] == "nightly" and commit.info["stage"], (table, commit)
+            assert commit.info["code_version"].startswith("trialake ")
+            run_ids.add(commit.info["run_id"])
+    assert len(run_ids) == 1  # one run made every version
+    (endpoints,) = table_history(local_run, "gold/endpoints")
+    assert endpoints.info["stage"] == "build gold marts and report"
+    inputs = endpoints.info["inputs"]["tables"]
+    assert inputs["silver/ct_volumetry"]["version"] == table_history(local_run, "silver/ct_volumetry")[0].version
+    assert read_config(local_run, endpoints.info["config_sha256"]).arms.treatment.armcd
+    (labs_bronze, *_) = table_history(local_run, "bronze/lb")
+    assert len(labs_bronze.info["inputs"]["landing_sha256"]) == 1  # the export it was loaded from, by checksum
+    state = json.loads(read_object(local_run, "_state/gold"))
+    assert state["run_id"] == endpoints.info["run_id"] and state["inputs"] == inputs
 
 
 def test_a_run_on_s3_gives_the_same_tables_as_a_local_run(
@@ -146,7 +174,7 @@ def test_no_identifying_data_outside_restricted(small_trial: Path, local_run: La
     assert prefect_db, "Prefect's database should be scanned too"
     assert find_phi_leaks([Path(local_run.url), lake_dir, console, *prefect_db], phi) == []
     # restricted/ does hold PHI (landing paths, MRNs): the scan above is not blind, it skipped it
-    assert find_phi_leaks([lake_dir / "restricted" / "landing_files" / "part-0.parquet"], phi)
+    assert find_phi_leaks(list((lake_dir / "restricted" / "landing_files").glob("part-*.parquet")), phi)
 
 
 def test_a_subject_with_an_arm_the_trial_does_not_have_is_quarantined_and_its_rows_wait(small_trial: Path, tmp_path: Path) -> None:

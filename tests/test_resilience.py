@@ -10,7 +10,7 @@ import pytest
 
 from trialake.cli import main
 from trialake.clinical.domains import VARIABLE_ROLES, absent_variables, missing_required_variables
-from trialake.config import load_trial_config
+from trialake.config import load_trial_config, storage_options_from_env
 from trialake.config.settings import Settings
 from trialake.lake import Lake, list_landing_files, read_table
 from trialake.pipeline import open_run
@@ -223,8 +223,7 @@ def test_s3_that_cannot_be_used_says_which_part_failed(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     status, err = _exit_and_message(capsys, "--landing", str(landing), "--lake", f"{s3_bucket}/lake")
     assert status == 2 and "no AWS credentials found" in err
-    fs = Lake(url=s3_bucket, storage_options={"key": "testing", "secret": "testing",
-                                               "client_kwargs": {"endpoint_url": s3_environ["AWS_ENDPOINT_URL"]}}).fs
+    fs = Lake(url=s3_bucket, storage_options=storage_options_from_env(s3_environ)).fs  # the server's own credentials
     assert fs.ls(s3_bucket.removeprefix("s3://"), refresh=True) == []  # nothing created
 
 

@@ -7,6 +7,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trialake.lake import Lake, Lease
 
 # Quiet, offline defaults for Prefect when the CLI starts it (the environment still wins).
 PREFECT_DEFAULTS = {
@@ -51,6 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
     volumetry.add_argument("--json", action="store_true", help="print one JSON object")
     volumetry.add_argument("--config", default=None, help="trial configuration YAML (CT thresholds)")
 
+    lock = commands.add_parser("lock", help="record the current version of every table under NAME (a lock is never changed)")
+    lock.add_argument("name")
+    _lake_arguments(lock, lease=True)
+
+    history = commands.add_parser("history", help="a table's versions: when, which operation, run, flow, stage and code")
+    history.add_argument("table", help="<zone>/<name>, e.g. gold/endpoints")
+    _lake_arguments(history, lease=False)
+    history.add_argument("--limit", type=int, default=None, help="only the newest N versions")
+    history.add_argument("--json", action="store_true", help="one JSON object per version, inputs included")
+
+    endpoints = commands.add_parser("endpoints", help="the endpoint table; with --as-of, recomputed from a lock's versions")
+    _lake_arguments(endpoints, lease=False)
+    endpoints.add_argument("--as-of", default=None, metavar="LOCK", help="recompute gold, endpoints and report as of this lock")
+    endpoints.add_argument("--out", type=Path, default=None, help="write endpoints.csv and endpoints.html into this folder")
+
+    vacuum = commands.add_parser("vacuum", help="remove data files no recent or locked table version needs")
+    _lake_arguments(vacuum, lease=True)
+    vacuum.add_argument("--retention-hours", type=int, default=168, help="keep every version younger than this (default 168)")
+    vacuum.add_argument("--dry-run", action="store_true", help="list the files, remove nothing")
+
+    upgrade = commands.add_parser("upgrade", help="convert a lake of plain Parquet tables to Delta tables, in place")
+    _lake_arguments(upgrade, lease=True)
+
     demo = commands.add_parser("demo", help="generate a synthetic trial and run the nightly flow on it")
     demo.add_argument("--out", type=Path, default=Path("demo"))
     demo.add_argument("--subjects", type=int, default=30)
@@ -62,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    handlers = {"generate": _generate, "run": _run, "volumetry": _volumetry, "demo": _demo}
+    handlers = {
+        "generate": _generate, "run": _run, "volumetry": _volumetry, "demo": _demo, "lock": _lock, "history": _history,
+        "endpoints": _endpoints, "vacuum": _vacuum, "upgrade": _upgrade,
+    }
     try:
         return handlers[args.command](args)
     except CommandError as exc:
@@ -191,6 +221,155 @@ def _endpoint_table(lake: str, *, truth: Path) -> str:
         true_text = f"{true['difference']:.2f}" if true.get("AVAR") == avar else ""
         lines.append(f"{r['PARAM'][:51]:<52}{avar:<6}{r['n_trt']:>5}/{r['n_ctl']:<4}  {ci:<28}{r['p_value']:>7.3f}  {true_text}")
     return "\n".join(lines)
+
+
+def _lake_arguments(parser: argparse.ArgumentParser, *, lease: bool) -> None:
+    parser.add_argument("--lake", required=True, help="lake: local path or s3://bucket/prefix")
+    if lease:
+        parser.add_argument("--lease-wait", type=float, default=300.0, help="seconds to wait while a run writes the lake")
+
+
+def _open_lake(url: str) -> Lake:
+    from trialake.config import storage_options_from_env
+    from trialake.config.settings import normalize_url
+    from trialake.lake import open_lake
+
+    try:
+        return open_lake(normalize_url(url), storage_options_from_env(os.environ))
+    except OSError as exc:
+        raise CommandError(_one_line(exc)) from exc
+
+
+def _holding_lease(lake: Lake, command: str, wait_s: float) -> Lease:
+    """The lake's lease for a maintenance command (as a context manager)."""
+    import uuid
+
+    from trialake.lake import LeaseHeld, acquire_lease
+
+    try:
+        return acquire_lease(lake, owner=f"trialake {command} {uuid.uuid4().hex[:8]}", wait_s=wait_s)
+    except LeaseHeld as exc:
+        raise CommandError(_one_line(exc)) from exc
+
+
+def _lock(args: argparse.Namespace) -> int:
+    import getpass
+    import socket
+
+    from trialake.lake import LockExists
+    from trialake.pipeline.database_lock import LakeNotSettled, lock_database
+
+    lake = _open_lake(args.lake)
+    with _holding_lease(lake, "lock", args.lease_wait) as lease:
+        try:
+            record = lock_database(lake, args.name, run_id=lease.record.owner, created_by=f"{getpass.getuser()}@{socket.gethostname()}")
+        except (LockExists, LakeNotSettled, ValueError) as exc:
+            raise CommandError(_one_line(exc)) from exc
+    print(f"lock {record.name}: {len(record.tables)} tables, made {record.created_at} by {record.created_by} ({record.run_id})")
+    for table, entry in sorted(record.tables.items()):
+        print(f"  {table:<32} version {entry.version:<5} run {entry.run_id or '-'}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from trialake.lake import list_locks, table_history
+
+    lake = _open_lake(args.lake)
+    try:
+        commits = table_history(lake, args.table, limit=args.limit)
+    except ValueError as exc:
+        raise CommandError(_one_line(exc)) from exc
+    if not commits:
+        raise CommandError(f"no table {args.table} in lake {lake.url}")
+    locks: dict[int, list[str]] = {}
+    for lock in list_locks(lake):
+        if args.table in lock.tables:
+            locks.setdefault(lock.tables[args.table].version, []).append(lock.name)
+    if args.json:
+        for c in commits:
+            print(json.dumps({"version": c.version, "committed_at": c.timestamp.isoformat(), "operation": c.operation,
+                              **c.info, "locks": locks.get(c.version, [])}, default=str))
+        return 0
+    rows = [("version", "committed (UTC)", "operation", "run", "flow", "stage", "code", "locks")]
+    rows += [
+        (str(c.version), c.timestamp.strftime("%Y-%m-%d %H:%M:%S"), c.operation, str(c.info.get("run_id", "-")),
+         str(c.info.get("flow") or "-"), str(c.info.get("stage") or "-"), str(c.info.get("code_version", "-")),
+         ", ".join(locks.get(c.version, [])) or "-")
+        for c in commits
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(f"{args.table} in {lake.url}: {len(commits)} version(s), newest first")
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _endpoints(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from trialake.config.settings import default_expectations_dir
+    from trialake.lake import read_table
+    from trialake.pipeline.database_lock import rebuild_endpoints_as_of
+    from trialake.pipeline.gold import endpoints_for_display
+
+    lake = _open_lake(args.lake)
+    if args.as_of is None:
+        endpoints, report, result = read_table(lake, "gold/endpoints"), None, None
+        if endpoints.is_empty():
+            raise CommandError(f"no gold/endpoints in lake {lake.url} yet")
+    else:
+        try:
+            result = rebuild_endpoints_as_of(lake, args.as_of, expectations_dir=default_expectations_dir())
+        except (LookupError, ValueError) as exc:
+            raise CommandError(_one_line(exc)) from exc
+        endpoints, report = result.endpoints, result.report_html
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=60, tbl_hide_dataframe_shape=True):
+        print(endpoints_for_display(endpoints))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        endpoints.write_csv(args.out / "endpoints.csv")
+        if report is not None:
+            (args.out / "endpoints.html").write_text(report, encoding="utf-8")
+        print(f"written: {args.out / 'endpoints.csv'}" + ("" if report is None else f", {args.out / 'endpoints.html'}"))
+    if result is None:
+        return 0
+    differ = [t for t, same in result.identical.items() if same is False]
+    if differ:
+        print(f"as of lock {args.as_of}: NOT reproduced, differs from the locked version: {', '.join(differ)}", file=sys.stderr)
+        return 1
+    print(f"as of lock {args.as_of}: reproduced, every gold table identical to its locked version "
+          f"(gold built by run {result.gold_run_id})")
+    return 0
+
+
+def _vacuum(args: argparse.Namespace) -> int:
+    from trialake.lake import vacuum_lake
+
+    lake = _open_lake(args.lake)
+    with _holding_lease(lake, "vacuum", args.lease_wait):
+        try:
+            removed = vacuum_lake(lake, retention_hours=args.retention_hours, dry_run=args.dry_run)
+        except ValueError as exc:
+            raise CommandError(_one_line(exc)) from exc
+    verb = "would remove" if args.dry_run else "removed"
+    for table, files in sorted(removed.items()):
+        if files:
+            print(f"{table}: {verb} {len(files)} file(s)")
+    print(f"vacuum: {verb} {sum(len(f) for f in removed.values())} file(s) in {len(removed)} table(s); locked versions kept")
+    return 0
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from trialake.lake import upgrade_lake
+
+    lake = _open_lake(args.lake)
+    with _holding_lease(lake, "upgrade", args.lease_wait) as lease:
+        done = upgrade_lake(lake.with_commit_info(run_id=lease.record.owner, stage="upgrade"))
+    for table in done:
+        renamed = "".join(f", column {old} renamed {new}" for old, new in table.renamed)
+        print(f"{table.table}: {table.rows} rows, partitioned by {list(table.partition_by) or 'nothing'}{renamed}")
+    print(f"upgrade: {len(done)} table(s) converted to Delta tables")
+    return 0
 
 
 def _one_line(exc: BaseException) -> str:

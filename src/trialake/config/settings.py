@@ -51,14 +51,14 @@ def read_settings(
 ) -> Settings:
     """Build the settings of one run from its arguments and the process environment."""
     return Settings(
-        landing=_normalize_url(landing),
-        lake=_normalize_url(lake),
+        landing=normalize_url(landing),
+        lake=normalize_url(lake),
         trial=load_trial_config(config_path),
         storage_options=storage_options_from_env(environ),
     )
 
 
-def _normalize_url(url: str) -> str:
+def normalize_url(url: str) -> str:
     """Absolute local paths; object-store URLs unchanged; no trailing slash."""
     if "://" in url:
         return url.rstrip("/")

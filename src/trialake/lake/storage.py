@@ -1,31 +1,32 @@
-"""Tables and objects in the lake, local or on S3, through fsspec (objects on a local disk are
-written with plain system calls, which cost a fraction of fsspec's local layer)."""
+"""The lake root and its objects, local or on S3, through fsspec (objects on a local disk are
+written with plain system calls, which cost a fraction of fsspec's local layer). Tables are Delta
+Lake tables: see `trialake.lake.tables`."""
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 import fsspec
-import polars as pl
-import pyarrow.parquet as pq
 
 ZONES = ("restricted", "bronze", "silver", "gold", "reports")
-PARTITION_FILE = "part-0.parquet"
-WriteMode = Literal["replace_table", "replace_partitions"]
 
 
 @dataclass(frozen=True)
 class Lake:
-    """A lake root (local path or ``s3://bucket/prefix``) and how to reach it."""
+    """A lake root (local path or ``s3://bucket/prefix``) and how to reach it.
+
+    ``commit_info`` is recorded in the metadata of every table commit made through this handle
+    (run id, flow, stage, code version, input fingerprints): see `with_commit_info`.
+    """
 
     url: str
     storage_options: Mapping[str, Any] = field(default_factory=dict)
+    commit_info: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @cached_property
     def fs(self) -> fsspec.AbstractFileSystem:
@@ -46,16 +47,9 @@ class Lake:
         """URL of a location inside the lake, as Polars and people spell it."""
         return "/".join([self.url.rstrip("/"), *(p.strip("/") for p in parts if p)])
 
-
-@dataclass(frozen=True)
-class TableWrite:
-    """What a write changed: partitions written, left as they were, and removed."""
-
-    table: str
-    written: tuple[str, ...]
-    unchanged: tuple[str, ...]
-    removed: tuple[str, ...]
-    rows: int
+    def with_commit_info(self, **info: Any) -> Lake:
+        """The same lake, with ``info`` added to what its table commits record."""
+        return replace(self, commit_info={**self.commit_info, **info})
 
 
 def open_lake(url: str, storage_options: Mapping[str, Any] | None = None) -> Lake:
@@ -68,29 +62,6 @@ def open_lake(url: str, storage_options: Mapping[str, Any] | None = None) -> Lak
         if not lake.fs.exists(bucket):
             raise FileNotFoundError(f"lake {url}: bucket {bucket!r} does not exist or is not reachable")
     return lake
-
-
-def _check_table_name(table: str) -> None:
-    zone, _, name = table.partition("/")
-    if zone not in ZONES or not name or "/" in name:
-        raise ValueError(f"table {table!r}: expected '<zone>/<name>' with zone in {ZONES}")
-
-
-def _partition_dir(partition: Mapping[str, Any]) -> str:
-    return "/".join(f"{key}={_hive_value(value)}" for key, value in partition.items())
-
-
-def _hive_value(value: Any) -> str:
-    text = "__HIVE_DEFAULT_PARTITION__" if value is None else str(value)
-    if "/" in text or "=" in text:
-        raise ValueError(f"partition value {text!r} cannot contain '/' or '='")
-    return text
-
-
-def _parquet_bytes(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    pq.write_table(frame.to_arrow(), buffer, compression="zstd")
-    return buffer.getvalue()
 
 
 _BUFFERS = (bytes, bytearray, memoryview)
@@ -111,9 +82,30 @@ def write_object(lake: Lake, relpath: str, data: bytes | Sequence[bytes | memory
     return relpath
 
 
-def _write_file_atomically(target: str, parts: Sequence[bytes | memoryview]) -> None:
+def create_object(lake: Lake, relpath: str, data: bytes) -> bool:
+    """Write an object only if none exists at ``relpath`` (atomically: two writers can never both
+    succeed); returns whether this call created it. On disk a hard link of a complete staging
+    file, which fails if the name exists; on S3 a PUT with ``If-None-Match: *``."""
+    target = lake.path(relpath)
+    if not lake.is_local:
+        bucket, _, key = target.partition("/")
+        try:
+            lake.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        except OSError as exc:
+            response = getattr(exc.__cause__, "response", None) or {}
+            if isinstance(exc, FileExistsError) or str(response.get("Error", {}).get("Code")) in ("PreconditionFailed", "412"):
+                return False
+            raise
+        finally:
+            lake.fs.invalidate_cache(target)
+        return True
+    return _write_file_atomically(target, [data], exclusive=True)
+
+
+def _write_file_atomically(target: str, parts: Sequence[bytes | memoryview], *, exclusive: bool = False) -> bool:
     """A hidden staging file beside ``target``, renamed over it once complete (removed if anything
-    fails); plain system calls, because fsspec's local layer costs more than writing a DICOM copy."""
+    fails); plain system calls, because fsspec's local layer costs more than writing a DICOM copy.
+    ``exclusive``: hard-link it instead, which fails if ``target`` exists (returns False then)."""
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     staging = os.path.join(parent, f".{uuid.uuid4().hex}.partial")
@@ -126,11 +118,32 @@ def _write_file_atomically(target: str, parts: Sequence[bytes | memoryview]) -> 
                     view = view[os.write(descriptor, view):]
         finally:
             os.close(descriptor)
-        os.replace(staging, target)
+        if not exclusive:
+            os.replace(staging, target)
+            return True
+        try:
+            os.link(staging, target)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(staging)
+        return True
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staging)
         raise
+
+
+def list_folder(lake: Lake, relpath: str) -> list[tuple[str, bool]]:
+    """(name, is a folder) of each entry of a lake folder, listed afresh (an object store's listing
+    may be cached by an earlier call in the process); empty if there is no such folder."""
+    try:
+        entries = lake.fs.ls(lake.path(relpath), detail=True, refresh=True)
+    except FileNotFoundError:
+        return []
+    root = lake.path(relpath).rstrip("/")
+    return sorted((e["name"].rstrip("/").rsplit("/", 1)[-1], e["type"] == "directory")
+                  for e in entries if e["name"].rstrip("/") != root)
 
 
 def read_object(lake: Lake, relpath: str) -> bytes:
@@ -150,102 +163,9 @@ def copy_object(lake: Lake, relpath: str, data: bytes, *, sha256: str) -> str:
     return relpath
 
 
-def table_exists(lake: Lake, table: str) -> bool:
-    """Whether the table has at least one published partition."""
-    return bool(_partition_files(lake, table))
-
-
-def _partition_files(lake: Lake, table: str) -> dict[str, str]:
-    """Published partition files of a table: partition dir (relative, '' if unpartitioned) -> path."""
-    root = lake.path(table)
-    if not lake.fs.exists(root):
-        return {}
-    files = [p for p in lake.fs.find(root) if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith((".", "_"))]
-    return {p[len(root) + 1 :].rsplit("/", 1)[0] if "/" in p[len(root) + 1 :] else "": p for p in files}
-
-
-def write_table(
-    lake: Lake,
-    table: str,
-    frame: pl.DataFrame,
-    *,
-    partition_by: Sequence[str] = (),
-    mode: WriteMode = "replace_table",
-) -> TableWrite:
-    """Publish ``frame`` as ``<lake>/<table>/`` in Hive layout (one object per partition).
-
-    ``replace_table`` makes the table equal to ``frame`` (partitions not in it are removed after
-    the new ones are in place); ``replace_partitions`` rewrites only the partitions present in
-    ``frame`` and leaves every other partition alone. A partition whose bytes would not change is
-    not rewritten, so a re-run with the same data leaves the lake untouched. Partition columns are
-    kept inside the files too, so readers get their true types.
-    """
-    _check_table_name(table)
-    missing = [c for c in partition_by if c not in frame.columns]
-    if missing:
-        raise ValueError(f"table {table!r}: partition columns {missing} not in the frame")
-    existing = _partition_files(lake, table)
-    written, unchanged = [], []
-    for part_dir, part in _split_partitions(frame, partition_by):
-        relpath = "/".join(p for p in (table, part_dir, PARTITION_FILE) if p)
-        data = _parquet_bytes(part)
-        current = existing.get(part_dir)
-        if current is not None and lake.fs.size(current) == len(data) and lake.fs.cat_file(current) == data:
-            unchanged.append(part_dir)
-            continue
-        write_object(lake, relpath, data)
-        written.append(part_dir)
-    removed: list[str] = []
-    if mode == "replace_table":
-        keep = set(written) | set(unchanged)
-        for part_dir, path in existing.items():
-            if part_dir not in keep:
-                lake.fs.rm(path)
-                removed.append(part_dir)
-    return TableWrite(table, tuple(written), tuple(unchanged), tuple(removed), frame.height)
-
-
-def _split_partitions(frame: pl.DataFrame, partition_by: Sequence[str]) -> list[tuple[str, pl.DataFrame]]:
-    if not partition_by:
-        return [("", frame)]
-    parts = frame.partition_by(list(partition_by), as_dict=True, maintain_order=True)
-    return [
-        (_partition_dir(dict(zip(partition_by, key))), part)
-        for key, part in sorted(parts.items(), key=lambda item: tuple(str(v) for v in item[0]))
-    ]
-
-
-def read_table(lake: Lake, table: str, *, columns: Sequence[str] | None = None) -> pl.DataFrame:
-    """The whole published table as one frame (empty frame with no columns if it does not exist)."""
-    _check_table_name(table)
-    frames = []
-    for _, path in sorted(_partition_files(lake, table).items()):
-        with lake.fs.open(path, "rb") as handle:
-            frames.append(pl.read_parquet(handle, columns=list(columns) if columns else None))
-    if not frames:
-        return pl.DataFrame()
-    return pl.concat(frames, how="diagonal_relaxed")
-
-
-def delete_partition(lake: Lake, table: str, partition: Mapping[str, Any]) -> bool:
-    """Remove one partition of a table; returns whether it existed."""
-    _check_table_name(table)
-    path = lake.path(table, _partition_dir(partition), PARTITION_FILE)
-    if not lake.fs.exists(path):
-        return False
-    lake.fs.rm(path)
-    return True
-
-
-def delete_table(lake: Lake, table: str) -> None:
-    """Remove a table and everything under it."""
-    _check_table_name(table)
-    if lake.fs.exists(lake.path(table)):
-        lake.fs.rm(lake.path(table), recursive=True)
-
-
 def polars_storage_options(storage_options: Mapping[str, Any]) -> dict[str, str]:
-    """Translate s3fs options (see `storage_options_from_env`) to Polars' object-store keys."""
+    """Translate s3fs options (see `storage_options_from_env`) to the object-store keys of Polars
+    and delta-rs."""
     client = storage_options.get("client_kwargs", {})
     translated = {
         "aws_access_key_id": storage_options.get("key"),
@@ -260,17 +180,10 @@ def polars_storage_options(storage_options: Mapping[str, Any]) -> dict[str, str]
     return options
 
 
-def scan_table(
-    lake: str | Lake, table: str, *, storage_options: Mapping[str, Any] | None = None
-) -> pl.LazyFrame:
-    """A Polars LazyFrame over a lake table, for analysts.
-
-    >>> scan_table("demo/lake", "gold/adct").filter(pl.col("PARAMCD") == "LESPCT")  # doctest: +SKIP
-    """
-    handle = lake if isinstance(lake, Lake) else Lake(url=lake.rstrip("/"), storage_options=dict(storage_options or {}))
-    _check_table_name(table)
-    options = None if handle.is_local else polars_storage_options(handle.storage_options) or None
-    return pl.scan_parquet(
-        handle.uri(table, "**/*.parquet"), hive_partitioning=True, storage_options=options
-    )
-
+def delta_storage_options(lake: Lake) -> dict[str, str] | None:
+    """delta-rs options for the lake: None on disk; on S3 the credentials and endpoint plus
+    ``conditional_put: etag``, so that a commit is a conditional PUT (``If-None-Match``) and two
+    writers can never both create the same table version, without an external lock service."""
+    if lake.is_local:
+        return None
+    return {**polars_storage_options(lake.storage_options), "conditional_put": "etag"}

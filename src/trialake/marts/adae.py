@@ -91,15 +91,17 @@ def _flag_worst_severity(adae: pl.DataFrame) -> pl.DataFrame:
 def summarize_ae_incidence(adae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFrame:
     """Subjects with at least one TEAE per actual arm (safety set): any, serious, severe, related.
 
-    Returns one row per category and TRT01A arm with ``n`` (subjects with an event), ``N``
-    (subjects in the arm's safety set) and ``pct`` (100 n / N); arms with no events count 0.
+    Returns one row per category and TRT01A arm with ``n`` (subjects with an event), ``n_safety``
+    (subjects in the arm's safety set) and ``pct`` (100 n / n_safety); arms with no events count 0.
+    (Not ``N``: column names differing only in case are one column to Delta Lake, SQL engines
+    and Spark.)
     """
     check_columns(
         adae, "adae", {"USUBJID": "text", "TRTEMFL": None, "AESER": "text", "ASEV": "text", "AREL": "text"}
     )
     check_columns(adsl, "adsl", {"USUBJID": "text", "TRT01A": "text", "SAFFL": "text"})
     safety = adsl.filter(pl.col("SAFFL") == "Y").select("USUBJID", "TRT01A")
-    arms = safety.group_by("TRT01A").agg(N=pl.len())
+    arms = safety.group_by("TRT01A").agg(n_safety=pl.len())
     teae = adae.filter(pl.col("TRTEMFL") == "Y").drop("TRT01A", strict=False).join(safety, on="USUBJID")
     counts = pl.concat(
         [
@@ -112,8 +114,8 @@ def summarize_ae_incidence(adae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFra
     return (
         categories.join(arms, how="cross")
         .join(counts, on=["category", "TRT01A"], how="left")
-        .with_columns(n=pl.col("n").fill_null(0).cast(pl.Int64), N=pl.col("N").cast(pl.Int64))
-        .with_columns(pct=100.0 * pl.col("n") / pl.col("N"))
+        .with_columns(n=pl.col("n").fill_null(0).cast(pl.Int64), n_safety=pl.col("n_safety").cast(pl.Int64))
+        .with_columns(pct=100.0 * pl.col("n") / pl.col("n_safety"))
         .sort("_order", "TRT01A")
-        .select("category", "TRT01A", "n", "N", "pct")
+        .select("category", "TRT01A", "n", "n_safety", "pct")
     )

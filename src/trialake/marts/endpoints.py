@@ -141,15 +141,15 @@ def derive_ae_comparison(
     """Treatment versus control for each AE category of ``ae_incidence``, in its row order.
 
     ``ae_incidence`` is :func:`trialake.marts.summarize_ae_incidence`'s long table (``category``,
-    arm column ``arm_variable``, ``n`` subjects with an event, ``N`` subjects in the arm's safety
-    set). An arm without rows for a category counts as N = 0: that row gets null statistics and
-    says why in ``method``.
+    arm column ``arm_variable``, ``n`` subjects with an event, ``n_safety`` subjects in the arm's
+    safety set). An arm without rows for a category counts as n_safety = 0: that row gets null
+    statistics and says why in ``method``.
     """
-    check_columns(ae_incidence, "ae_incidence", {"category": "text", arm_variable: "text", "n": "number", "N": "number"})
+    check_columns(ae_incidence, "ae_incidence", {"category": "text", arm_variable: "text", "n": "number", "n_safety": "number"})
     check_unique(ae_incidence, "ae_incidence", ["category", arm_variable])
     _check_conf_level(conf_level)
     counts = {(row[0], row[1]): (int(row[2]), int(row[3]))
-              for row in ae_incidence.select("category", arm_variable, "n", "N").iter_rows()}
+              for row in ae_incidence.select("category", arm_variable, "n", "n_safety").iter_rows()}
     categories = ae_incidence.get_column("category").unique(maintain_order=True).to_list()
     rows = [
         _incidence_row(category, counts.get((category, treatment_arm), (0, 0)), counts.get((category, control_arm), (0, 0)),

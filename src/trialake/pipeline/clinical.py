@@ -29,7 +29,7 @@ from trialake.clinical.domains import absent_variables, missing_required_variabl
 from trialake.clinical.readers import domain_from_name
 from trialake.lake import compute_sha256, delete_partition, is_hidden, read_landing_bytes, read_table
 from trialake.pipeline.context import RunContext
-from trialake.pipeline.freshness import is_stale, mark_fresh
+from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
 from trialake.pipeline.inventory import derive_manifest, hidden_rejection, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.params import lab_standards
 from trialake.pipeline.quality import HeldBack, QualityGate, forget_source_results, held_back_of, outcomes_of, publish_checked
@@ -74,8 +74,8 @@ def ingest_clinical_bronze(
         rejections.append(rejected)
         files_rejected += bronze is None
         if bronze is not None:
-            outcome = publish_checked(ctx, gate, f"bronze/{domain.lower()}", bronze, source_sha256=hashed[relpath],
-                                      partition_by=["source_sha256"], mode="replace_partitions")
+            outcome = publish_checked(with_inputs(ctx, landing_sha256=[hashed[relpath]]), gate, f"bronze/{domain.lower()}", bronze,
+                                      source_sha256=hashed[relpath], partition_by=["source_sha256"], mode="replace_partitions")
             outcomes.append(outcome)
             if outcome is not None and not outcome.should_publish:
                 retry.add(relpath)  # held back: its previous version stays, the file is read again next run
@@ -176,6 +176,7 @@ def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilver
     """
     if not is_stale(ctx, "clinical_silver", BRONZE_TABLES):
         return None
+    ctx = with_inputs(ctx, tables=BRONZE_TABLES)
     bronze = {d: read_bronze_domain(ctx, d) for d in DOMAINS}
     missing = tuple(d for d, frame in bronze.items() if frame.is_empty())
     exposure, rejected_ex = derive_exposure(bronze["EX"]) if "EX" not in missing else (_no_exposure(), _no_rejections())

@@ -1,13 +1,20 @@
 """What every stage of a run shares: settings, lake and landing handles, run id, lake secret."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import secrets
-from dataclasses import dataclass
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from trialake.config import Settings
-from trialake.lake import Lake, open_lake, read_object, write_object
+import trialake
+from trialake.config import Settings, TrialConfig
+from trialake.lake import Lake, create_object, is_upgraded, open_lake, read_object, upgrade_lake, write_object
 
 SECRET_OBJECT = "restricted/secrets/lake.key"
+#: The trial configurations that commits name by sha256 (``config_sha256``), one object each.
+CONFIGS = "_configs"
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,10 @@ class RunContext:
     run_id: str
     secret: bytes  # the lake's pseudonymization secret (kept in restricted/)
 
+    def for_stage(self, stage: str) -> RunContext:
+        """The same run, its table commits recording ``stage``."""
+        return replace(self, lake=self.lake.with_commit_info(stage=stage))
+
 
 def open_storage(settings: Settings) -> tuple[Lake, Lake]:
     """The lake and the landing area; fails with a one-line reason when either is unreachable."""
@@ -30,10 +41,19 @@ def open_storage(settings: Settings) -> tuple[Lake, Lake]:
     return lake, landing
 
 
-def open_run(settings: Settings, run_id: str) -> RunContext:
-    """Everything a run's stages share; creates the lake secret on the first run (call it while
-    holding the lake's lease, so that two first runs cannot create two secrets)."""
+def open_run(settings: Settings, run_id: str, *, flow: str = "") -> RunContext:
+    """Everything a run's stages share. Call it while holding the lake's lease: it creates the
+    lake secret on the first run (so that two first runs cannot create two secrets), upgrades a
+    lake written before tables were Delta tables, and records the trial configuration.
+
+    Every table commit of the run records the run id, the flow, the code version and the
+    configuration's sha256 (the configuration itself is kept at ``_configs/<sha256>.json``).
+    """
     lake, landing = open_storage(settings)
+    config = record_config(lake, settings.trial)
+    lake = lake.with_commit_info(run_id=run_id, flow=flow, code_version=code_version(), config_sha256=config)
+    if not is_upgraded(lake):
+        upgrade_lake(lake.with_commit_info(stage="upgrade"))
     return RunContext(settings=settings, lake=lake, landing=landing, run_id=run_id, secret=load_or_create_secret(lake))
 
 
@@ -44,6 +64,39 @@ def load_or_create_secret(lake: Lake) -> bytes:
     secret = secrets.token_bytes(32)
     write_object(lake, SECRET_OBJECT, secret)
     return read_object(lake, SECRET_OBJECT)
+
+
+def config_sha256(trial: TrialConfig) -> str:
+    """sha256 of the trial configuration as recorded (its JSON)."""
+    return hashlib.sha256(trial.model_dump_json().encode()).hexdigest()
+
+
+def record_config(lake: Lake, trial: TrialConfig) -> str:
+    """Keep the configuration at ``_configs/<sha256>.json`` (once); returns the sha256."""
+    digest = config_sha256(trial)
+    create_object(lake, f"{CONFIGS}/{digest}.json", trial.model_dump_json().encode())
+    return digest
+
+
+def read_config(lake: Lake, digest: str) -> TrialConfig:
+    """A configuration a commit or stage state names by its sha256."""
+    return TrialConfig.model_validate_json(read_object(lake, f"{CONFIGS}/{digest}.json"))
+
+
+@functools.cache
+def code_version() -> str:
+    """``trialake <version>``, plus the git commit of the checkout the code runs from (``+g<sha>``,
+    ``.dirty`` with uncommitted changes) when it runs from one."""
+    version = f"trialake {trialake.__version__}"
+    root = str(Path(trialake.__file__).resolve().parents[2])
+    try:
+        sha = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}+g{sha}{'.dirty' if dirty else ''}"
 
 
 def list_landing_areas(settings: Settings) -> list[str]:

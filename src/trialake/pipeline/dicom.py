@@ -43,7 +43,7 @@ from trialake.pipeline.context import RunContext
 from trialake.pipeline.params import deid_params
 from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
 from trialake.pipeline.volumetry import render_qc_index
-from trialake.pipeline.freshness import is_stale, mark_fresh
+from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
 from trialake.pipeline.inventory import derive_manifest, hidden_rejection, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
 from trialake.pipeline.rejections import publish_rejections
@@ -194,6 +194,7 @@ def publish_dicom(
     has no study day yet, and is derived again when silver/subjects changes.
     """
     merged = merge_ingest_results([o.result for o in outcomes], run_id=ctx.run_id)
+    ctx = with_inputs(ctx, landing_sha256=dict(merged.hashed).values())
     for name in merged.stale_objects:
         ctx.lake.fs.rm(ctx.lake.path("bronze/dicom", name))
     if plan.reingest:
@@ -229,7 +230,7 @@ def publish_dicom(
         subjects = read_table(ctx.lake, "silver/subjects")
         subjects = subjects.select("USUBJID", "RFSTDT") if not subjects.is_empty() else pl.DataFrame(schema={"USUBJID": pl.String, "RFSTDT": pl.Date})
         series = derive_ct_series(instances, subjects, run_id=ctx.run_id)
-        series_check = publish_checked(ctx, gate, "silver/ct_series", series, partition_by=["USUBJID"])
+        series_check = publish_checked(with_inputs(ctx, tables=SERIES_INPUTS), gate, "silver/ct_series", series, partition_by=["USUBJID"])
         checks.append(series_check)
         if series_check is None or series_check.should_publish:
             publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)

@@ -13,7 +13,7 @@ from trialake.marts import AnalysisConfig, ArmSpec, VisitWindow, build_marts
 from trialake.marts.build import MART_INPUTS
 from trialake.marts.endpoints import derive_ae_comparison, derive_endpoints
 from trialake.pipeline.context import RunContext
-from trialake.pipeline.freshness import is_stale, mark_fresh
+from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
 from trialake.pipeline.params import volumetry_params, volumetry_params_hash
 from trialake.pipeline.inventory import read_manifest
 from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
@@ -57,6 +57,7 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     next run builds gold again."""
     if not is_stale(ctx, "gold", SILVER_INPUTS):
         return None
+    ctx = with_inputs(ctx, tables=SILVER_INPUTS)
     silver = {name: read_table(ctx.lake, f"silver/{name}") for name in MART_INPUTS}
     if not silver["ct_volumetry"].is_empty():  # results of other methods or parameters stay in silver only
         silver["ct_volumetry"] = silver["ct_volumetry"].filter(pl.col("params_hash") == current_params_hash(ctx.settings.trial))

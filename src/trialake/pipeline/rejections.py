@@ -5,7 +5,7 @@ from collections.abc import Collection
 
 import polars as pl
 
-from trialake.lake import delete_partition, read_table, write_table
+from trialake.lake import read_table, write_table
 from trialake.pipeline.context import RunContext
 
 TABLE = "silver/rejections"
@@ -40,15 +40,14 @@ def publish_rejections(
     ctx: RunContext, new: pl.DataFrame, *, stages: Collection[str], reprocessed: Collection[str] | None
 ) -> int:
     """Merge rejections into silver/rejections (one partition per stage) for the stages a step
-    owns; rows in ``new`` carry their stage. Returns how many rejections those stages now hold."""
+    owns, in one commit; rows in ``new`` carry their stage. Returns how many rejections those
+    stages now hold."""
     current = read_table(ctx.lake, TABLE)
-    total = 0
+    merged = []
     for stage in sorted(stages):
         existing = current.filter(pl.col("stage") == stage) if not current.is_empty() else pl.DataFrame(schema=SCHEMA)
-        merged = derive_stage_rejections(existing, new.filter(pl.col("stage") == stage), reprocessed=reprocessed)
-        if merged.is_empty():
-            delete_partition(ctx.lake, TABLE, {"stage": stage})
-        else:
-            write_table(ctx.lake, TABLE, merged, partition_by=["stage"], mode="replace_partitions")
-        total += merged.height
-    return total
+        merged.append(derive_stage_rejections(existing, new.filter(pl.col("stage") == stage), reprocessed=reprocessed))
+    frame = pl.concat(merged) if merged else pl.DataFrame(schema=SCHEMA)
+    write_table(ctx.lake, TABLE, frame, partition_by=["stage"], mode="replace_partitions",
+                partitions=[{"stage": stage} for stage in stages])
+    return frame.height

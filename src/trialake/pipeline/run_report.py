@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from trialake.lake import read_table, table_exists, write_object
+from trialake.lake import list_tables, read_table, table_exists, versions_by_run, write_object
 from trialake.pipeline.clinical import ClinicalBronzeSummary, ClinicalSilverSummary
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.dicom import DicomSummary
@@ -130,6 +130,7 @@ def publish_run_report(ctx: RunContext, report: RunReport) -> str:
         ct_series=read_table(ctx.lake, "silver/ct_series"),
         ct_volumetry=read_table(ctx.lake, "silver/ct_volumetry"),
         links=LINKS,
+        versions=committed_versions(ctx),
         status=report.status(),
         held_back=[(h.table, h.reason, _meanwhile(ctx, h.table)) for h in report.held_back],
         failures=[(f.stage, f.message) for f in report.failures],
@@ -137,3 +138,9 @@ def publish_run_report(ctx: RunContext, report: RunReport) -> str:
     )
     write_object(ctx.lake, SUMMARY, summary.html.encode())
     return summary.markdown
+
+
+def committed_versions(ctx: RunContext) -> dict[str, list[int]]:
+    """{table: versions this run committed}, read back from each table's history."""
+    found = {table: versions_by_run(ctx.lake, table, ctx.run_id) for table in list_tables(ctx.lake)}
+    return {table: versions for table, versions in found.items() if versions}

@@ -49,6 +49,7 @@ def render_nightly_summary(
     ct_series: pl.DataFrame,
     ct_volumetry: pl.DataFrame,
     links: Mapping[str, str] = MappingProxyType({}),
+    versions: Mapping[str, Sequence[int]] = MappingProxyType({}),
     status: str = "",
     held_back: Sequence[tuple[str, str, str]] = (),
     failures: Sequence[tuple[str, str]] = (),
@@ -61,7 +62,7 @@ def render_nightly_summary(
     (every series not measurable is listed, whichever run found it); links: label -> relative URL
     (data docs, QC pictures, endpoint report ...); status: the run's one-line status;
     held_back: (table, why, what its readers do meanwhile) of tables not published; failures: (stage, message) of stages that failed; not_sent: Expected SDTM variables
-    no export sent (``DM.RFICDTC``).
+    no export sent (``DM.RFICDTC``); versions: {table: versions this run committed}.
     """
     sections = (
         _held_back_section(held_back),
@@ -72,6 +73,7 @@ def render_nightly_summary(
         _dq_section(outcomes),
         _not_checked_section(outcomes, not_sent),
         _unmeasurable_section(ct_series, ct_volumetry),
+        _versions_section(versions),
     )
     title = f"Trialake nightly summary, run {run_id}"
     return NightlySummary(html=_to_html(title, sections, links, status), markdown=_to_markdown(title, sections, links, status))
@@ -158,6 +160,15 @@ def _unmeasurable_section(ct_series: pl.DataFrame, ct_volumetry: pl.DataFrame) -
     ]
     rows = tuple(pl.concat(parts).sort("USUBJID", "series_id").fill_null("").iter_rows()) if parts else ()
     return _Section("Series not measurable", ("USUBJID", "series_id", "step", "why"), rows, "Every series was measured.")
+
+
+def _versions_section(versions: Mapping[str, Sequence[int]]) -> _Section:
+    rows = tuple(
+        (table, ", ".join(str(v) for v in sorted(numbers)), f'scan_table(lake, "{table}", as_of={max(numbers)})', f"trialake history {table}")
+        for table, numbers in sorted(versions.items()) if numbers
+    )
+    return _Section("Table versions this run committed", ("table", "versions", "read it", "who, what, when"), rows,
+                    "No table changed.")
 
 
 def _to_markdown(title: str, sections: Sequence[_Section], links: Mapping[str, str], status: str = "") -> str:
