@@ -9,6 +9,7 @@ from trialake.clinical import (
     ClinicalFileError,
     derive_adverse_events,
     derive_bronze_clinical,
+    derive_disposition,
     derive_exposure,
     derive_labs,
     derive_lung_function,
@@ -125,10 +126,11 @@ class ClinicalSilverSummary:
     quality: tuple[ValidationOutcome, ...] = ()
 
 
-SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_ft", "clinical_re", "clinical_ae")
+SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_ft", "clinical_re", "clinical_ae",
+                 "clinical_ds")
 
 
-DOMAINS = ("DM", "EX", "SV", "LB", "FT", "RE", "AE")
+DOMAINS = ("DM", "EX", "SV", "LB", "FT", "RE", "AE", "DS")
 BRONZE_TABLES = tuple(f"bronze/{d.lower()}" for d in DOMAINS)
 
 
@@ -154,6 +156,7 @@ def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilver
         "FT": ("silver/sixmwt", "clinical_ft", lambda f: derive_sixmwt(f, subjects=subjects)),
         "RE": ("silver/lung_function", "clinical_re", lambda f: derive_lung_function(f, subjects=subjects)),
         "AE": ("silver/adverse_events", "clinical_ae", lambda f: derive_adverse_events(f, subjects=subjects)),
+        "DS": ("silver/disposition", "clinical_ds", lambda f: derive_disposition(f, subjects=subjects)),
     }
     for domain, (table, stage, derive) in per_subject.items():
         if domain not in missing:

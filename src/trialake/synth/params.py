@@ -139,3 +139,10 @@ class SynthParams:
     ae_rate: float = 1.4  # adverse events per subject, Poisson, same in both arms
     ae_ongoing_fraction: float = 0.1
     p_phi_in_aeterm: float = 0.08  # verbatim AE terms that mention a person's name
+    # The course of the trial (own random stream: 0 leaves every other draw as it was).
+    p_not_dosed: float = 0.0  # randomized but never dosed: baseline only, withdrawn on day 1
+    p_death: float = 0.0  # dosed subjects who die on a day in death_days (no data after it)
+    death_days: tuple[int, int] = (3, 27)
+    p_ae_partial_start: float = 0.0  # AE start date sent as year-month only ...
+    p_ae_missing_start: float = 0.0  # ... or not at all
+    p_ae_missing_causality: float = 0.0  # AEREL left empty
