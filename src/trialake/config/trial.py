@@ -143,7 +143,7 @@ class AdamConfig(_Strict):
 
     age_groups: tuple[int, ...] = (65,)  # AGEGR1 cut points: <65, >=65
     per_protocol_min_doses: int = Field(default=1, ge=1)  # PPROTFL: dosing records needed
-    trtemfl_window_days: int | None = Field(default=30, ge=0)  # TRTEMFL: days after last dose; None = no limit
+    treatment_window_days: int | None = Field(default=30, ge=0)  # TRTEMFL, ONTRTFL: days after the last dose; None = no limit
 
     @model_validator(mode="after")
     def _ages_increase(self) -> AdamConfig:

@@ -2,10 +2,29 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import NamedTuple
 
 from trialake.clinical.mapping import TestSpec, load_test_mapping
-from trialake.marts.adct import CT_PARAMETERS
 
+
+class CtParameter(NamedTuple):
+    """A volumetry parameter: its code, label, unit and silver/ct_volumetry column."""
+
+    paramcd: str
+    param: str
+    unit: str
+    column: str
+
+
+CT_PARAMETERS = (
+    CtParameter("LUNGVOL", "Whole-Lung Volume (mL)", "mL", "lung_volume_ml"),
+    CtParameter("LESVOL", "Lesion Volume (mL)", "mL", "lesion_volume_ml"),
+    CtParameter("GGOVOL", "Ground-Glass Opacity Volume (mL)", "mL", "ggo_volume_ml"),
+    CtParameter("SOLVOL", "Solid Component Volume (mL)", "mL", "solid_volume_ml"),
+    CtParameter("LESPCT", "Lesion Volume, % of Lung Volume (%)", "%", "lesion_pct"),
+    CtParameter("GGOPCT", "Ground-Glass Opacity Volume, % of Lung Volume (%)", "%", "ggo_pct"),
+    CtParameter("SOLPCT", "Solid Component Volume, % of Lung Volume (%)", "%", "solid_pct"),
+)
 FUNCTION_MAPPINGS = ("ft_mapping.yaml", "re_mapping.yaml")
 
 
