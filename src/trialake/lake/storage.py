@@ -15,7 +15,7 @@ import fsspec
 import polars as pl
 import pyarrow.parquet as pq
 
-ZONES = ("restricted", "bronze", "silver", "gold", "reports")
+ZONES = ("restricted", "bronze", "silver", "gold", "reports", "unblinded")
 PARTITION_FILE = "part-0.parquet"
 WriteMode = Literal["replace_table", "replace_partitions"]
 

@@ -20,10 +20,11 @@ from trialake.clinical import (
 )
 from trialake.clinical.common import split_unknown_subjects
 from trialake.clinical.readers import domain_from_name
-from trialake.lake import compute_sha256, delete_partition, read_landing_bytes, read_table
+from trialake.lake import compute_sha256, delete_partition, read_landing_bytes
+from trialake.pipeline.blinding import blind_existing, delete_unblinded_partition, publish_blinded, read_with_treatment
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.params import lab_standards
-from trialake.pipeline.quality import QualityGate, forget_source_results, outcomes_of, publish_checked, raise_if_blocked
+from trialake.pipeline.quality import QualityGate, forget_source_results, outcomes_of, raise_if_blocked
 from trialake.quality import ValidationOutcome
 from trialake.pipeline.freshness import is_stale, mark_fresh
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
@@ -32,6 +33,8 @@ from trialake.pipeline.rejections import publish_rejections
 
 AREA = "clinical"
 STAGE = "clinical_read"
+BRONZE_KEYS = ("USUBJID", "source_sha256", "source_row")
+"""The columns that join a clinical row's treatment variables back to it (blinded lakes)."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,13 @@ def ingest_clinical_bronze(
         files_rejected += bronze is None
         if bronze is not None:
             table = f"bronze/{domain.lower()}"
-            outcomes.append(publish_checked(ctx, gate, table, bronze, source_sha256=hashed[relpath],
-                                            partition_by=["source_sha256"], mode="replace_partitions"))
+            outcomes += publish_blinded(ctx, gate, table, bronze, keys=BRONZE_KEYS, source_sha256=hashed[relpath],
+                                        partition_by=["source_sha256"], mode="replace_partitions")
             loaded += bronze.height
             changed.add(domain)
     updated = derive_manifest(manifest, AREA, listed, hashed)
     changed |= _drop_sources_gone(ctx, manifest, updated)
+    changed |= {d for d in DOMAINS if blind_existing(ctx, f"bronze/{d.lower()}", keys=BRONZE_KEYS)}
     new_rejections = pl.concat(rejections) if rejections else pl.DataFrame(schema=REJECTION_SCHEMA)
     publish_rejections(ctx, new_rejections, stages=[STAGE], reprocessed=set(hashed.values()))
     write_manifest(ctx, updated)
@@ -106,6 +110,7 @@ def _drop_sources_gone(ctx: RunContext, before: pl.DataFrame, after: pl.DataFram
             domain = domain_from_name(relpath.rsplit("/", 1)[-1])
         except ClinicalFileError:
             continue  # never loaded: nothing in bronze
+        delete_unblinded_partition(ctx, f"bronze/{domain.lower()}", {"source_sha256": sha})
         if delete_partition(ctx.lake, f"bronze/{domain.lower()}", {"source_sha256": sha}):
             touched.add(domain)
     if not gone.is_empty():
@@ -114,8 +119,9 @@ def _drop_sources_gone(ctx: RunContext, before: pl.DataFrame, after: pl.DataFram
 
 
 def read_bronze_domain(ctx: RunContext, domain: str) -> pl.DataFrame:
-    """All bronze rows of one clinical domain."""
-    return read_table(ctx.lake, f"bronze/{domain.lower()}")
+    """All bronze rows of one clinical domain (with the treatment variables a blinded lake keeps
+    in the unblinded zone)."""
+    return read_with_treatment(ctx, f"bronze/{domain.lower()}", keys=BRONZE_KEYS[1:])
 
 
 @dataclass(frozen=True)
@@ -166,7 +172,8 @@ def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilver
     all_rejections = pl.concat([r.select(list(REJECTION_SCHEMA)).cast(REJECTION_SCHEMA) for r in rejections])
     publish_rejections(ctx, all_rejections, stages=SILVER_STAGES, reprocessed=None)
     # silver/subjects first: the other suites check their subjects against it.
-    outcomes = [publish_checked(ctx, gate, t, f.sort("USUBJID", maintain_order=True)) for t, f in tables.items() if not f.is_empty()]
+    outcomes = [o for t, f in tables.items() if not f.is_empty()
+                for o in publish_blinded(ctx, gate, t, f.sort("USUBJID", maintain_order=True), keys=BRONZE_KEYS)]
     raise_if_blocked(outcomes)
     mark_fresh(ctx, "clinical_silver", BRONZE_TABLES)
     counts = {t: f.height for t, f in tables.items()}
