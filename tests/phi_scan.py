@@ -6,7 +6,8 @@
   YYYYMMDD, nested values),
 - DICOM elements at every depth (file meta, sequences, private tags, binary and UN values; all but
   the pixel data), decoded with the file's character set,
-- PNG text chunks (tEXt, iTXt, zTXt),
+- PNG text chunks (tEXt, iTXt, zTXt), in PNG files and in PNGs embedded in HTML as base64
+  ``data:`` URIs (whose base64 text itself is not searched: short values match it by chance),
 - every other file as text, UTF-8 and Latin-1 (HTML, JSON, CSV, logs, ...), and JSON also after
   decoding (so ``\\u00e9`` escapes are seen as the characters they stand for).
 Dates among the PHI values are also searched in the other common spelling (19610412 / 1961-04-12).
@@ -15,6 +16,7 @@ It returns one line per finding, ``<file>: <where>: <value>``; an empty list mea
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -29,6 +31,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 RESTRICTED_ZONE = "restricted"
+_DATA_URI = re.compile(rb"data:image/png;base64,([A-Za-z0-9+/=]+)")
 PIXEL_DATA = 0x7FE00010
 
 
@@ -67,12 +70,13 @@ def _trie_pattern(node: dict) -> str:
     return f"(?:{body})?" if "" in node else body
 
 
-def _files(roots: Iterable[Path]) -> Iterable[tuple[Path, Path]]:
+def _files(roots: Iterable[Path], excluded: Iterable[str]) -> Iterable[tuple[Path, Path]]:
+    excluded = set(excluded)
     for root in map(Path, roots):
         candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for path in candidates:
             relative = path.relative_to(root) if root.is_dir() else Path(path.name)
-            if RESTRICTED_ZONE not in relative.parts:
+            if not excluded & set(relative.parts):
                 yield root, path
 
 
@@ -130,17 +134,23 @@ def _file_strings(path: Path, data: bytes) -> Iterable[tuple[str, str]]:
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         yield from _png_text(data)
     else:
+        for image in _DATA_URI.findall(data):
+            yield from _png_text(base64.b64decode(image))
+        data = _DATA_URI.sub(b"data:image/png;base64,", data)
         for encoding in ("utf-8", "latin-1"):
             yield f"text ({encoding})", data.decode(encoding, errors="ignore")
         if path.suffix == ".json":
             yield "JSON", json.dumps(json.loads(data.decode("utf-8")), ensure_ascii=False)
 
 
-def find_phi_leaks(roots: Iterable[Path | str], phi_values: Iterable[str]) -> list[str]:
-    """Every place under ``roots`` (the ``restricted/`` zone excepted) where a PHI value appears."""
+def find_phi_leaks(
+    roots: Iterable[Path | str], phi_values: Iterable[str], *, excluded_zones: Iterable[str] = (RESTRICTED_ZONE,)
+) -> list[str]:
+    """Every place under ``roots`` (the ``excluded_zones`` excepted, by default ``restricted/``)
+    where one of the values appears."""
     pattern = compile_phi_pattern(phi_values)
     findings: list[str] = []
-    for root, path in _files(roots):
+    for root, path in _files(roots, excluded_zones):
         name = str(path.relative_to(root)) if root.is_dir() else path.name
         for match in pattern.finditer(name):
             findings.append(f"{path}: object name: {match.group(0)}")

@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     volumetry.add_argument("--json", action="store_true", help="print one JSON object")
     volumetry.add_argument("--config", default=None, help="trial configuration YAML (CT thresholds)")
 
+    unblind = commands.add_parser(
+        "unblind", help="unblind a blinded lake: arm-level marts and report into <lake>/unblinded/, recorded")
+    unblind.add_argument("--lake", required=True, help="lake: local path or s3://bucket/prefix")
+    unblind.add_argument("--by", required=True, help="who unblinds (recorded in unblinded/unblinding_log only)")
+    unblind.add_argument("--reason", default="", help="why (e.g. 'DMC meeting 3'), recorded with the event")
+    unblind.add_argument("--config", default=None, help="trial configuration YAML (default: reference trial)")
+    unblind.add_argument("--lease-wait", type=float, default=300.0, help="seconds to wait while another run writes the lake")
+
     demo = commands.add_parser("demo", help="generate a synthetic trial and run the nightly flow on it")
     demo.add_argument("--out", type=Path, default=Path("demo"))
     demo.add_argument("--subjects", type=int, default=30)
@@ -60,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    handlers = {"generate": _generate, "run": _run, "volumetry": _volumetry, "demo": _demo}
+    handlers = {"generate": _generate, "run": _run, "volumetry": _volumetry, "unblind": _unblind, "demo": _demo}
     try:
         return handlers[args.command](args)
     except CommandError as exc:
@@ -131,6 +139,31 @@ def _volumetry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unblind(args: argparse.Namespace) -> int:
+    """The unblinding event, in process and without Prefect (the name of who unblinds is kept in
+    the unblinded zone only, not in an orchestrator's database)."""
+    import uuid
+
+    from trialake.config import ConfigError, read_settings
+    from trialake.lake.lease import LeaseHeld, acquire_lease
+    from trialake.pipeline import open_run, open_storage
+    from trialake.pipeline.gold import unblind
+    from trialake.pipeline.quality import load_quality_gate
+
+    run_id = f"unblind-{uuid.uuid4()}"
+    try:
+        settings = read_settings(landing=args.lake, lake=args.lake, environ=os.environ, config_path=args.config)
+        lake, _ = open_storage(settings)
+        with acquire_lease(lake, owner=run_id, ttl_s=120.0, wait_s=args.lease_wait):
+            ctx = open_run(settings, run_id)
+            event = unblind(ctx, load_quality_gate(ctx, settings.expectations_dir), by=args.by, reason=args.reason)
+    except (ConfigError, OSError, ValueError, LeaseHeld) as exc:
+        raise CommandError(_one_line(exc)) from exc
+    print(f"unblinded by the recorded event of run {event.run_id} at {event.at}: "
+          f"{len(event.tables)} tables and {ctx.lake.uri(event.report)}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from trialake.synth import generate_trial
 
@@ -154,6 +187,10 @@ def _endpoint_table(lake: str, *, truth: Path) -> str:
     from trialake.lake import scan_table
 
     endpoints = scan_table(lake, "gold/endpoints").collect()
+    if endpoints.get_column("n_trt").is_null().all():
+        from trialake.pipeline.gold import endpoints_for_display
+
+        return "Blinded lake: pooled summaries only\n" + str(endpoints_for_display(endpoints))
     effects = json.loads(truth.read_text())["population_effects"] if truth.exists() else {}
     last_visit = endpoints.sort("AVISITN")["AVISIT"][-1]
     keys = [("LESPCT", "CHG"), ("SOLPCT", "PCHG"), ("GGOPCT", "CHG"), ("SIXMW", "CHG"), ("DLCO", "CHG")]

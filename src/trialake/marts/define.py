@@ -4,9 +4,11 @@ derivation) and codelists, as a JSON-ready dict written beside the marts (``gold
 
 Labels, classes and codelists come from ``adam_spec.yaml``; derivations from the data dictionary
 (one description per column, shared with ``reports/data_dictionary``); types and lengths from the
-published frames. Upper-case columns are ADaM variables and follow the ADaM IG's limits (name at
-most 8 characters, label at most 40, character values at most 200); lower-case columns are the
-lake's lineage (marked ``adam: false``). A codelist taken from the data lists the values the
+published frames. In the ADaM datasets (ADSL, BDS, OCCDS classes) upper-case columns are ADaM
+variables and follow the ADaM IG's limits (name at most 8 characters, label at most 40,
+character values at most 200); lower-case columns are the lake's lineage (marked
+``adam: false``). The analysis-results tables (endpoints, AE incidence) are described, not held
+to ADaM's rules. A codelist taken from the data lists the values the
 frames hold (so a blinded lake's specification names no arm: its frames have none).
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import yaml
 from trialake.dictionary import Descriptions
 
 ADAM_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
+ADAM_CLASSES = frozenset({"SUBJECT LEVEL ANALYSIS DATASET", "BASIC DATA STRUCTURE", "OCCURRENCE DATA STRUCTURE"})
 MAX_LABEL = 40
 MAX_TEXT = 200
 _TYPES = {pl.String: "text", pl.Date: "date", pl.Boolean: "boolean"}
@@ -62,20 +65,21 @@ def build_define(
         name = table.split("/", 1)[1]
         meta = spec["datasets"].get(name, {})
         variables = []
+        adam_dataset = meta.get("class") in ADAM_CLASSES
         for column, dtype in frame.schema.items():
-            variables.append(_variable(table, column, dtype, frame, spec, descriptions))
+            variables.append(_variable(table, column, dtype, frame, spec, descriptions, adam_dataset=adam_dataset))
             codelist = variables[-1]["codelist"]
             if codelist:
                 used.setdefault(codelist, set()).update(_terms(frame, column))
         datasets.append({
-            "name": name.upper() if ADAM_NAME.match(name.upper()) else name,
+            "name": name.upper() if adam_dataset else name,
             "table": table,
             "label": meta.get("label", ""),
             "class": meta.get("class", ""),
             "structure": meta.get("structure", ""),
             "keys": list(meta.get("keys", [])),
             "records": frame.height,
-            "description": descriptions.tables[table].description if table in descriptions.tables else "",
+            "description": _table_description(descriptions, table),
             "variables": variables,
         })
     codelists = []
@@ -94,9 +98,10 @@ def build_define(
 
 
 def _variable(
-    table: str, column: str, dtype: pl.DataType, frame: pl.DataFrame, spec: Mapping[str, Any], descriptions: Descriptions
+    table: str, column: str, dtype: pl.DataType, frame: pl.DataFrame, spec: Mapping[str, Any], descriptions: Descriptions,
+    *, adam_dataset: bool,
 ) -> dict[str, Any]:
-    adam = column.upper() == column
+    adam = adam_dataset and column.upper() == column
     meta = spec["variables"].get(column)
     if adam and meta is None:
         raise ValueError(f"{table}: {column} has no label in adam_spec.yaml")
@@ -114,10 +119,17 @@ def _variable(
         "type": _TYPES.get(type(dtype), "integer" if dtype.is_integer() else "float" if dtype.is_float() else str(dtype)),
         "length": length,
         "codelist": meta.get("codelist") if meta else None,
-        "origin": "Derived" if adam else "Lake lineage (not an ADaM variable)",
+        "origin": "Derived" if adam or not adam_dataset else "Lake lineage (not an ADaM variable)",
         "adam": adam,
         "derivation": derivation or "",
     }
+
+
+def _table_description(descriptions: Descriptions, table: str) -> str:
+    for name in (table, table.replace("unblinded/", "gold/")):
+        if name in descriptions.tables:
+            return descriptions.tables[name].description
+    return ""
 
 
 def _terms(frame: pl.DataFrame, column: str) -> set[object]:

@@ -119,7 +119,8 @@ def render_endpoint_report(inputs: ReportInputs, options: ReportOptions = Report
     population = subject_groups(inputs.adsl, efficacy_arm, options.population_flag).filter(pl.col(GROUP).is_in(arms))
     primary_visit = options.primary[1] if options.primary else _last_visit(inputs.endpoints)
     marts = {name: _analysis_records(frame, population) for name, frame in (("CT imaging", inputs.adct), ("Function", inputs.adft))}
-    efficacy = pl.concat([inputs.adct.select(*_BDS_COLUMNS, "ABLFL"), inputs.adft.select(*_BDS_COLUMNS, "ABLFL")])
+    extra = ["ABLFL", *(["PARAMN"] if {"PARAMN"} <= set(inputs.adct.columns) & set(inputs.adft.columns) else [])]
+    efficacy = pl.concat([inputs.adct.select(*_BDS_COLUMNS, *extra), inputs.adft.select(*_BDS_COLUMNS, *extra)])
     randomized = subject_groups(inputs.adsl, efficacy_arm, "RANDFL").filter(pl.col(GROUP).is_in(arms))
     safety = subject_groups(inputs.adsl, safety_arm, "SAFFL").filter(pl.col(GROUP).is_in(arms))
     context = {
@@ -145,7 +146,7 @@ def render_endpoint_report(inputs: ReportInputs, options: ReportOptions = Report
         "conf_level": _percent(inputs.endpoints.get_column("conf_level").drop_nulls().mode().first() or 0.95),
         "notes": _result_notes(inputs.endpoints),
         "sensitivity": _sensitivity_rows(inputs.sensitivity),
-        "forest": None if options.blinded else _forest(inputs.endpoints, options),
+        "forest": None if options.blinded else _forest(inputs.endpoints, options, primary_visit),
         "box_strip": [_box_strip(name, records, arms, options) for name, records in marts.items()],
         "waterfall": _waterfall(marts["CT imaging"], arms, primary_visit, options),
         "spaghetti": [_spaghetti(name, records, arms, options) for name, records in marts.items()],
@@ -282,8 +283,13 @@ def _sensitivity_rows(sensitivity: pl.DataFrame | None) -> list[dict]:
     ]
 
 
-def _forest(endpoints: pl.DataFrame, options: ReportOptions) -> str | None:
-    compared = endpoints.filter(pl.col("estimate").is_not_null()).with_columns(
+def _forest(endpoints: pl.DataFrame, options: ReportOptions, visit: str) -> str | None:
+    """The comparisons at the primary visit: the tested ones, then per other parameter its
+    absolute change."""
+    tested = pl.col("hierarchy_rank").is_not_null() | (pl.col("primary") == "Y")
+    untested_params = endpoints.filter(tested).get_column("PARAMCD").to_list()
+    chosen = tested | ((pl.col("AVISIT") == visit) & (pl.col("AVAR") == "CHG") & ~pl.col("PARAMCD").is_in(untested_params))
+    compared = endpoints.filter(chosen & pl.col("estimate").is_not_null()).with_columns(
         _order=pl.when(pl.col("primary") == "Y").then(0).when(pl.col("hierarchy_rank").is_not_null()).then(1).otherwise(2)
     ).sort("_order", "hierarchy_rank", "PARAMN", "AVISITN", "AVAR", nulls_last=True)
     if compared.is_empty():

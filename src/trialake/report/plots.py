@@ -122,17 +122,17 @@ def render_spaghetti_png(records: pl.DataFrame, *, arms: Sequence[str], max_line
 
 def render_forest_png(rows: Sequence[dict], *, dpi: int) -> bytes:
     """One line per comparison: the estimate and its CI against a line at no difference. Each
-    line has its own scale (the parameters have different units), labelled on the left with the
-    parameter, visit, analysed change and its unit; the primary endpoint's label is bold.
+    line has its own scale (the parameters have different units), centred on no difference so
+    that the side of zero the interval lies on reads alike on every line; labelled on the left
+    with the parameter, visit, analysed change and its unit; the primary endpoint's label is bold.
 
     ``rows``: dicts with label, unit, estimate, ci_low, ci_high, primary (bool)."""
     height = 0.55 * max(len(rows), 1) + 0.6
     figure = Figure(figsize=(8.5, height), dpi=dpi, layout="constrained")
     axes = figure.subplots(max(len(rows), 1), 1, squeeze=False).ravel()
     for ax, row in zip(axes, rows):
-        low, high = min(row["ci_low"], 0.0), max(row["ci_high"], 0.0)
-        margin = 0.08 * ((high - low) or 1.0)
-        ax.set_xlim(low - margin, high + margin)
+        reach = 1.1 * (max(abs(row["ci_low"]), abs(row["ci_high"])) or 1.0)
+        ax.set_xlim(-reach, reach)
         ax.axvline(0, color="grey", linewidth=0.8, linestyle=":")
         ax.errorbar([row["estimate"]], [0], xerr=[[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]],
                     fmt="s", color=ARM_COLOURS[0], markersize=5, capsize=3)

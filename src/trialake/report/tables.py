@@ -156,7 +156,8 @@ def build_baseline_characteristics(
                 counts[c] = _n_pct(n, sizes.get(c, 0))
             rows.append(Row(value, counts, level=1))
     at_baseline = baselines.join(subjects.select("USUBJID", GROUP), on="USUBJID", how="inner")
-    for paramcd, param in at_baseline.select("PARAMCD", "PARAM").unique().sort("PARAMCD").iter_rows():
+    order = ["PARAMN", "PARAMCD"] if "PARAMN" in at_baseline.columns else ["PARAMCD"]
+    for paramcd, param in at_baseline.select(*order, "PARAM").unique().sort(order).select("PARAMCD", "PARAM").iter_rows():
         of_param = at_baseline.filter(pl.col("PARAMCD") == paramcd)
         rows.append(Row(f"{param} at baseline, median (IQR) [n]",
                         {c: _median_iqr(of_param, "AVAL", c, with_n=True) for c in columns}))

@@ -289,9 +289,10 @@ def plan_subject(index: int, site_index: int, seq: int, arm: Arm, seed: int, par
     siteid = f"S{site_index + 1:02d}"
     consent = params.enrollment_start + timedelta(days=int(rng.integers(0, params.enrollment_days)))
     first_dose = consent + timedelta(days=int(rng.integers(0, params.max_consent_to_dose_days + 1)))
-    visit_days = {plan.name: _visit_days(plan, rng) for plan in params.visits}
-    scans = _scans(visit_days, first_dose, arm.treated, params, rng)
     screening_day = (consent - first_dose).days or 1
+    # nothing happens before consent: a scan drawn earlier is done on the consent day
+    visit_days = {plan.name: tuple(max(day, screening_day) for day in _visit_days(plan, rng)) for plan in params.visits}
+    scans = _scans(visit_days, first_dose, arm.treated, params, rng)
     visits = [Visit(params.screening_name, params.screening_visitnum, screening_day, consent)]
     visits += [Visit(s.visit, s.visitnum, s.study_day, s.date) for s in scans]
     main_visits = {v.name: v for v in visits}
