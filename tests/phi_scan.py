@@ -6,6 +6,8 @@
   YYYYMMDD, nested values),
 - DICOM elements at every depth (file meta, sequences, private tags, binary and UN values; all but
   the pixel data), decoded with the file's character set,
+- NIfTI headers of gzipped NIfTI files (``.nii.gz``: description, auxiliary file and intent name;
+  the compressed voxels are not text),
 - PNG text chunks (tEXt, iTXt, zTXt), in PNG files and in PNGs embedded in HTML as base64
   ``data:`` URIs (whose base64 text itself is not searched: short values match it by chance),
 - every other file as text, UTF-8 and Latin-1 (HTML, JSON, CSV, logs, ...), and JSON also after
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import json
 import re
 import unicodedata
@@ -133,6 +136,10 @@ def _file_strings(path: Path, data: bytes) -> Iterable[tuple[str, str]]:
         yield from _dicom_strings(ds, "dataset")
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         yield from _png_text(data)
+    elif path.name.endswith(".nii.gz"):
+        header = gzip.decompress(data)[:348]  # NIfTI-1 header: its text fields only
+        for field, (start, size) in {"descrip": (148, 80), "aux_file": (228, 24), "intent_name": (328, 16)}.items():
+            yield f"NIfTI {field}", header[start:start + size].decode("latin-1")
     else:
         for image in _DATA_URI.findall(data):
             yield from _png_text(base64.b64decode(image))

@@ -147,12 +147,13 @@ def _unblind(args: argparse.Namespace) -> int:
     from trialake.config import ConfigError, read_settings
     from trialake.lake.lease import LeaseHeld, acquire_lease
     from trialake.pipeline import open_run, open_storage
-    from trialake.pipeline.gold import unblind
+    from trialake.pipeline.gold import check_can_unblind, unblind
     from trialake.pipeline.quality import load_quality_gate
 
     run_id = f"unblind-{uuid.uuid4()}"
     try:
         settings = read_settings(landing=args.lake, lake=args.lake, environ=os.environ, config_path=args.config)
+        check_can_unblind(settings.trial)  # before the lake is locked and the suites are loaded
         lake, _ = open_storage(settings)
         with acquire_lease(lake, owner=run_id, ttl_s=120.0, wait_s=args.lease_wait):
             ctx = open_run(settings, run_id)

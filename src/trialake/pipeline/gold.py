@@ -118,8 +118,7 @@ def unblind(ctx: RunContext, gate: QualityGate, *, by: str, reason: str = "") ->
     which run in ``unblinded/unblinding_log``. Raises ValueError for an unblinded trial, an empty
     ``by``, or silver tables with no rows."""
     trial = ctx.settings.trial
-    if not trial.blinded:
-        raise ValueError("the trial configuration is unblinded: gold/ already holds the arms")
+    check_can_unblind(trial)
     if not by.strip():
         raise ValueError("by: name who unblinds (it is recorded)")
     silver = read_silver(ctx)
@@ -142,6 +141,12 @@ def unblind(ctx: RunContext, gate: QualityGate, *, by: str, reason: str = "") ->
                          "lake_version": _lake_version(ctx), "report": event.report}])
     write_table(ctx.lake, UNBLINDING_LOG, pl.concat([read_table(ctx.lake, UNBLINDING_LOG), log], how="diagonal_relaxed"))
     return event
+
+
+def check_can_unblind(trial: TrialConfig) -> None:
+    """Raise ValueError unless the trial runs blinded (an unblinded lake has nothing to unblind)."""
+    if not trial.blinded:
+        raise ValueError("the trial configuration is unblinded: gold/ already holds the arms")
 
 
 def read_silver(ctx: RunContext) -> dict[str, pl.DataFrame]:
