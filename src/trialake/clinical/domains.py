@@ -10,7 +10,7 @@ import polars as pl
 from trialake.clinical.common import (
     LINEAGE_COLUMNS,
     join_reasons,
-    quoted,
+    presence,
     rejections_from,
     require_columns,
     split_exact_duplicates,
@@ -137,11 +137,11 @@ def derive_subjects(
             ),
             _not_number_reason("AGE", "_age"),
             pl.when(pl.col("_age").is_not_null() & (pl.col("_age") != pl.col("_age").round(0)))
-            .then(pl.format("AGE {} is not a whole number", quoted(pl.col("AGE"), numeric=True))),
+            .then(pl.lit("AGE is not a whole number")),
             pl.when(pl.col("SEX").is_not_null() & pl.col("_sex").is_null())
-            .then(pl.format("SEX {} is not a recognised value", quoted(pl.col("SEX"), numeric=False))),
+            .then(pl.lit("SEX is not a recognised value")),
             pl.when(~pl.col("DTHFL").str.strip_chars().str.to_uppercase().is_in(["Y", "N", ""]))
-            .then(pl.format("DTHFL {} is not Y or N", quoted(pl.col("DTHFL"), numeric=False))),
+            .then(pl.lit("DTHFL is not Y or N")),
         ).alias("_reason")
     )
     frame, rejected = split_rejected(frame, "_reason", stage="clinical_dm")
@@ -254,17 +254,11 @@ def derive_adverse_events(
         join_reasons(
             _empty_reason("AEDECOD"),
             pl.when(pl.col("_sev").is_null()).then(
-                pl.format(
-                    "severity not recognised (AESEV {}, AETOXGR {})",
-                    quoted(pl.col("AESEV"), numeric=False),
-                    quoted(pl.col("AETOXGR"), numeric=False),
-                )
+                pl.format("severity not recognised (AESEV {}, AETOXGR {})", presence("AESEV"), presence("AETOXGR"))
             ),
-            pl.when(pl.col("_ser").is_null()).then(
-                pl.format("AESER {} is not Y or N", quoted(pl.col("AESER"), numeric=False))
-            ),
+            pl.when(pl.col("_ser").is_null()).then(pl.format("AESER {} is not Y or N", presence("AESER"))),
             pl.when(pl.col("AEREL").is_not_null() & pl.col("_rel").is_null())
-            .then(pl.format("AEREL {} is not a recognised causality", quoted(pl.col("AEREL"), numeric=False))),
+            .then(pl.lit("AEREL is not a recognised causality")),
         ).alias("_reason")
     )
     frame, rejected = split_rejected(frame, "_reason", stage="clinical_ae")
@@ -323,6 +317,4 @@ def _missing_date_reason(date_column: str) -> pl.Expr:
 
 
 def _not_number_reason(column: str, parsed: str) -> pl.Expr:
-    return pl.when(pl.col(column).is_not_null() & pl.col(parsed).is_null()).then(
-        pl.format(f"{column} {{}} is not a number", quoted(pl.col(column), numeric=True))
-    )
+    return pl.when(pl.col(column).is_not_null() & pl.col(parsed).is_null()).then(pl.lit(f"{column} is not a number"))

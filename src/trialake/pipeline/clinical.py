@@ -18,6 +18,7 @@ from trialake.clinical import (
     derive_visits,
     parse_clinical_file,
 )
+from trialake.clinical.bronze import BRONZE_VERSION
 from trialake.clinical.common import split_unknown_subjects
 from trialake.clinical.readers import domain_from_name
 from trialake.lake import compute_sha256, delete_partition, read_landing_bytes
@@ -30,6 +31,7 @@ from trialake.pipeline.freshness import is_stale, mark_fresh
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
 from trialake.pipeline.rejections import publish_rejections
+from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
 
 AREA = "clinical"
 STAGE = "clinical_read"
@@ -55,7 +57,8 @@ def ingest_clinical_bronze(
     """Load new or changed clinical exports into ``bronze/<domain>``; drop those that left landing."""
     manifest = read_manifest(ctx)
     listed = list_area(ctx, AREA)
-    new = select_new(listed, manifest)
+    reread = is_written_under_other_rules(ctx, AREA, BRONZE_VERSION)  # every export again (see rules_state)
+    new = listed if reread else select_new(listed, manifest)
     contents = read_landing_bytes(ctx.landing, [f.relpath for f in new])
     hashed = {path: compute_sha256(data) for path, data in contents.items()}
     shift_frame = shifts if ctx.settings.trial.deidentification.shift_dates else None
@@ -74,10 +77,11 @@ def ingest_clinical_bronze(
     changed |= _drop_sources_gone(ctx, manifest, updated)
     changed |= {d for d in DOMAINS if blind_existing(ctx, f"bronze/{d.lower()}", keys=BRONZE_KEYS)}
     new_rejections = pl.concat(rejections) if rejections else pl.DataFrame(schema=REJECTION_SCHEMA)
-    publish_rejections(ctx, new_rejections, stages=[STAGE], reprocessed=set(hashed.values()))
+    publish_rejections(ctx, new_rejections, stages=[STAGE], reprocessed=None if reread else set(hashed.values()))
     write_manifest(ctx, updated)
     rows_rejected = new_rejections.filter(pl.col("source_row").is_not_null()).height
     raise_if_blocked(outcomes)
+    mark_rules(ctx, AREA, BRONZE_VERSION)
     return ClinicalBronzeSummary(len(new), files_rejected, loaded, rows_rejected, tuple(sorted(changed)), tuple(outcomes_of(outcomes)))
 
 

@@ -19,15 +19,28 @@ from trialake.dicom import (
     AcceptedInstance,
     QUARANTINE_SCHEMA,
     UID_MAP_SCHEMA,
-    DeidParams,
     IngestBatchResult,
     SubjectKey,
     ingest_dicom_batch,
     merge_ingest_results,
+    reclean_copy,
 )
+from trialake.dicom.checks import Rejected
+from trialake.dicom.deid import DEID_VERSION
 from trialake.dicom.series import derive_ct_series, derive_series_rejections
-from trialake.lake import LandingFile, delete_partition, read_landing_bytes, read_table, write_object, write_table
+from trialake.lake import (
+    LandingFile,
+    delete_partition,
+    read_landing_bytes,
+    read_object,
+    read_table,
+    write_object,
+    write_table,
+)
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.params import deid_params
+from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
+from trialake.pipeline.volumetry import render_qc_index
 from trialake.pipeline.freshness import is_stale, mark_fresh
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
@@ -44,12 +57,15 @@ SERIES_INPUTS = (INSTANCES, "silver/subjects")
 
 @dataclass(frozen=True)
 class DicomPlan:
-    """What this run will read: chunks of landing paths, and what earlier runs already settled."""
+    """What this run will read: chunks of landing paths, and what earlier runs already settled.
+    ``reingest``: the lake's DICOM data was de-identified under other rules or settings, so every
+    landing file is read again and every copy replaced (see ``rules_state``)."""
 
     chunks: tuple[tuple[str, ...], ...]
     listed: tuple[LandingFile, ...]
     known_sha256: frozenset[str]
     known_sop_ids: dict[str, str]
+    reingest: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,8 @@ def plan_dicom(ctx: RunContext) -> DicomPlan:
     not yet in the subject key, which are retried every run)."""
     manifest = read_manifest(ctx)
     listed = list_area(ctx, AREA)
+    if is_written_under_other_rules(ctx, AREA, DEID_VERSION):
+        return DicomPlan(split_into_chunks(listed), tuple(listed), frozenset(), {}, reingest=True)
     quarantine = read_table(ctx.lake, QUARANTINE)
     retry = set(quarantine.filter(pl.col("retry_on_key_change"))["source_sha256"]) if not quarantine.is_empty() else set()
     retry_paths = set(manifest.filter(pl.col("sha256").is_in(list(retry)))["relpath"]) if retry else set()
@@ -101,16 +119,16 @@ def split_into_chunks(files: Sequence[LandingFile]) -> tuple[tuple[str, ...], ..
     return tuple(tuple(f.relpath for f in ordered[start:end]) for start, end in zip(bounds, bounds[1:]))
 
 
-def ingest_dicom_chunk(
-    ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan, params: DeidParams = DeidParams()
-) -> ChunkOutcome:
-    """Read a chunk once, de-identify it, write the accepted copies under bronze/dicom/.
+def ingest_dicom_chunk(ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan) -> ChunkOutcome:
+    """Read a chunk once, de-identify it (with the trial configuration's date shifting, the same
+    offsets as the clinical data), write the accepted copies under bronze/dicom/.
 
     Files go through in windows of ``WINDOW_FILES``: read together (concurrently on S3), ingested,
     their copies written, then dropped, so a chunk holds a few megabytes rather than all of its
     images.
     """
     subject_key = SubjectKey.from_frame(key)
+    params = deid_params(ctx.settings.trial.deidentification)
     results = []
     with nullcontext() if ctx.lake.is_local else ThreadPoolExecutor(max_workers=8) as writers:
         for start in range(0, len(relpaths), WINDOW_FILES):
@@ -156,9 +174,17 @@ def publish_dicom(
     merged = merge_ingest_results([o.result for o in outcomes], run_id=ctx.run_id)
     for name in merged.stale_objects:
         ctx.lake.fs.rm(ctx.lake.path("bronze/dicom", name))
+    if plan.reingest:
+        merged = _reclean_orphans(ctx, merged)
     new_instances = merged.instances_frame()
-    instances = _merge_rows(ctx, INSTANCES, new_instances, INSTANCE_SCHEMA, key=["source_sha256"], publish=False)
-    checks = [publish_checked(ctx, gate, INSTANCES, instances, partition_by=["USUBJID"], mode="replace_partitions")] if not new_instances.is_empty() else []
+    if plan.reingest:
+        instances = new_instances.sort("source_sha256")
+        _remove_copies_not_in(ctx, set(instances["object_name"]))
+    else:
+        instances = _merge_rows(ctx, INSTANCES, new_instances, INSTANCE_SCHEMA, key=["source_sha256"], publish=False)
+    mode = "replace_table" if plan.reingest else "replace_partitions"
+    publish = plan.reingest or not new_instances.is_empty()
+    checks = [publish_checked(ctx, gate, INSTANCES, instances, partition_by=["USUBJID"], mode=mode)] if publish else []
     quarantine = _merge_rows(ctx, QUARANTINE, merged.quarantine_frame(), QUARANTINE_SCHEMA, key=["source_sha256"], replace_keys=True)
     settled = quarantine.filter(pl.col("source_sha256").is_in(instances["source_sha256"].implode()))
     if not settled.is_empty():  # a retried file that is now accepted leaves quarantine
@@ -166,11 +192,11 @@ def publish_dicom(
     _merge_rows(ctx, UID_MAP, merged.uid_map_frame(), UID_MAP_SCHEMA, key=["original_uid"])
     hashed = dict(merged.hashed)
     rejections = merged.rejections_frame()
-    publish_rejections(ctx, rejections, stages=INGEST_STAGES, reprocessed=set(hashed.values()))
+    publish_rejections(ctx, rejections, stages=INGEST_STAGES, reprocessed=None if plan.reingest else set(hashed.values()))
     write_manifest(ctx, derive_manifest(read_manifest(ctx), AREA, list(plan.listed), hashed))
     if instances.is_empty():
         series = pl.DataFrame()
-    elif not is_stale(ctx, "ct_series", SERIES_INPUTS):
+    elif not plan.reingest and not is_stale(ctx, "ct_series", SERIES_INPUTS):
         series = read_table(ctx.lake, "silver/ct_series")
     else:
         series = derive_ct_series(instances, subjects.select("USUBJID", "RFSTDT"), run_id=ctx.run_id)
@@ -178,8 +204,11 @@ def publish_dicom(
         publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)
         raise_if_blocked(checks)
         mark_fresh(ctx, "ct_series", SERIES_INPUTS)
+    if plan.reingest:
+        _forget_volumetry_not_in(ctx, set(series["series_id"]) if not series.is_empty() else set())
     usable = series.filter(pl.col("status") == "usable").height if not series.is_empty() else 0
     raise_if_blocked(checks)
+    mark_rules(ctx, AREA, DEID_VERSION)
     return DicomSummary(
         files_new=len(hashed),
         instances_accepted=new_instances.height,
@@ -188,6 +217,65 @@ def publish_dicom(
         series_usable=usable,
         quality=tuple(outcomes_of(checks)),
     )
+
+
+def _reclean_orphans(ctx: RunContext, merged: IngestBatchResult) -> IngestBatchResult:
+    """On a re-ingest, the copies whose landing file is gone (not read again) are cleaned again
+    from the copy itself under the current rules, keeping their pseudonyms and moved dates."""
+    existing = read_table(ctx.lake, INSTANCES)
+    if existing.is_empty():
+        return merged
+    reread = {sha for _, sha in merged.hashed}
+    orphans = existing.filter(~pl.col("source_sha256").is_in(list(reread)))
+    if orphans.is_empty():
+        return merged
+    uid_map = read_table(ctx.lake, UID_MAP)
+    pseudonyms = frozenset(uid_map["pseudo_uid"]) if not uid_map.is_empty() else frozenset()
+    params = deid_params(ctx.settings.trial.deidentification)
+    accepted, rejections, uids = list(merged.accepted), list(merged.rejections), list(merged.uid_map)
+    for name, usubjid, sha in orphans.select("object_name", "USUBJID", "source_sha256").iter_rows():
+        try:
+            instance, mapped = reclean_copy(name, read_object(ctx.lake, f"bronze/dicom/{name}"), usubjid=usubjid,
+                                            source_sha256=sha, secret=ctx.secret, params=params,
+                                            pseudonyms=pseudonyms, run_id=ctx.run_id)
+        except (Rejected, FileNotFoundError) as exc:
+            reason = exc.reason if isinstance(exc, Rejected) else "the de-identified copy is missing from the lake"
+            rejections.append({"source_sha256": sha, "source_row": None, "stage": "deid", "run_id": ctx.run_id,
+                               "reason": f"copy of a file no longer in the landing area could not be cleaned "
+                                         f"again under the current rules ({reason}): land the file again"})
+            continue
+        write_object(ctx.lake, f"bronze/dicom/{instance.object_name}", instance.parts)
+        accepted.append(replace(instance, parts=()))
+        uids += [{"original_uid": o, "pseudo_uid": p, "USUBJID": usubjid, "run_id": ctx.run_id} for o, p in mapped.items()]
+    return replace(merged, accepted=tuple(accepted), rejections=tuple(rejections), uid_map=tuple(uids))
+
+
+def _remove_copies_not_in(ctx: RunContext, object_names: set[str]) -> None:
+    """Delete de-identified copies that no instance row names (written under older rules)."""
+    root = ctx.lake.path("bronze/dicom")
+    if not ctx.lake.fs.exists(root):
+        return
+    for path in ctx.lake.fs.find(root):
+        if path[len(root) + 1:] not in object_names:
+            ctx.lake.fs.rm(path)
+
+
+def _forget_volumetry_not_in(ctx: RunContext, series_ids: set[str]) -> None:
+    """Drop measurements, QC pictures and masks of series that no longer exist (their series UID
+    was kept by older rules and is a pseudonym now)."""
+    volumetry = read_table(ctx.lake, "silver/ct_volumetry")
+    if volumetry.is_empty():
+        return
+    gone = volumetry.filter(~pl.col("series_id").is_in(list(series_ids)))
+    if gone.is_empty():
+        return
+    for usubjid, series_id in gone.select("USUBJID", "series_id").unique().iter_rows():
+        for path in (f"reports/qc/{usubjid}/{series_id}.png", f"silver/ct_masks/{usubjid}/{series_id}.nii.gz"):
+            if ctx.lake.fs.exists(ctx.lake.path(path)):
+                ctx.lake.fs.rm(ctx.lake.path(path))
+    kept = volumetry.join(gone.select("series_id").unique(), on="series_id", how="anti")
+    write_table(ctx.lake, "silver/ct_volumetry", kept, partition_by=["USUBJID"])
+    write_object(ctx.lake, "reports/qc/index.html", render_qc_index(kept).encode())
 
 
 def _merge_rows(
