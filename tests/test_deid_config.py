@@ -48,7 +48,7 @@ def _run(landing: Path, lake: Path, deid: DeidConfig):
     plan = plan_dicom(ctx)
     outcomes = [ingest_dicom_chunk(ctx, chunk, key, plan) for chunk in plan.chunks]
     ingest_clinical_bronze(ctx, NO_SUITES, key, shifts)
-    publish_dicom(ctx, NO_SUITES, plan, outcomes, pl.DataFrame(schema={"USUBJID": pl.String, "RFSTDT": pl.Date}))
+    publish_dicom(ctx, NO_SUITES, plan, outcomes)
     return ctx
 
 

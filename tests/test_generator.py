@@ -20,10 +20,14 @@ import pydicom
 import pytest
 
 from trialake.synth import SynthParams, generate_trial
+from trialake.synth.clinical import Table
+from trialake.synth.formats import render_csv
 from trialake.synth.model import plan_trial
 from trialake.synth.phantom import PhantomSpec, make_chest_phantom
 
-SMALL = {"subjects": 6, "seed": 7, "matrix": 32, "slices": 16, "sites": 3}
+from conftest import SMALL_GENERATED as SMALL
+
+pytestmark = pytest.mark.xdist_group("generator")
 
 # Written by hand from DESIGN.md (standard units) and textbook conversions: standard = site x factor.
 STANDARD_UNITS = {
@@ -49,10 +53,8 @@ WINDOWS = {"Baseline": (-2, 1, 1), "Day 10": (7, 13, 10), "Day 28": (21, 35, 28)
 
 
 @pytest.fixture(scope="module")
-def trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("trial")
-    generate_trial(out, workers=1, **SMALL)
-    return out
+def trial(small_generated: Path) -> Path:
+    return small_generated
 
 
 def _csv(path: Path, **kwargs) -> list[dict[str, str]]:
@@ -150,9 +152,9 @@ def test_clinical_files_carry_deaths_dispositions_and_the_ae_mess() -> None:
     params = replace(SynthParams(), p_not_dosed=0.1, p_death=0.2, p_ae_partial_start=0.3, p_ae_missing_start=0.2,
                      p_ae_missing_causality=0.25)
     pairs = [(plan, make_identity(plan, 5)) for plan in plan_trial(60, 3, 5, params)]
-    dm = {r["USUBJID"]: r for r in _rows(clinical.render_dm(pairs, params, PhiLedger()))}
-    ds = _rows(clinical.render_ds(pairs, params))
-    ae = _rows(clinical.render_ae(pairs, params, 5, PhiLedger()))
+    dm = {r["USUBJID"]: r for r in _rows(clinical.build_dm_table(pairs, params, PhiLedger()))}
+    ds = _rows(clinical.build_ds_table(pairs, params))
+    ae = _rows(clinical.build_ae_table(pairs, params, 5, PhiLedger()))
     for plan, _ in pairs:
         row = dm[plan.usubjid]
         assert (row["DTHFL"] == "Y") == bool(plan.death_day) and bool(row["DTHDTC"]) == bool(plan.death_day)
@@ -166,8 +168,9 @@ def test_clinical_files_carry_deaths_dispositions_and_the_ae_mess() -> None:
     assert sum(r["AEOUT"] == "FATAL" for r in ae) == sum(1 for p, _ in pairs if p.death_day)
 
 
-def _rows(data: bytes) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+def _rows(table: Table) -> list[dict[str, str]]:
+    """An export's rows as the CSV file holds them (text cells)."""
+    return list(csv.DictReader(io.StringIO(render_csv(*table).decode("utf-8-sig"))))
 
 
 def test_effects_json_matches_a_simulation_of_the_plans(trial: Path) -> None:

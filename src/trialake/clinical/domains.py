@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import polars as pl
 
@@ -23,7 +24,11 @@ from trialake.clinical.numbers import with_number
 from trialake.clinical.standardize import MeasurementStandards, default_standards, derive_standardized
 
 __all__ = [
+    "REQUIRED_ONE_OF",
+    "VARIABLE_ROLES",
     "AdverseEventConfig",
+    "absent_variables",
+    "missing_required_variables",
     "SubjectConfig",
     "derive_adverse_events",
     "derive_disposition",
@@ -35,6 +40,83 @@ __all__ = [
 ]
 
 _MARK = pl.col("decimal_mark")
+
+Role = Literal["Required", "Expected", "Permissible"]
+
+
+def _roles(required: tuple[str, ...], expected: tuple[str, ...], permissible: tuple[str, ...]) -> dict[str, Role]:
+    return {**dict.fromkeys(permissible, "Permissible"), **dict.fromkeys(expected, "Expected"),
+            **dict.fromkeys(required, "Required")}
+
+
+_IDENTIFIERS = ("STUDYID", "DOMAIN", "SITEID", "VISITNUM", "VISIT", "EPOCH")
+#: SDTM variable roles per domain, as this lake applies them (SDTMIG v3.4 core designations, adapted):
+#:
+#: - Required: a file of the domain without the variable is rejected as a whole, naming it: no row
+#:   can be used without it.
+#: - Expected: when no file of the domain sends it, the checks that need it are skipped and the run
+#:   summary says so; the rows are published.
+#: - Permissible: used when sent, nothing said when not.
+#:
+#: Departures from the SDTMIG, because the lake derives or does without some variables and cannot
+#: use a row without others: identifiers (STUDYID, DOMAIN, --SEQ, SUBJID) are Permissible, since the
+#: file name gives the domain and the subject key the subject (a row names its subject by USUBJID or
+#: by SITEID + PATIENT_ID, checked when the file is read); SEX, COUNTRY, ACTARMCD and ACTARM
+#: (Required in the SDTMIG) are Expected; the date of a finding or event and a result's unit
+#: (Expected in the SDTMIG) are Required, because results are placed in time and standardized; an
+#: adverse event's start date stays Expected, as an event without one is kept (ADAE imputes it).
+VARIABLE_ROLES: Mapping[str, Mapping[str, Role]] = {
+    "DM": _roles(
+        required=("ARMCD", "ARM"),
+        expected=("RFSTDTC", "RFENDTC", "RFICDTC", "SEX", "AGE", "AGEU", "ACTARMCD", "ACTARM", "COUNTRY", "RACE", "SITEID"),
+        permissible=(*_IDENTIFIERS, "RFXSTDTC", "RFXENDTC", "DTHFL", "DTHDTC", "ETHNIC"),
+    ),
+    "EX": _roles(
+        required=("EXTRT", "EXSTDTC"),
+        expected=("EXDOSE", "EXDOSU", "EXENDTC"),
+        permissible=(*_IDENTIFIERS, "EXSEQ", "EXDOSFRM", "EXDOSFRQ", "EXROUTE"),
+    ),
+    "SV": _roles(required=("VISITNUM", "SVSTDTC"), expected=("VISIT", "SVENDTC"), permissible=("STUDYID", "DOMAIN", "SITEID", "EPOCH")),
+    "LB": _roles(
+        required=("LBORRES", "LBORRESU", "LBDTC"),
+        expected=("LBORNRLO", "LBORNRHI", "LBTESTCD", "LBTEST"),
+        permissible=(*_IDENTIFIERS, "LBSEQ", "LBCAT", "LBSCAT", "LBSPEC", "LBMETHOD", "LBLOINC", "LBSTAT", "LBFAST"),
+    ),
+    "FT": _roles(
+        required=("FTORRES", "FTORRESU", "FTDTC"),
+        expected=("FTTESTCD", "FTTEST"),
+        permissible=(*_IDENTIFIERS, "FTSEQ", "FTSTAT"),
+    ),
+    "RE": _roles(
+        required=("REORRES", "REORRESU", "REDTC"),
+        expected=("RETESTCD", "RETEST"),
+        permissible=(*_IDENTIFIERS, "RESEQ", "RESTAT"),
+    ),
+    "AE": _roles(
+        required=("AEDECOD",),
+        expected=("AESTDTC", "AESER", "AEREL", "AEENDTC", "AEBODSYS"),
+        permissible=(*_IDENTIFIERS, "AESEQ", "AESOC", "AEPTCD", "AELLT", "AESEV", "AETOXGR", "AEACN", "AEOUT"),
+    ),
+    "DS": _roles(required=("DSDECOD",), expected=("DSSTDTC",), permissible=(*_IDENTIFIERS, "DSSEQ", "DSTERM", "DSCAT", "DSSCAT")),
+}
+#: Groups of which a file must send at least one (the test's code or its name: either identifies it).
+REQUIRED_ONE_OF: Mapping[str, tuple[tuple[str, ...], ...]] = {
+    "LB": (("LBTESTCD", "LBTEST"),), "FT": (("FTTESTCD", "FTTEST"),), "RE": (("RETESTCD", "RETEST"),),
+}
+
+
+def missing_required_variables(domain: str, columns: Collection[str]) -> list[str]:
+    """The Required variables (and one-of groups, as ``A or B``) of ``domain`` not in ``columns``."""
+    roles = VARIABLE_ROLES.get(domain, {})
+    missing = [v for v, role in roles.items() if role == "Required" and v not in columns]
+    groups = REQUIRED_ONE_OF.get(domain, ())
+    return missing + [" or ".join(group) for group in groups if not set(group) & set(columns)]
+
+
+def absent_variables(domain: str, columns: Collection[str], role: Role) -> list[str]:
+    """The variables of ``role`` in ``domain`` that are not in ``columns`` (bronze: a date variable
+    --DTC is there as --DTC and --DT), in the order of the roles table."""
+    return [v for v, r in VARIABLE_ROLES.get(domain, {}).items() if r == role and v not in columns]
 
 
 @dataclass(frozen=True)
@@ -163,15 +245,16 @@ def derive_subjects(
 
 def derive_visits(bronze_sv: pl.DataFrame, *, subjects: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """silver/visits and rejections (stage "clinical_sv"). Rejects: exact duplicates, VISITNUM
-    not a number, empty VISIT, missing or partial SVSTDTC."""
-    require_columns(bronze_sv, ["USUBJID", "VISITNUM", "VISIT", "SVSTDT", *LINEAGE_COLUMNS], argument="bronze_sv")
+    not a number, empty VISIT (when the export has the variable), missing or partial SVSTDTC."""
+    require_columns(bronze_sv, ["USUBJID", "VISITNUM", "SVSTDT", *LINEAGE_COLUMNS], argument="bronze_sv")
+    visit_sent = "VISIT" in bronze_sv.columns  # Expected: without it visits are known by number only
     frame = with_sdtm_columns(bronze_sv, ["USUBJID", "VISITNUM", "VISIT", "SVSTDT", "decimal_mark"])
     frame, duplicates = split_exact_duplicates(frame, stage="clinical_sv")
     frame = with_number(frame, "VISITNUM", decimal_mark=_MARK.fill_null("."), alias="_visitnum").with_columns(
         join_reasons(
             _not_number_reason("VISITNUM", "_visitnum"),
             pl.when(pl.col("VISITNUM").is_null()).then(pl.lit("VISITNUM is empty")),
-            _empty_reason("VISIT"),
+            _empty_reason("VISIT") if visit_sent else pl.lit(None, pl.String),
             _missing_date_reason("SVSTDT"),
         ).alias("_reason")
     )
@@ -236,8 +319,12 @@ def derive_adverse_events(
     AETOXGR; seriousness Y/N; relatedness standardized (may be empty). An event with a missing or
     partial start date is kept (AESTDTC as sent, AESTDT null): ADAE imputes it, as no adverse
     event may be lost for a date. Rejects: exact duplicates, empty AEDECOD, unrecognised
-    severity, seriousness or relatedness (the value is named)."""
+    severity, seriousness or relatedness (the value is named). An export without AESEV and
+    AETOXGR, or without AESER (Expected/Permissible variables), leaves severity or seriousness
+    empty instead."""
     require_columns(bronze_ae, ["USUBJID", "AEDECOD", *LINEAGE_COLUMNS], argument="bronze_ae")
+    severity_sent = bool({"AESEV", "AETOXGR"} & set(bronze_ae.columns))
+    seriousness_sent = "AESER" in bronze_ae.columns
     frame = with_sdtm_columns(
         bronze_ae, ["USUBJID", "AESEQ", "AEDECOD", "AEBODSYS", "AESEV", "AETOXGR", "AESER", "AEREL", "AEOUT",
                     "AESTDTC", "AESTDT", "AEENDTC", "AEENDT"]
@@ -253,10 +340,12 @@ def derive_adverse_events(
     ).with_columns(
         join_reasons(
             _empty_reason("AEDECOD"),
-            pl.when(pl.col("_sev").is_null()).then(
+            pl.when(pl.col("_sev").is_null() & pl.lit(severity_sent)).then(
                 pl.format("severity not recognised (AESEV {}, AETOXGR {})", presence("AESEV"), presence("AETOXGR"))
             ),
-            pl.when(pl.col("_ser").is_null()).then(pl.format("AESER {} is not Y or N", presence("AESER"))),
+            pl.when(pl.col("_ser").is_null() & pl.lit(seriousness_sent)).then(
+                pl.format("AESER {} is not Y or N", presence("AESER"))
+            ),
             pl.when(pl.col("AEREL").is_not_null() & pl.col("_rel").is_null())
             .then(pl.lit("AEREL is not a recognised causality")),
         ).alias("_reason")

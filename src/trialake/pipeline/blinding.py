@@ -42,7 +42,8 @@ def publish_blinded(
     """Validate and publish ``frame`` as ``table``, its treatment variables (with ``keys``) in the
     unblinded zone when the lake is blinded. Returns the outcomes to report: the public table's,
     and the unblinded part's only when it was held back (without Data Docs). When the unblinded
-    part is held back, neither part is published."""
+    part is held back, neither part is published; rows it quarantines (an arm not configured) are
+    kept out of the public part too. ``write_options`` go to ``publish_checked`` for both parts."""
     if not ctx.settings.trial.blinded:
         return _present([publish_checked(ctx, gate, table, frame, source_sha256=source_sha256, **write_options)])
     hidden_table = unblinded_table(table)
@@ -55,6 +56,9 @@ def publish_blinded(
         outcome = publish_checked(ctx, hidden_gate, hidden_table, hidden, source_sha256=source_sha256, **write_options)
         if outcome is not None and not outcome.should_publish:
             return [replace(outcome, gx_result=None)]
+        if outcome is not None and outcome.quarantined:  # the two parts share their row order
+            public = public.with_row_index("_dq_position").filter(
+                ~pl.col("_dq_position").is_in(list(outcome.quarantined))).drop("_dq_position")
     public_gate = replace(gate, suites={table: public_suite} if public_suite else {})
     outcomes.append(publish_checked(ctx, public_gate, table, public, source_sha256=source_sha256, **write_options))
     return _present(outcomes)

@@ -7,7 +7,7 @@ publishes the tables once.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -30,7 +30,9 @@ from trialake.dicom.deid import DEID_VERSION
 from trialake.dicom.series import derive_ct_series, derive_series_rejections
 from trialake.lake import (
     LandingFile,
+    compute_sha256,
     delete_partition,
+    is_hidden,
     read_landing_bytes,
     read_object,
     read_table,
@@ -42,8 +44,8 @@ from trialake.pipeline.params import deid_params
 from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
 from trialake.pipeline.volumetry import render_qc_index
 from trialake.pipeline.freshness import is_stale, mark_fresh
-from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
-from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
+from trialake.pipeline.inventory import derive_manifest, hidden_rejection, list_area, read_manifest, select_new, write_manifest
+from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
 from trialake.pipeline.rejections import publish_rejections
 from trialake.quality import ValidationOutcome
 
@@ -77,12 +79,15 @@ class ChunkOutcome:
 
 @dataclass(frozen=True)
 class DicomSummary:
+    """What the DICOM publishing step did; ``held_back``: tables not published this run."""
+
     files_new: int
     instances_accepted: int
     files_rejected: int
     series: int
     series_usable: int
     quality: tuple[ValidationOutcome, ...] = ()
+    held_back: tuple[HeldBack, ...] = ()
 
 
 def plan_dicom(ctx: RunContext) -> DicomPlan:
@@ -125,14 +130,15 @@ def ingest_dicom_chunk(ctx: RunContext, relpaths: Sequence[str], key: pl.DataFra
 
     Files go through in windows of ``WINDOW_FILES``: read together (concurrently on S3), ingested,
     their copies written, then dropped, so a chunk holds a few megabytes rather than all of its
-    images.
+    images. Files under a hidden name or folder are rejected, not read as DICOM.
     """
     subject_key = SubjectKey.from_frame(key)
     params = deid_params(ctx.settings.trial.deidentification)
-    results = []
+    visible = [p for p in relpaths if not is_hidden(p)]
+    results = [_reject_hidden(ctx, [p for p in relpaths if is_hidden(p)])]
     with nullcontext() if ctx.lake.is_local else ThreadPoolExecutor(max_workers=8) as writers:
-        for start in range(0, len(relpaths), WINDOW_FILES):
-            window = relpaths[start : start + WINDOW_FILES]
+        for start in range(0, len(visible), WINDOW_FILES):
+            window = visible[start : start + WINDOW_FILES]
             contents = read_landing_bytes(ctx.landing, window)
             result = ingest_dicom_batch(
                 [(p, contents[p]) for p in window],
@@ -147,6 +153,16 @@ def ingest_dicom_chunk(ctx: RunContext, relpaths: Sequence[str], key: pl.DataFra
             _write_copies(ctx, result.accepted, writers)
             results.append(replace(result, accepted=tuple(replace(a, parts=()) for a in result.accepted)))
     return ChunkOutcome(merge_ingest_results(results, run_id=ctx.run_id))
+
+
+def _reject_hidden(ctx: RunContext, relpaths: Sequence[str]) -> IngestBatchResult:
+    """Rejections of files under a hidden name or folder (hashed, so the lake can name them)."""
+    hashed = []
+    for start in range(0, len(relpaths), WINDOW_FILES):
+        contents = read_landing_bytes(ctx.landing, relpaths[start : start + WINDOW_FILES])
+        hashed += [(path, compute_sha256(data)) for path, data in contents.items()]
+    rejections = tuple(hidden_rejection(sha, ctx.run_id, "ingest_dicom") for _, sha in hashed)
+    return IngestBatchResult(accepted=(), rejections=rejections, quarantine=(), uid_map=(), hashed=tuple(hashed))
 
 
 def _write_copies(ctx: RunContext, accepted: Sequence[AcceptedInstance], writers: ThreadPoolExecutor | None) -> None:
@@ -167,10 +183,16 @@ def publish_dicom(
     gate: QualityGate,
     plan: DicomPlan,
     outcomes: Sequence[ChunkOutcome],
-    subjects: pl.DataFrame,
+    *,
+    unsettled: Collection[str] = (),
 ) -> DicomSummary:
     """Merge chunk outcomes, publish instances, rejections, restricted maps and manifest; re-derive
-    silver/ct_series when the instances or the subjects changed since it was last derived."""
+    silver/ct_series when the instances or the subjects changed since it was last derived.
+
+    unsettled: landing paths of chunks whose task failed; they are read again by the next run.
+    Study days come from the published silver/subjects, whatever its state: without it a series
+    has no study day yet, and is derived again when silver/subjects changes.
+    """
     merged = merge_ingest_results([o.result for o in outcomes], run_id=ctx.run_id)
     for name in merged.stale_objects:
         ctx.lake.fs.rm(ctx.lake.path("bronze/dicom", name))
@@ -179,36 +201,45 @@ def publish_dicom(
     new_instances = merged.instances_frame()
     if plan.reingest:
         instances = new_instances.sort("source_sha256")
-        _remove_copies_not_in(ctx, set(instances["object_name"]))
     else:
         instances = _merge_rows(ctx, INSTANCES, new_instances, INSTANCE_SCHEMA, key=["source_sha256"], publish=False)
     mode = "replace_table" if plan.reingest else "replace_partitions"
     publish = plan.reingest or not new_instances.is_empty()
     checks = [publish_checked(ctx, gate, INSTANCES, instances, partition_by=["USUBJID"], mode=mode)] if publish else []
+    instances_held = bool(held_back_of(checks))
     quarantine = _merge_rows(ctx, QUARANTINE, merged.quarantine_frame(), QUARANTINE_SCHEMA, key=["source_sha256"], replace_keys=True)
+    instances = read_table(ctx.lake, INSTANCES) if instances_held else instances  # what readers see
+    instances = instances.select(list(INSTANCE_SCHEMA)).cast(INSTANCE_SCHEMA) if not instances.is_empty() else pl.DataFrame(schema=INSTANCE_SCHEMA)
+    if plan.reingest and not instances_held:
+        _remove_copies_not_in(ctx, set(instances["object_name"]))
     settled = quarantine.filter(pl.col("source_sha256").is_in(instances["source_sha256"].implode()))
     if not settled.is_empty():  # a retried file that is now accepted leaves quarantine
         write_table(ctx.lake, QUARANTINE, quarantine.join(settled, on="source_sha256", how="anti"))
     _merge_rows(ctx, UID_MAP, merged.uid_map_frame(), UID_MAP_SCHEMA, key=["original_uid"])
     hashed = dict(merged.hashed)
+    retry = set(unsettled) | ({a.landing_path for a in merged.accepted} if instances_held else set())
     rejections = merged.rejections_frame()
     publish_rejections(ctx, rejections, stages=INGEST_STAGES, reprocessed=None if plan.reingest else set(hashed.values()))
-    write_manifest(ctx, derive_manifest(read_manifest(ctx), AREA, list(plan.listed), hashed))
+    write_manifest(ctx, derive_manifest(read_manifest(ctx), AREA, list(plan.listed), hashed, retry=retry))
     if instances.is_empty():
         series = pl.DataFrame()
     elif not plan.reingest and not is_stale(ctx, "ct_series", SERIES_INPUTS):
         series = read_table(ctx.lake, "silver/ct_series")
     else:
-        series = derive_ct_series(instances, subjects.select("USUBJID", "RFSTDT"), run_id=ctx.run_id)
-        checks.append(publish_checked(ctx, gate, "silver/ct_series", series, partition_by=["USUBJID"]))
-        publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)
-        raise_if_blocked(checks)
-        mark_fresh(ctx, "ct_series", SERIES_INPUTS)
-    if plan.reingest:
+        subjects = read_table(ctx.lake, "silver/subjects")
+        subjects = subjects.select("USUBJID", "RFSTDT") if not subjects.is_empty() else pl.DataFrame(schema={"USUBJID": pl.String, "RFSTDT": pl.Date})
+        series = derive_ct_series(instances, subjects, run_id=ctx.run_id)
+        series_check = publish_checked(ctx, gate, "silver/ct_series", series, partition_by=["USUBJID"])
+        checks.append(series_check)
+        if series_check is None or series_check.should_publish:
+            publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)
+            mark_fresh(ctx, "ct_series", SERIES_INPUTS)
+        series = read_table(ctx.lake, "silver/ct_series")
+    if plan.reingest and not held_back_of(checks):
         _forget_volumetry_not_in(ctx, set(series["series_id"]) if not series.is_empty() else set())
     usable = series.filter(pl.col("status") == "usable").height if not series.is_empty() else 0
-    raise_if_blocked(checks)
-    mark_rules(ctx, AREA, DEID_VERSION)
+    if not retry and not held_back_of(checks):  # else part of the area is still as earlier rules left it
+        mark_rules(ctx, AREA, DEID_VERSION)
     return DicomSummary(
         files_new=len(hashed),
         instances_accepted=new_instances.height,
@@ -216,6 +247,7 @@ def publish_dicom(
         series=series.height,
         series_usable=usable,
         quality=tuple(outcomes_of(checks)),
+        held_back=held_back_of(checks),
     )
 
 

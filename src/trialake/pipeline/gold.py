@@ -38,7 +38,7 @@ from trialake.pipeline.context import RunContext
 from trialake.pipeline.freshness import compute_fingerprint, is_stale, mark_fresh
 from trialake.pipeline.inventory import read_manifest
 from trialake.pipeline.params import lab_standards, volumetry_params
-from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
+from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
 from trialake.quality import SuiteSpec, ValidationOutcome
 from trialake.report import ReportInputs, ReportOptions, change_label, render_endpoint_report
 
@@ -50,15 +50,21 @@ TREATMENT_KEYS = ("USUBJID", "source_sha256", "source_row")
 SILVER_INPUTS = tuple(f"silver/{name}" for name in (*MART_INPUTS, *OPTIONAL_MART_INPUTS))
 GOLD_INPUTS = (*SILVER_INPUTS, f"{ZONE}/subjects", f"{ZONE}/exposure")
 """Tables gold is derived from (the unblinded zone's treatment variables of a blinded lake too)."""
+REQUIRED_INPUTS = ("subjects",)
+"""The inputs gold cannot be built without; the others may have no rows yet (no CT measured, no AE)."""
 
 
 @dataclass(frozen=True)
 class GoldSummary:
+    """What the gold step built. ``missing_inputs``: silver tables without rows (gold is then not
+    built); ``held_back``: gold tables not published this run (their previous version stays)."""
+
     tables: dict[str, int]
     missing_inputs: tuple[str, ...]
     report: str | None
     primary: dict | None
     quality: tuple[ValidationOutcome, ...] = ()
+    held_back: tuple[HeldBack, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,28 +94,34 @@ def analysis_config(trial: TrialConfig) -> AnalysisConfig:
 
 def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     """Rebuild every gold table, the endpoint report, the dataset specification and the data
-    dictionary when silver changed since the last build (None when it did not)."""
+    dictionary from the published version of each silver input when silver changed since the last
+    build (None when it did not). When a gold table is held back, the report, specification and
+    dictionary keep their previous version and the next run builds gold again."""
     if not is_stale(ctx, "gold", GOLD_INPUTS):
         return None
     trial = ctx.settings.trial
-    silver = read_silver(ctx)
-    missing = tuple(f"silver/{n}" for n in MART_INPUTS if silver[n].is_empty())
+    silver, missing = read_silver(ctx, gate)
     if missing:
-        return GoldSummary({}, missing, None, None)
+        why = f"not built: no rows yet in {', '.join(missing)}"
+        return GoldSummary({}, missing, None, None, held_back=(HeldBack("gold", why),))
     derived = derive_gold(silver, trial)
     gold = blind_gold(derived, trial) if trial.blinded else derived
     publish = publish_public if trial.blinded else publish_checked
     # gold/adsl first: the other suites check their subjects against it.
-    outcomes = outcomes_of([publish(ctx, gate, f"gold/{name}", frame) for name, frame in gold.items()])
-    raise_if_blocked(outcomes)
-    report = render_endpoint_report(_report_inputs(gold), _report_options(ctx, silver, blinded=trial.blinded))
-    write_object(ctx.lake, REPORT, report.encode())
+    outcomes = [publish(ctx, gate, f"gold/{name}", frame) for name, frame in gold.items()]
+    counts = {f"gold/{n}": f.height for n, f in gold.items()}
+    if held := held_back_of(outcomes):
+        return GoldSummary(counts, (), None, None, tuple(outcomes_of(outcomes)), held)
+    has_endpoints = not gold["endpoints"].is_empty()
+    if has_endpoints:  # no CT or functional endpoint value yet: no endpoint report
+        report = render_endpoint_report(_report_inputs(gold), _report_options(ctx, blinded=trial.blinded))
+        write_object(ctx.lake, REPORT, report.encode())
     write_object(ctx.lake, DEFINE, _define_json(gold, trial, zone="gold"))
     public_silver = {n: split_treatment(f, keys=[])[0] if trial.blinded else f for n, f in silver.items()}
     _publish_data_dictionary(ctx, gold, public_silver)
     mark_fresh(ctx, "gold", GOLD_INPUTS)
-    counts = {f"gold/{n}": f.height for n, f in gold.items()}
-    return GoldSummary(counts, (), REPORT, None if trial.blinded else _primary(gold["endpoints"]), tuple(outcomes))
+    return GoldSummary(counts, (), REPORT if has_endpoints else None, None if trial.blinded else _primary(gold["endpoints"]),
+                       tuple(outcomes_of(outcomes)))
 
 
 def unblind(ctx: RunContext, gate: QualityGate, *, by: str, reason: str = "") -> UnblindingEvent:
@@ -121,17 +133,19 @@ def unblind(ctx: RunContext, gate: QualityGate, *, by: str, reason: str = "") ->
     check_can_unblind(trial)
     if not by.strip():
         raise ValueError("by: name who unblinds (it is recorded)")
-    silver = read_silver(ctx)
-    missing = [f"silver/{n}" for n in MART_INPUTS if silver[n].is_empty()]
+    silver, missing = read_silver(ctx, gate)
     if missing:
         raise ValueError(f"cannot unblind before the marts can be built: no rows yet in {', '.join(missing)}")
     gold = derive_gold(silver, trial)
+    if gold["endpoints"].is_empty():
+        raise ValueError("cannot unblind before there is an endpoint value: no CT or functional result in silver yet")
     suites = {unblinded_table(f"gold/{name}"): _renamed(gate, f"gold/{name}", unblinded_table(f"gold/{name}"))
               for name in gold}
     unblinded_gate = QualityGate({t: s for t, s in suites.items() if s is not None}, gate.config_context)
-    outcomes = outcomes_of([publish_checked(ctx, unblinded_gate, unblinded_table(f"gold/{n}"), f) for n, f in gold.items()])
-    raise_if_blocked(outcomes)
-    report = render_endpoint_report(_report_inputs(gold), _report_options(ctx, silver, blinded=False))
+    outcomes = [publish_checked(ctx, unblinded_gate, unblinded_table(f"gold/{n}"), f) for n, f in gold.items()]
+    if held := held_back_of(outcomes):
+        raise ValueError("unblinding not recorded: " + "; ".join(f"{h.table} {h.reason}" for h in held))
+    report = render_endpoint_report(_report_inputs(gold), _report_options(ctx, blinded=False))
     write_object(ctx.lake, UNBLINDED_REPORT, report.encode())
     write_object(ctx.lake, f"{ZONE}/define.json", _define_json(gold, trial, zone=ZONE))
     event = UnblindingEvent(by=by.strip(), at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -149,15 +163,25 @@ def check_can_unblind(trial: TrialConfig) -> None:
         raise ValueError("the trial configuration is unblinded: gold/ already holds the arms")
 
 
-def read_silver(ctx: RunContext) -> dict[str, pl.DataFrame]:
-    """The silver tables of the marts (treatment variables joined back from the unblinded zone;
-    volumetry of the configured method and parameters only)."""
+def read_silver(ctx: RunContext, gate: QualityGate) -> tuple[dict[str, pl.DataFrame], tuple[str, ...]]:
+    """The published silver tables of the marts and the inputs the marts cannot do without (none
+    when they can be built). Treatment variables are joined back from the unblinded zone; a table
+    never published yet is empty with its suite's columns; volumetry is of the configured method
+    and parameters only; only subjects with a published DM record are kept (imaging does not wait
+    for DM: series of other subjects stay in silver only)."""
     silver = {name: read_table(ctx.lake, f"silver/{name}") for name in (*MART_INPUTS, *OPTIONAL_MART_INPUTS)}
     for name in ("subjects", "exposure"):
         silver[name] = read_with_treatment(ctx, f"silver/{name}", keys=TREATMENT_KEYS)
     if not silver["ct_volumetry"].is_empty():  # results of other methods or parameters stay in silver only
         silver["ct_volumetry"] = silver["ct_volumetry"].filter(pl.col("params_hash") == current_params_hash(ctx.settings.trial))
-    return silver
+    filled = {name: frame if frame.width else _no_rows(gate, f"silver/{name}") for name, frame in silver.items()}
+    missing = tuple(f"silver/{n}" for n, frame in filled.items()
+                    if n in MART_INPUTS and (frame is None or (n in REQUIRED_INPUTS and frame.is_empty())))
+    if missing:
+        return {}, missing
+    enrolled = filled["subjects"]["USUBJID"].implode()
+    kept = {n: f if n == "subjects" or f is None else f.filter(pl.col("USUBJID").is_in(enrolled)) for n, f in filled.items()}
+    return {n: f for n, f in kept.items() if f is not None}, ()
 
 
 def derive_gold(silver: dict[str, pl.DataFrame], trial: TrialConfig) -> dict[str, pl.DataFrame]:
@@ -279,7 +303,7 @@ def _report_inputs(gold: dict[str, pl.DataFrame]) -> ReportInputs:
     )
 
 
-def _report_options(ctx: RunContext, silver: dict[str, pl.DataFrame], *, blinded: bool) -> ReportOptions:
+def _report_options(ctx: RunContext, *, blinded: bool) -> ReportOptions:
     trial = ctx.settings.trial
     primary = trial.endpoints.primary
     primary_visit = next((v for v in trial.visits if primary and v.name == primary.avisit), max(trial.visits, key=lambda v: v.avisitn))
@@ -298,6 +322,13 @@ def _report_options(ctx: RunContext, silver: dict[str, pl.DataFrame], *, blinded
         waterfall_paramcd=primary.paramcd if primary else "LESPCT",
         waterfall_avar=primary.avar if primary else "CHG",
     )
+
+
+def _no_rows(gate: QualityGate, table: str) -> pl.DataFrame | None:
+    """An empty frame with the columns of the table's suite schema (a table never published yet),
+    or None without one."""
+    suite = gate.suites.get(table)
+    return pl.DataFrame(schema={c: getattr(pl, dtype) for c, dtype in suite.schema.items()}) if suite and suite.schema else None
 
 
 def endpoints_for_display(endpoints: pl.DataFrame) -> pl.DataFrame:

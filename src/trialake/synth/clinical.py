@@ -12,6 +12,8 @@ from trialake.synth.model import STREAM_COURSE, STREAM_IDENTITY, Measurement, Su
 from trialake.synth.params import SynthParams
 
 Pair = tuple[SubjectPlan, Identity]
+#: An EDC export before it is rendered: header and rows of cells (rendered with ``render_csv``).
+Table = tuple[tuple[str, ...], list[list[Cell]]]
 COUNTRIES = ("USA", "ESP", "GBR")
 FT_TEST = "Six Minute Walk Test Distance"
 RE_TESTS = {"FVC": "Forced Vital Capacity", "MVC": "Maximum Vital Capacity",
@@ -59,7 +61,7 @@ def render_subject_key(pairs: Sequence[Pair], ledger: PhiLedger) -> bytes:
 NOT_TREATED = ("NOTTRT", "Not Treated")  # SDTM ACTARMCD/ACTARM of a randomized subject never dosed
 
 
-def render_dm(pairs: Sequence[Pair], params: SynthParams, ledger: PhiLedger) -> bytes:
+def build_dm_table(pairs: Sequence[Pair], params: SynthParams, ledger: PhiLedger) -> Table:
     """dm.csv with consent/first/last dose dates, arms, deaths, and two identifying columns (INVNAM, BRTHDTC)."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "SUBJID", "SITEID", "INVNAM", "BRTHDTC", "AGE", "AGEU", "SEX", "RACE",
               "ETHNIC", "COUNTRY", "RFICDTC", "RFSTDTC", "RFENDTC", "DTHDTC", "DTHFL", "ARMCD", "ARM", "ACTARMCD",
@@ -78,10 +80,10 @@ def render_dm(pairs: Sequence[Pair], params: SynthParams, ledger: PhiLedger) -> 
             f"{last_dose:%Y-%m-%d}" if s.dosed else None, f"{death:%Y-%m-%d}" if death else None,
             "Y" if death else None, s.arm.armcd, s.arm.arm, *actual,
         ])
-    return render_csv(header, rows)
+    return header, rows
 
 
-def render_ds(pairs: Sequence[Pair], params: SynthParams) -> bytes:
+def build_ds_table(pairs: Sequence[Pair], params: SynthParams) -> Table:
     """ds.csv: randomization (on the consent date) and the end-of-study disposition: DEATH,
     WITHDRAWAL BY SUBJECT (never dosed, on day 1) or COMPLETED (on the last visit)."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "DSSEQ", "DSCAT", "DSDECOD", "DSSTDTC")
@@ -96,10 +98,10 @@ def render_ds(pairs: Sequence[Pair], params: SynthParams) -> bytes:
         rows.append([params.study_id, "DS", s.usubjid, 1, "PROTOCOL MILESTONE", "RANDOMIZED", f"{s.consent_date:%Y-%m-%d}"])
         rows.append([params.study_id, "DS", s.usubjid, 2, "DISPOSITION EVENT", decod,
                      f"{compute_date_for_day(s.first_dose_date, day):%Y-%m-%d}"])
-    return render_csv(header, rows)
+    return header, rows
 
 
-def render_ex(pairs: Sequence[Pair], params: SynthParams) -> bytes:
+def build_ex_table(pairs: Sequence[Pair], params: SynthParams) -> Table:
     """ex.csv: one row per infusion (study days ``params.dosing_days``)."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRM", "EXROUTE",
               "EXSTDTC", "EXENDTC")
@@ -109,32 +111,32 @@ def render_ex(pairs: Sequence[Pair], params: SynthParams) -> bytes:
             when = f"{compute_date_for_day(s.first_dose_date, day):%Y-%m-%d}"
             rows.append([params.study_id, "EX", s.usubjid, seq, s.arm.extrt, f"{s.arm.dose:.0f}", params.dose_unit,
                          "SUSPENSION", "INTRAVENOUS", when, when])
-    return render_csv(header, rows)
+    return header, rows
 
 
-def render_sv(pairs: Sequence[Pair], params: SynthParams) -> bytes:
+def build_sv_table(pairs: Sequence[Pair], params: SynthParams) -> Table:
     """sv.csv: screening (consent), each attended visit, unscheduled repeat scans."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "VISITNUM", "VISIT", "SVSTDTC", "SVENDTC")
     rows = [[params.study_id, "SV", s.usubjid, f"{v.visitnum:g}", v.name, f"{v.date:%Y-%m-%d}", f"{v.date:%Y-%m-%d}"]
             for s, _ in pairs for v in s.visits]
-    return render_csv(header, rows)
+    return header, rows
 
 
 def _measurements(subject: SubjectPlan, testcds: set[str]) -> list[Measurement]:
     return [m for m in subject.measurements if m.testcd in testcds]
 
 
-def render_ft(pairs: Sequence[Pair], params: SynthParams) -> bytes:
+def build_ft_table(pairs: Sequence[Pair], params: SynthParams) -> Table:
     """ft.csv: 6-minute walk distance in metres."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "FTSEQ", "FTTESTCD", "FTTEST", "FTORRES", "FTORRESU", "VISITNUM",
               "VISIT", "FTDTC")
     rows = [[params.study_id, "FT", s.usubjid, seq, m.testcd, FT_TEST, f"{m.value:.0f}", "m", f"{m.visitnum:g}",
              m.visit, f"{m.date:%Y-%m-%d}"]
             for s, _ in pairs for seq, m in enumerate(_measurements(s, {"SIXMW"}), start=1)]
-    return render_csv(header, rows)
+    return header, rows
 
 
-def render_re(pairs: Sequence[Pair], params: SynthParams, n_sites: int) -> bytes:
+def build_re_table(pairs: Sequence[Pair], params: SynthParams, n_sites: int) -> Table:
     """re.csv: FVC, MVC, DLCO in each site's units (see ``compute_re_unit``)."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "RESEQ", "RETESTCD", "RETEST", "REORRES", "REORRESU", "VISITNUM",
               "VISIT", "REDTC")
@@ -145,10 +147,10 @@ def render_re(pairs: Sequence[Pair], params: SynthParams, n_sites: int) -> bytes
             text, _ = compute_reported(m.value, unit)
             rows.append([params.study_id, "RE", s.usubjid, seq, m.testcd, RE_TESTS[m.testcd], text, unit.unit,
                          f"{m.visitnum:g}", m.visit, f"{m.date:%Y-%m-%d}"])
-    return render_csv(header, rows)
+    return header, rows
 
 
-def render_ae(pairs: Sequence[Pair], params: SynthParams, seed: int, ledger: PhiLedger) -> bytes:
+def build_ae_table(pairs: Sequence[Pair], params: SynthParams, seed: int, ledger: PhiLedger) -> Table:
     """ae.csv; a few verbatim terms name the nurse who reported them (free text with PHI); start
     dates and causality left partial or empty as often as ``params`` says."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AETERM", "AEDECOD", "AEBODSYS", "AESEV", "AESER", "AEREL",
@@ -156,7 +158,7 @@ def render_ae(pairs: Sequence[Pair], params: SynthParams, seed: int, ledger: Phi
     rows = []
     for s, _ in pairs:
         rng = np.random.default_rng([seed, s.index, STREAM_IDENTITY, 1])
-        mess = np.random.default_rng([seed, s.index, STREAM_COURSE, 1])
+        course = np.random.default_rng([seed, s.index, STREAM_COURSE, 1])
         for seq, ae in enumerate(s.adverse_events, start=1):
             term = ae.term
             if rng.random() < params.p_phi_in_aeterm:
@@ -165,13 +167,13 @@ def render_ae(pairs: Sequence[Pair], params: SynthParams, seed: int, ledger: Phi
                 term = f"{term} (reported by nurse {ledger.add(name, 'staff_name', 'clinical/ae.csv:AETERM')})"
             end = None if ae.end_day is None else f"{compute_date_for_day(s.first_dose_date, ae.end_day):%Y-%m-%d}"
             start = compute_date_for_day(s.first_dose_date, ae.start_day)
-            draw, relation = mess.random(), None if mess.random() < params.p_ae_missing_causality else ae.relation
+            draw, relation = course.random(), None if course.random() < params.p_ae_missing_causality else ae.relation
             start_text = (None if draw < params.p_ae_missing_start else f"{start:%Y-%m}"
                           if draw < params.p_ae_missing_start + params.p_ae_partial_start else f"{start:%Y-%m-%d}")
             outcome = ae.outcome if ae.outcome == "FATAL" or ae.end_day is not None else "NOT RECOVERED/NOT RESOLVED"
             rows.append([params.study_id, "AE", s.usubjid, seq, term, ae.decod, ae.bodsys, ae.severity, ae.serious,
                          relation, outcome, start_text, end])
-    return render_csv(header, rows)
+    return header, rows
 
 
 def compute_standard_measurement(m: Measurement, site_index: int, n_sites: int) -> tuple[float, str]:

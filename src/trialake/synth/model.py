@@ -14,7 +14,7 @@ import numpy as np
 
 from trialake.synth.params import Arm, OutcomeModel, SynthParams, VisitPlan
 
-STREAM_SUBJECT, STREAM_IDENTITY, STREAM_LABS, STREAM_FILES, STREAM_COURSE = 0, 1, 2, 3, 4
+STREAM_SUBJECT, STREAM_IDENTITY, STREAM_LABS, STREAM_FILES, STREAM_MESS, STREAM_COURSE = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
