@@ -260,8 +260,12 @@ def test_hierarchy_stops_at_the_first_test_not_rejected() -> None:
         "not rejected at alpha 0.2: testing stops",
         "not tested: an earlier test in the hierarchy was not rejected",
     ]
-    with pytest.raises(ValueError, match="no row for SIXMW Day 28 CHG"):
-        derive_hierarchy(_endpoints(), primary=("SIXMW", "Day 28", "CHG"), order=[], alpha=0.05)
+    # a test without a value yet (no SIXMW row) is marked nowhere and stops the sequence there
+    waiting = [("SIXMW", "Day 28", "CHG"), *order]
+    early = derive_hierarchy(_endpoints(), primary=waiting[0], order=waiting, alpha=0.2)
+    assert early["primary"].drop_nulls().len() == 0
+    assert [(_row(early, *t)["hierarchy_rank"], _row(early, *t)["hierarchy_decision"]) for t in order] == [
+        (rank, "not tested: an earlier test in the hierarchy was not rejected") for rank in (2, 3, 4)]
 
 
 def test_worst_rank_ranks_deaths_then_missing_values_last() -> None:

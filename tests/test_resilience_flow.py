@@ -307,8 +307,11 @@ def test_a_failed_stage_leaves_the_other_branch_published_and_the_next_run_compl
     for table in DOMAIN_TABLES.values():
         assert _comparable(lake, table).equals(_comparable(clean, table)), table
     assert read_table(lake, "bronze/dicom_instances").is_empty()
-    adsl = read_table(lake, "gold/adsl")  # gold built from what was published: no CT yet, so nobody is in the FAS
-    assert adsl.height == TINY["subjects"] and set(adsl["FASFL"]) == {"N"}
+    # gold built from what was published: no CT yet, so the FAS is the dosed subjects with a
+    # functional baseline (every generated subject is dosed by default)
+    adsl, adft = read_table(lake, "gold/adsl"), read_table(lake, "gold/adft")
+    assert read_table(lake, "gold/adct").is_empty() and adsl.height == TINY["subjects"]
+    assert set(adsl.filter(pl.col("FASFL") == "Y")["USUBJID"]) == set(adft.filter(pl.col("ABLFL") == "Y")["USUBJID"])
     if lake.fs.isfile(lake.path("bronze/dicom")):  # a fresh lake's first run re-ingests all and may have removed it
         lake.fs.rm(lake.path("bronze/dicom"))
     assert main(argv) == 0

@@ -245,20 +245,22 @@ def derive_hierarchy(
     gets its ``hierarchy_rank`` and ``alpha``; the tests are taken in order, each at the full
     alpha: P < alpha rejects its null hypothesis and testing goes on, otherwise (or without a
     P) testing stops and every later test is "not tested". In a blinded table (no P values) the
-    decisions stay null. Raises ValueError when a named test has no row.
+    decisions stay null. A named test without a row has no value yet (gold is built from what
+    silver holds; the configuration's names are checked when it is loaded): nothing is marked for
+    it, and as it rejects nothing, testing stops there.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha: must be strictly between 0 and 1, got {alpha!r}")
     keys = {(r[0], r[1], r[2]): i for i, r in enumerate(endpoints.select("PARAMCD", "AVISIT", "AVAR").iter_rows())}
-    for test in [*([primary] if primary else []), *order]:
-        if test not in keys:
-            raise ValueError(f"endpoints: no row for {' '.join(test)} (PARAMCD, AVISIT, AVAR)")
     p_values = endpoints.get_column("p_value").to_list()
     blinded = endpoints.get_column("n_trt").is_null().all()
     ranks, decisions = [None] * endpoints.height, [None] * endpoints.height
     going = True
     for rank, test in enumerate(order, start=1):
-        index = keys[test]
+        index = keys.get(test)
+        if index is None:  # no value yet
+            going = False
+            continue
         ranks[index] = rank
         if blinded:
             continue
@@ -270,7 +272,7 @@ def derive_hierarchy(
         else:
             decisions[index] = f"not rejected at alpha {alpha:g}{'' if p is not None else ' (not estimable)'}: testing stops"
             going = False
-    primary_index = keys[primary] if primary else None
+    primary_index = keys.get(primary) if primary else None
     return endpoints.with_columns(
         primary=pl.Series([("Y" if i == primary_index else None) for i in range(endpoints.height)], dtype=pl.String),
         hierarchy_rank=pl.Series(ranks, dtype=pl.Int64),
