@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test bench bench-tools deploy worker server clean
+.PHONY: setup demo test test-tools bench bench-tools deploy worker server clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,12 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/trialake demo --out $(DEMO_DIR)
 
-test: setup
+# R double-programs the endpoint statistics in the tests (Debian package r-base-core).
+test-tools:
+	@command -v Rscript >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends r-base-core >/dev/null; }
+
+test: setup test-tools
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 

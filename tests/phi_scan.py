@@ -9,7 +9,8 @@
   more (text in JPEG/JPEG 2000 comment segments), and native pixels for bits set outside Bits
   Stored/High Bit (where overlays hide),
 - NIfTI headers (.nii/.nii.gz: the header and its extensions, not the voxels),
-- PNG text chunks (tEXt, iTXt, zTXt),
+- PNG text chunks (tEXt, iTXt, zTXt), in PNG files and in PNGs embedded in HTML as base64
+  ``data:`` URIs (whose base64 text itself is not searched: short values match it by chance),
 - SQLite databases (Prefect's): every cell of every table as SQLite decodes it, never the file's
   raw bytes, where records lie back to back (a UUID ending ``...095`` followed by a byte ``Y`` of
   the next column is no leak of ``095Y``); values shorter than 8 characters count there only
@@ -26,6 +27,7 @@ It returns one line per finding, ``<file>: <where>: <value>``; an empty list mea
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
 import json
@@ -43,6 +45,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 RESTRICTED_ZONE = "restricted"
+_DATA_URI = re.compile(rb"data:image/png;base64,([A-Za-z0-9+/=]+)")
 PIXEL_DATA = 0x7FE00010
 MIN_PIXEL_CANARY = 8  # shorter values would match random bytes of an image
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -91,12 +94,13 @@ def _trie_pattern(node: dict) -> str:
     return f"(?:{body})?" if "" in node else body
 
 
-def _files(roots: Iterable[Path]) -> Iterable[tuple[Path, Path]]:
+def _files(roots: Iterable[Path], excluded: Iterable[str]) -> Iterable[tuple[Path, Path]]:
+    excluded = set(excluded)
     for root in map(Path, roots):
         candidates = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for path in candidates:
             relative = path.relative_to(root) if root.is_dir() else Path(path.name)
-            if RESTRICTED_ZONE not in relative.parts:
+            if not excluded & set(relative.parts):
                 yield root, path
 
 
@@ -204,6 +208,9 @@ def _file_strings(path: Path, data: bytes) -> Iterable[tuple[str, str]]:
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         yield from _png_text(data)
     else:
+        for image in _DATA_URI.findall(data):
+            yield from _png_text(base64.b64decode(image))
+        data = _DATA_URI.sub(b"data:image/png;base64,", data)
         for encoding in ("utf-8", "latin-1"):
             yield f"text ({encoding})", data.decode(encoding, errors="ignore")
         if path.suffix == ".json":  # one document, or one per line (Delta Lake's transaction log)
@@ -216,8 +223,11 @@ def _file_strings(path: Path, data: bytes) -> Iterable[tuple[str, str]]:
                 yield "JSON", json.dumps(document, ensure_ascii=False)
 
 
-def find_phi_leaks(roots: Iterable[Path | str], phi_values: Iterable[str]) -> list[str]:
-    """Every place under ``roots`` (the ``restricted/`` zone excepted) where a PHI value appears."""
+def find_phi_leaks(
+    roots: Iterable[Path | str], phi_values: Iterable[str], *, excluded_zones: Iterable[str] = (RESTRICTED_ZONE,)
+) -> list[str]:
+    """Every place under ``roots`` (the ``excluded_zones`` excepted, by default ``restricted/``)
+    where one of the values appears."""
     phi_values = [str(v) for v in phi_values if v]
     pattern = compile_phi_pattern(phi_values)
     long_values = [v for v in phi_values if len(v) >= MIN_PIXEL_CANARY]
@@ -225,7 +235,7 @@ def find_phi_leaks(roots: Iterable[Path | str], phi_values: Iterable[str]) -> li
     short_values = [v for v in phi_values if len(v) < MIN_PIXEL_CANARY]
     short_pattern = compile_phi_pattern(short_values, delimited=True) if short_values else None
     findings: list[str] = []
-    for root, path in _files(roots):
+    for root, path in _files(roots, excluded_zones):
         name = str(path.relative_to(root)) if root.is_dir() else path.name
         for match in pattern.finditer(name):
             findings.append(f"{path}: object name: {match.group(0)}")

@@ -9,6 +9,7 @@ import pytest
 
 from trialake.clinical import (
     derive_adverse_events,
+    derive_disposition,
     derive_exposure,
     derive_lung_function,
     derive_sixmwt,
@@ -145,19 +146,58 @@ def test_adverse_events_are_normalized_and_free_text_is_not_carried() -> None:
         {"USUBJID": "TL-002", "AEDECOD": "Fever", "AESEV": "Modéré", "AESER": "N", "AEREL": None, "AESTDT": D(2020, 3, 3)},
         {"USUBJID": "TL-002", "AEDECOD": "Cough", "AESEV": "awful", "AESER": "maybe", "AEREL": "who knows", "AESTDT": D(2020, 3, 3)},
         {"USUBJID": "TL-002", "AEDECOD": None, "AESEV": "MILD", "AESER": "N", "AEREL": None, "AESTDT": None},
+        # partial and missing start dates are kept (ADAE imputes them), never rejected
+        {"USUBJID": "TL-002", "AEDECOD": "Nausea", "AESEV": "MILD", "AESER": "N", "AESTDTC": "2020-03", "AESTDT": None},
+        {"USUBJID": "TL-001", "AEDECOD": "Cough", "AESEV": "MILD", "AESER": "N", "AESTDTC": None, "AESTDT": None},
     ])
     events, rejected = derive_adverse_events(ae, subjects=SUBJECTS)
-    assert events.select("AEDECOD", "AESEV", "AESER", "AEREL", "AESTDY").to_dicts() == [
-        {"AEDECOD": "Headache", "AESEV": "MILD", "AESER": "N", "AEREL": "UNLIKELY RELATED", "AESTDY": 3},
-        {"AEDECOD": "Rash", "AESEV": "SEVERE", "AESER": "Y", "AEREL": "PROBABLY RELATED", "AESTDY": -1},
-        {"AEDECOD": "Fever", "AESEV": "MODERATE", "AESER": "N", "AEREL": None, "AESTDY": 1},
+    assert events.select("AEDECOD", "AESEV", "AESER", "AEREL", "AESTDTC", "AESTDY").to_dicts() == [
+        {"AEDECOD": "Headache", "AESEV": "MILD", "AESER": "N", "AEREL": "UNLIKELY RELATED", "AESTDTC": None, "AESTDY": 3},
+        {"AEDECOD": "Rash", "AESEV": "SEVERE", "AESER": "Y", "AEREL": "PROBABLY RELATED", "AESTDTC": None, "AESTDY": -1},
+        {"AEDECOD": "Fever", "AESEV": "MODERATE", "AESER": "N", "AEREL": None, "AESTDTC": None, "AESTDY": 1},
+        {"AEDECOD": "Nausea", "AESEV": "MILD", "AESER": "N", "AEREL": None, "AESTDTC": "2020-03", "AESTDY": None},
+        {"AEDECOD": "Cough", "AESEV": "MILD", "AESER": "N", "AEREL": None, "AESTDTC": None, "AESTDY": None},
     ]
     assert rejected.get_column("reason").to_list() == [
         "severity not recognised (AESEV given, AETOXGR empty); AESER given is not Y or N; "
         "AEREL is not a recognised causality",
-        "AEDECOD is empty; AESTDTC is missing or not a complete date",
+        "AEDECOD is empty",
     ]
     assert "AETERM" not in events.columns
+
+
+def test_deaths_and_ethnicity_reach_silver_subjects() -> None:
+    dm = _bronze([
+        {"USUBJID": "TL-001", "SEX": "M", "AGE": "45", "ETHNIC": "NOT HISPANIC OR LATINO", "DTHFL": "Y",
+         "DTHDTC": "2020-03-20", "DTHDT": D(2020, 3, 20)},
+        {"USUBJID": "TL-002", "SEX": "F", "AGE": "61", "DTHFL": None, "DTHDTC": "2020-04", "DTHDT": None},
+        {"USUBJID": "TL-003", "SEX": "F", "AGE": "61", "DTHFL": "N", "DTHDTC": None, "DTHDT": None},
+        {"USUBJID": "TL-004", "SEX": "F", "AGE": "61", "DTHFL": "maybe", "DTHDTC": None, "DTHDT": None},
+    ])
+    subjects, rejected = derive_subjects(dm, exposure=EX.head(0).with_columns(pl.lit(None, pl.Date).alias("EXENDT")))
+    assert subjects.select("USUBJID", "ETHNIC", "DTHFL", "DTHDTC", "DTHDT").rows() == [
+        ("TL-001", "NOT HISPANIC OR LATINO", "Y", "2020-03-20", D(2020, 3, 20)),
+        ("TL-002", None, "Y", "2020-04", None),  # a (partial) death date means the subject died
+        ("TL-003", None, None, None, None),
+    ]
+    assert rejected.get_column("reason").to_list() == ["DTHFL is not Y or N"]
+
+
+def test_disposition_keeps_coded_terms_and_partial_dates() -> None:
+    ds = _bronze([
+        {"USUBJID": "TL-001", "DSSEQ": "1", "DSCAT": "protocol milestone", "DSDECOD": "randomized",
+         "DSSTDTC": "2020-03-01", "DSSTDT": D(2020, 3, 1)},
+        {"USUBJID": "TL-001", "DSSEQ": "2", "DSCAT": "DISPOSITION EVENT", "DSDECOD": "DEATH", "DSSTDTC": "2020-03",
+         "DSSTDT": None},
+        {"USUBJID": "TL-002", "DSSEQ": "1", "DSCAT": "DISPOSITION EVENT", "DSDECOD": " ", "DSSTDTC": None, "DSSTDT": None},
+    ])
+    disposition, rejected = derive_disposition(ds, subjects=SUBJECTS)
+    assert disposition.select("USUBJID", "DSSEQ", "DSCAT", "DSDECOD", "DSSTDTC", "DSSTDY").rows() == [
+        ("TL-001", 1, "PROTOCOL MILESTONE", "RANDOMIZED", "2020-03-01", -1),
+        ("TL-001", 2, "DISPOSITION EVENT", "DEATH", "2020-03", None),
+    ]
+    assert rejected.get_column("reason").to_list() == ["DSDECOD is empty"]
+    assert rejected.get_column("stage").to_list() == ["clinical_ds"]
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,21 @@ def test_reference_trial_is_the_default() -> None:
         (lambda raw: raw.update(colour="blue"), "colour: Extra inputs are not permitted"),
         (lambda raw: raw["visits"][1].update(high_day=22), "overlap"),
         (lambda raw: raw["visits"][2].update(target_day=50), "visits.2"),
+        (lambda raw: raw["endpoints"].update(estimator="t_test"), "endpoints.estimator: Input should be 'hodges_lehmann'"),
+        (lambda raw: raw["endpoints"].update(population="EFFFL"), "endpoints.population"),
+        (lambda raw: raw["endpoints"]["populations"].update(SIXMW="XXFL"), "endpoints.populations.SIXMW"),
+        (lambda raw: raw["endpoints"]["primary"].update(avar="RATIO"), "endpoints.primary.avar"),
+        (lambda raw: raw["endpoints"]["hierarchy"]["order"][1].update(avisit="Day 99"), "'Day 99' is not a post-baseline visit"),
+        (lambda raw: raw["endpoints"]["hierarchy"]["order"][2].update(avisit="Baseline"), "'Baseline' is not a post-baseline visit"),
+        (lambda raw: raw["endpoints"].update(descriptive_only=["LUNGVOLX"]), "endpoints.descriptive_only: unknown parameter(s) ['LUNGVOLX']"),
+        (lambda raw: raw["endpoints"].update(descriptive_only=["LESPCT"]), "LESPCT is descriptive_only"),
+        (lambda raw: raw["endpoints"]["hierarchy"]["order"].reverse(), "must start with the primary endpoint"),
+        (lambda raw: raw["endpoints"]["hierarchy"].update(alpha=1.5), "endpoints.hierarchy.alpha"),
+        (lambda raw: raw["endpoints"]["better"].pop("SIXMW"), "direction of improvement of ['SIXMW']"),
+        (lambda raw: raw["endpoints"]["missing_data"].update(primary="locf"), "endpoints.missing_data.primary"),
+        (lambda raw: raw["endpoints"].update(outside_window="stretch"), "endpoints.outside_window"),
+        (lambda raw: raw.update(blinding="partly"), "blinding: Input should be 'blinded' or 'unblinded'"),
+        (lambda raw: raw["adam"].update(age_groups=[65, 18]), "age_groups must be distinct and increasing"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, change, expected: str) -> None:
@@ -47,6 +62,23 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, change, expected:
         load_trial_config(path)
     message = str(caught.value)
     assert expected in message and str(path) in message and "\n" not in message
+
+
+def test_analysis_plan_is_read_from_the_configuration() -> None:
+    trial = load_trial_config()
+    sap = trial.endpoints
+    assert (sap.primary.paramcd, sap.primary.avisit, sap.primary.avar) == ("LESPCT", "Day 28", "CHG")
+    assert [t.paramcd for t in sap.hierarchy.order] == ["LESPCT", "SOLPCT", "SIXMW"]
+    assert sap.hierarchy.alpha == 0.05 and sap.descriptive_only == ("LUNGVOL",)
+    assert sap.estimator == "hodges_lehmann" and sap.population == "FASFL"
+    assert (sap.missing_data.primary, sap.missing_data.sensitivity) == ("complete_case", "worst_rank")
+    assert trial.blinding == "unblinded"  # the reference trial is completed and published
+
+
+def test_a_new_trial_starts_blinded(tmp_path: Path) -> None:
+    path = _write_variant(tmp_path, lambda raw: raw.pop("blinding"))
+    trial = load_trial_config(path)
+    assert trial.blinding == "blinded" and trial.blinded
 
 
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:

@@ -6,14 +6,26 @@ from datetime import date
 import polars as pl
 import pytest
 
-from trialake.marts.endpoints import AE_COMPARISON_SCHEMA, ENDPOINT_SCHEMA, derive_ae_comparison, derive_endpoints
+from trialake.marts.endpoints import (
+    AE_COMPARISON_SCHEMA,
+    ARM_COLUMNS,
+    BLINDED,
+    DESCRIPTIVE,
+    ENDPOINT_SCHEMA,
+    derive_ae_comparison,
+    derive_blinded_endpoints,
+    derive_endpoints,
+    derive_hierarchy,
+    derive_worst_rank,
+)
 
 TRT, CTL = "UC-MSC", "Placebo"
 ENDPOINT_COLUMNS = [
-    "PARAMCD", "PARAM", "AVISIT", "AVISITN", "AVAR", "trt_arm", "ctl_arm", "n_trt", "n_ctl",
-    "median_trt", "q1_trt", "q3_trt", "median_ctl", "q1_ctl", "q3_ctl", "estimate", "ci_low", "ci_high",
-    "conf_level", "p_value", "method", "missing_data",
-]  # tables.md, gold/endpoints
+    "PARAMCD", "PARAM", "PARAMN", "AVISIT", "AVISITN", "AVAR", "unit", "population", "trt_arm", "ctl_arm", "n_trt",
+    "n_ctl", "median_trt", "q1_trt", "q3_trt", "median_ctl", "q1_ctl", "q3_ctl", "n_all", "median_all", "q1_all",
+    "q3_all", "estimate", "ci_low", "ci_high", "conf_level", "p_value", "method", "missing_data", "primary",
+    "hierarchy_rank", "alpha", "hierarchy_decision",
+]  # the DESIGN.md contract columns, the pooled summaries and the analysis plan's marks
 
 
 def _adsl() -> pl.DataFrame:
@@ -27,7 +39,10 @@ def _adsl() -> pl.DataFrame:
             "USUBJID": [r[0] for r in rows],
             "TRT01P": [r[1] for r in rows],
             "FASFL": [r[2] for r in rows],
+            "SAFFL": ["Y"] * 5 + ["N"] + ["Y"] * 3,  # C1 never dosed: not in the safety set
             "TRTSDT": [date(2020, 2, 1)] * len(rows),
+            # C3 died on study day 20
+            "DTHDT": [None] * 7 + [date(2020, 2, 20), None],
         }
     )
 
@@ -37,6 +52,7 @@ def _bds() -> pl.DataFrame:
     records = [
         # baseline records carry no change
         *[(s, "LESPCT", "Baseline", 0.0, "Y", None, None) for s in ("T1", "T2", "T3", "T4", "C1", "C2", "C3")],
+        ("T1", "SOLPCT", "Baseline", 0.0, "Y", None, None),
         # Day 28 LESPCT: CHG trt -10, -4, -7, -1; ctl -2, 3, 0. PCHG: T3 missing (complete cases).
         ("T1", "LESPCT", "Day 28", 28.0, "Y", -10.0, -50.0),
         ("T2", "LESPCT", "Day 28", 28.0, "Y", -4.0, -20.0),
@@ -70,6 +86,9 @@ def _bds() -> pl.DataFrame:
     return frame.with_columns(
         pl.col("PARAMCD").replace_strict(params).alias("PARAM"),
         pl.lit(TRT).alias("TRT01P"),  # a BDS column named like the ADSL one must not collide
+        pl.when(pl.col("AVISIT") == "Baseline").then(pl.lit("Y")).alias("ABLFL"),
+        pl.lit("%").alias("AVALU"),
+        pl.col("PARAMCD").replace_strict({"LESPCT": 5, "SOLPCT": 7}, return_dtype=pl.Int64).alias("PARAMN"),
     )
 
 
@@ -182,6 +201,99 @@ def test_bad_arguments_are_named(kwargs, message) -> None:
 def test_missing_column_is_named() -> None:
     with pytest.raises(ValueError, match=r"bds: missing column\(s\) \['PCHG'\]"):
         derive_endpoints(_bds().drop("PCHG"), _adsl(), treatment_arm=TRT, control_arm=CTL, visits=["Day 28"])
+
+
+def test_pooled_summaries_units_and_populations() -> None:
+    """Pooled Day 28 CHG: -10 -7 -4 -2 -1 0 3: median -2, Q1 -7 + 0.5 * 3 = -5.5, Q3 -1 + 0.5 = -0.5."""
+    row = _row(_endpoints(), "LESPCT", "Day 28", "CHG")
+    assert (row["n_all"], row["q1_all"], row["median_all"], row["q3_all"]) == (7, -5.5, -2.0, -0.5)
+    assert (row["unit"], row["population"], row["PARAMN"]) == ("percentage points", "FASFL", 5)
+    assert _row(_endpoints(), "LESPCT", "Day 28", "PCHG")["unit"] == "% of baseline"
+    # the safety set for SOLPCT leaves C1 out: no placebo value at Day 28 then
+    row = _row(_endpoints(populations={"SOLPCT": "SAFFL"}), "SOLPCT", "Day 28", "CHG")
+    assert (row["population"], row["n_trt"], row["n_ctl"]) == ("SAFFL", 1, 0)
+
+
+def test_descriptive_parameters_get_no_comparison() -> None:
+    row = _row(_endpoints(descriptive_only=["LESPCT"]), "LESPCT", "Day 28", "CHG")
+    assert (row["n_trt"], row["median_trt"], row["median_ctl"]) == (4, -5.5, 0.0)
+    assert row["estimate"] is None and row["p_value"] is None and row["ci_low"] is None
+    assert row["method"] == DESCRIPTIVE
+
+
+def test_unknown_estimator_is_refused() -> None:
+    with pytest.raises(ValueError, match="estimator: 't_test' is not one of"):
+        _endpoints(estimator="t_test")
+
+
+def test_blinded_endpoints_pool_the_arms_and_compare_nothing() -> None:
+    blinded = derive_blinded_endpoints(_bds(), _adsl().drop("TRT01P"), visits=["Day 10", "Day 28"])
+    unblinded = _endpoints()
+    assert blinded.columns == ENDPOINT_COLUMNS
+    assert blinded.select(ARM_COLUMNS).null_count().row(0) == (blinded.height,) * len(ARM_COLUMNS)
+    # the pooled numbers are those of the unblinded table, minus X1 of the third arm
+    pooled = ["n_all", "median_all", "q1_all", "q3_all"]
+    row = _row(blinded, "LESPCT", "Day 28", "CHG")
+    expected = _row(unblinded, "LESPCT", "Day 28", "CHG")
+    # X1 (third arm, FAS) is pooled in the blinded table: 8 values, median (-2 + -1) / 2
+    assert (row["n_all"], row["median_all"]) == (8, -1.5)
+    assert expected["n_all"] == 7
+    assert set(blinded["method"]) == {BLINDED}
+    assert blinded.select(pooled).null_count().row(0)[0] == 0
+
+
+def test_hierarchy_stops_at_the_first_test_not_rejected() -> None:
+    """LESPCT Day 28 CHG: P = 4/35 = 0.114; LESPCT Day 10 CHG: P = 2 / C(4, 2) = 1/3."""
+    order = [("LESPCT", "Day 28", "CHG"), ("LESPCT", "Day 10", "CHG"), ("LESPCT", "Day 28", "PCHG")]
+    strict = derive_hierarchy(_endpoints(), primary=order[0], order=order, alpha=0.05)
+    assert _row(strict, "LESPCT", "Day 28", "CHG")["primary"] == "Y"
+    assert strict["primary"].drop_nulls().len() == 1
+    decisions = [(_row(strict, *t)["hierarchy_rank"], _row(strict, *t)["hierarchy_decision"]) for t in order]
+    assert decisions == [
+        (1, "not rejected at alpha 0.05: testing stops"),
+        (2, "not tested: an earlier test in the hierarchy was not rejected"),
+        (3, "not tested: an earlier test in the hierarchy was not rejected"),
+    ]
+    lenient = derive_hierarchy(_endpoints(), primary=order[0], order=order, alpha=0.2)
+    assert [_row(lenient, *t)["hierarchy_decision"] for t in order] == [
+        "rejected at alpha 0.2 (P < 0.2)",
+        "not rejected at alpha 0.2: testing stops",
+        "not tested: an earlier test in the hierarchy was not rejected",
+    ]
+    # a test without a value yet (no SIXMW row) is marked nowhere and stops the sequence there
+    waiting = [("SIXMW", "Day 28", "CHG"), *order]
+    early = derive_hierarchy(_endpoints(), primary=waiting[0], order=waiting, alpha=0.2)
+    assert early["primary"].drop_nulls().len() == 0
+    assert [(_row(early, *t)["hierarchy_rank"], _row(early, *t)["hierarchy_decision"]) for t in order] == [
+        (rank, "not tested: an earlier test in the hierarchy was not rejected") for rank in (2, 3, 4)]
+
+
+def test_worst_rank_ranks_deaths_then_missing_values_last() -> None:
+    """Day 28 CHG without T4 and C3: trt -10, -4, -7 and T4 missing; ctl -2, 3 and C3 dead on day 20.
+    Lower is better, so the pooled ranks are -10 (1), -7 (2), -4 (3), -2 (4), 3 (5), T4 (6), C3 (7):
+    W = 1 + 2 + 3 + 6 - 10 = 2, no ties: exact, P = 2 * (1 + 1 + 2) / 35 = 8/35."""
+    bds = _bds().filter(~(pl.col("USUBJID").is_in(["T4", "C3"]) & (pl.col("AVISIT") == "Day 28")))
+    result = derive_worst_rank(
+        bds, _adsl(), tests=[("LESPCT", "Day 28", "CHG")], better={"LESPCT": "lower"}, window_end={"Day 28": 35},
+        treatment_arm=TRT, control_arm=CTL,
+    )
+    row = result.row(0, named=True)
+    assert (row["n_trt"], row["n_observed_trt"], row["n_died_trt"], row["n_missing_trt"]) == (4, 3, 0, 1)
+    assert (row["n_ctl"], row["n_observed_ctl"], row["n_died_ctl"], row["n_missing_ctl"]) == (3, 2, 1, 0)
+    assert row["p_value"] == pytest.approx(8 / 35, abs=1e-12)
+    # higher is better: C3 (1), T4 (2), -10 (3), -7 (4), -4 (5), -2 (6), 3 (7); W = 2 + 3 + 4 + 5 - 10 = 4,
+    # P = 2 * P(W <= 4) = 2 * (1 + 1 + 2 + 3 + 4) / 35 = 22/35
+    higher = derive_worst_rank(
+        bds, _adsl(), tests=[("LESPCT", "Day 28", "CHG")], better={"LESPCT": "higher"}, window_end={"Day 28": 35},
+        treatment_arm=TRT, control_arm=CTL,
+    )
+    assert higher["p_value"][0] == pytest.approx(22 / 35, abs=1e-12)
+    # a death after the window is a missing value, not a death
+    late = derive_worst_rank(
+        bds, _adsl(), tests=[("LESPCT", "Day 28", "CHG")], better={"LESPCT": "lower"}, window_end={"Day 28": 19},
+        treatment_arm=TRT, control_arm=CTL,
+    )
+    assert (late["n_died_ctl"][0], late["n_missing_ctl"][0]) == (0, 1)
 
 
 def _ae_incidence() -> pl.DataFrame:

@@ -20,6 +20,8 @@ import pydicom
 import pytest
 
 from trialake.synth import SynthParams, generate_trial
+from trialake.synth.clinical import Table
+from trialake.synth.formats import render_csv
 from trialake.synth.model import plan_trial
 from trialake.synth.phantom import PhantomSpec, make_chest_phantom
 
@@ -111,6 +113,64 @@ def test_scans_fall_in_their_windows_and_the_analysis_scan_is_nearest() -> None:
             repeats += len(scans) > 1
         missed += 3 - len(by_window)
     assert repeats > 0 and missed > 0  # the messiness the brief asks for is actually there
+
+
+def test_no_visit_before_consent() -> None:
+    plans = plan_trial(300, 3, 0, SynthParams())
+    assert all(v.date >= s.consent_date for s in plans for v in s.visits)
+
+
+def test_the_course_of_the_trial_is_drawn_apart_from_everything_else() -> None:
+    """Deaths and subjects never dosed change nothing but themselves: their data stop (on day 1
+    when never dosed, the day before death otherwise), the fatal event is on the day of death, and
+    every other draw is the default trial's."""
+    base = plan_trial(60, 3, 5, SynthParams())
+    course = plan_trial(60, 3, 5, replace(SynthParams(), p_not_dosed=0.1, p_death=0.2))
+    undosed = [s for s in course if not s.dosed]
+    dead = [s for s in course if s.death_day]
+    assert undosed and dead and not {s.index for s in undosed} & {s.index for s in dead}
+    for plain, changed in zip(base, course):
+        assert (plain.arm, plain.ethnic, plain.first_dose_date) == (changed.arm, changed.ethnic, changed.first_dose_date)
+        last = 1 if not changed.dosed else (changed.death_day - 1 if changed.death_day else None)
+        if last is None:
+            assert plain == changed
+            continue
+        assert changed.scans == tuple(s for s in plain.scans if s.study_day <= last)
+        assert all(m.study_day <= last for m in changed.measurements)
+        fatal = [e for e in changed.adverse_events if e.outcome == "FATAL"]
+        assert [e.start_day for e in fatal] == ([changed.death_day] if changed.death_day else [])
+        assert not changed.dosed or all(e.start_day <= changed.death_day for e in changed.adverse_events)
+    assert {s.ethnic for s in course} <= {"HISPANIC OR LATINO", "NOT HISPANIC OR LATINO", "NOT REPORTED"}
+
+
+def test_clinical_files_carry_deaths_dispositions_and_the_ae_mess() -> None:
+    """DM, DS and AE as rendered for the course above: the partial, missing and uncoded values at
+    the configured rates (within sampling error over 60 subjects' events)."""
+    from trialake.synth import clinical
+    from trialake.synth.identity import PhiLedger, make_identity
+
+    params = replace(SynthParams(), p_not_dosed=0.1, p_death=0.2, p_ae_partial_start=0.3, p_ae_missing_start=0.2,
+                     p_ae_missing_causality=0.25)
+    pairs = [(plan, make_identity(plan, 5)) for plan in plan_trial(60, 3, 5, params)]
+    dm = {r["USUBJID"]: r for r in _rows(clinical.build_dm_table(pairs, params, PhiLedger()))}
+    ds = _rows(clinical.build_ds_table(pairs, params))
+    ae = _rows(clinical.build_ae_table(pairs, params, 5, PhiLedger()))
+    for plan, _ in pairs:
+        row = dm[plan.usubjid]
+        assert (row["DTHFL"] == "Y") == bool(plan.death_day) and bool(row["DTHDTC"]) == bool(plan.death_day)
+        assert (row["ACTARMCD"] == "NOTTRT") == (not plan.dosed) and bool(row["RFSTDTC"]) == plan.dosed
+        end = [r["DSDECOD"] for r in ds if r["USUBJID"] == plan.usubjid and r["DSCAT"] == "DISPOSITION EVENT"]
+        assert end == ["DEATH" if plan.death_day else "WITHDRAWAL BY SUBJECT" if not plan.dosed else "COMPLETED"]
+    starts = Counter("missing" if not r["AESTDTC"] else len(r["AESTDTC"]) for r in ae)
+    assert set(starts) == {"missing", 7, 10}
+    assert abs(starts["missing"] / len(ae) - 0.2) < 0.12 and abs(starts[7] / len(ae) - 0.3) < 0.12
+    assert abs(sum(not r["AEREL"] for r in ae) / len(ae) - 0.25) < 0.12
+    assert sum(r["AEOUT"] == "FATAL" for r in ae) == sum(1 for p, _ in pairs if p.death_day)
+
+
+def _rows(table: Table) -> list[dict[str, str]]:
+    """An export's rows as the CSV file holds them (text cells)."""
+    return list(csv.DictReader(io.StringIO(render_csv(*table).decode("utf-8-sig"))))
 
 
 def test_effects_json_matches_a_simulation_of_the_plans(trial: Path) -> None:

@@ -129,8 +129,11 @@ def test_every_parameter_comes_from_its_volumetry_column_with_label_and_unit() -
             ],
             "AVAL": [3.0, 7.0, 2.5, 100.0, 4000.0, 4.0, 3.0],
             "AVALU": ["%", "mL", "%", "mL", "mL", "%", "mL"],
-            "SRCDOM": ["ct_volumetry"] * 7,
-        }
+            "AVALC": ["3.0", "7.0", "2.5", "100.0", "4000.0", "4.0", "3.0"],
+            "PARAMN": [6, 3, 5, 2, 1, 7, 4],  # the order of CT_PARAMETERS
+            "SRCDOM": [None] * 7,  # derived from images: no SDTM source domain
+        },
+        schema_overrides={"SRCDOM": pl.String},
     )
     assert_frame_equal(adct.select(expected.columns), expected)
 

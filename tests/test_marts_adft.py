@@ -48,13 +48,13 @@ LUNG = pl.DataFrame(
 
 def test_adft_matches_hand_derived_table() -> None:
     N = None
-    dlco, unit, re_ = "DLCO test (mmol/min/kPa)", "mmol/min/kPa", "lung_function"
+    dlco, unit, re_ = "DLCO test (mmol/min/kPa)", "mmol/min/kPa", "RE"
     expected = pl.DataFrame(
         [
-            ("W1", "SIXMW", "Walk (m)", 300.0, "m", -1, "Baseline", "Y", "Y", 300.0, N, N, "sixmwt", "f2", 1),
-            ("W1", "SIXMW", "Walk (m)", 420.0, "m", 10, "Day 10", N, "Y", 300.0, 120.0, 40.0, "sixmwt", "f2", 3),
-            ("W1", "SIXMW", "Walk (m)", 350.0, "m", 28, "Day 28", N, "Y", 300.0, 50.0, 50.0 / 3, "sixmwt", "f1", 7),
-            ("W1", "SIXMW", "Walk (m)", 360.0, "m", 28, "Day 28", N, N, 300.0, 60.0, 20.0, "sixmwt", "f2", 2),
+            ("W1", "SIXMW", "Walk (m)", 300.0, "m", -1, "Baseline", "Y", "Y", 300.0, N, N, "FT", "f2", 1),
+            ("W1", "SIXMW", "Walk (m)", 420.0, "m", 10, "Day 10", N, "Y", 300.0, 120.0, 40.0, "FT", "f2", 3),
+            ("W1", "SIXMW", "Walk (m)", 350.0, "m", 28, "Day 28", N, "Y", 300.0, 50.0, 50.0 / 3, "FT", "f1", 7),
+            ("W1", "SIXMW", "Walk (m)", 360.0, "m", 28, "Day 28", N, N, 300.0, 60.0, 20.0, "FT", "f2", 2),
             ("W2", "DLCO", dlco, 6.0, unit, 1, "Baseline", "Y", "Y", 6.0, N, N, re_, "r1", 1),
             ("W2", "DLCO", dlco, 8.0, unit, 28, "Day 28", N, "Y", 6.0, 2.0, 100.0 / 3, re_, "r1", 4),
             ("W2", "DLCO", dlco, 7.5, unit, 28, "Day 28", N, N, 6.0, 1.5, 25.0, re_, "r1", 5),

@@ -58,3 +58,27 @@ def test_study_day_has_no_day_zero(offset: int) -> None:
     day = frame.select(study_day("d", "ref")).item()
     assert day != 0
     assert day == (offset + 1 if offset >= 0 else offset)
+
+
+def test_outside_window_records_go_to_the_nearest_window_only_when_it_is_empty() -> None:
+    """Week 2 is days 10..18 (target 14). A record on day 20 is outside every window: excluded by
+    default; with "nearest" it is Week 2's analysis record when Week 2 has no record of its own,
+    and loses to a record inside the window otherwise."""
+    nearest = AnalysisConfig(treatment=CONFIG.treatment, control=CONFIG.control, visits=CONFIG.visits, outside_window="nearest")
+
+    def records(offsets: list[int]) -> pl.DataFrame:
+        n = len(offsets)
+        return pl.DataFrame({"USUBJID": ["B1"] * n, "PARAMCD": ["P"] * n, "PARAM": ["Param (u)"] * n,
+                             "AVAL": [10.0 + i for i in range(n)], "AVALU": ["u"] * n,
+                             "ADT": [T0 + timedelta(days=o) for o in offsets]})
+
+    # days -3 (baseline) and 20
+    excluded = derive_bds(records([-3, 19]), ADSL, config=CONFIG)
+    assert excluded.select("ADY", "AVISIT", "ANL01FL").rows() == [(-3, "Screening", "Y"), (20, None, None)]
+    used = derive_bds(records([-3, 19]), ADSL, config=nearest)
+    assert used.select("ADY", "AVISIT", "ANL01FL", "AWTARGET", "AWTDIFF", "CHG").rows() == [
+        (-3, "Screening", "Y", -1, 2, None), (20, "Week 2", "Y", 14, 6, 1.0)
+    ]
+    # a record inside Week 2 (day 11, 3 days from target) beats the closer-looking outside one
+    both = derive_bds(records([-3, 10, 19]), ADSL, config=nearest)
+    assert both.select("ADY", "ANL01FL").rows() == [(-3, "Y"), (11, "Y"), (20, None)]

@@ -235,3 +235,14 @@ def test_volumetry_matches_the_phantom_truth(small_trial: Path, local_run: Lake)
     )
     assert checks.row(0) == (True, True)
     assert (both["ADY_lake"] == both["ADY"]).all()
+
+
+def test_every_gold_endpoint_row_equals_r(local_run: Lake, tmp_path: Path) -> None:
+    """The reference trial's gold/endpoints, recomputed in R from gold/adsl, adct and adft."""
+    from r_double import assert_equal_to_r, recompute_in_r
+
+    endpoints = read_table(local_run, "gold/endpoints")
+    efficacy = pl.concat([read_table(local_run, "gold/adct"), read_table(local_run, "gold/adft")], how="diagonal_relaxed")
+    r_endpoints, _ = recompute_in_r(tmp_path, read_table(local_run, "gold/adsl"), efficacy, endpoints)
+    assert assert_equal_to_r(endpoints, r_endpoints) == endpoints.height > 0
+    assert endpoints.filter(pl.col("primary") == "Y").select("PARAMCD", "AVISIT", "AVAR").rows() == [("LESPCT", "Day 28", "CHG")]

@@ -188,22 +188,26 @@ def clean_tables() -> dict[str, pl.DataFrame]:
                 "SEX": ["M", "F"], "ARM": ["UC-MSC", "Placebo"], "ARMCD": ["UCMSC", "PBO"],
                 "TRT01P": ["UC-MSC", "Placebo"], "TRT01A": ["UC-MSC", "Placebo"], "TRTSDT": [FIRST_DOSE] * 2,
                 "TRTEDT": [LAST_DOSE] * 2, "RANDFL": ["Y"] * 2, "ITTFL": ["Y"] * 2, "SAFFL": ["Y"] * 2,
-                "FASFL": ["Y"] * 2,
+                "FASFL": ["Y"] * 2, "PPROTFL": ["Y", "N"], "SUBJID": ["1001", "2001"], "AGEGR1": ["<65", "<65"],
+                "TRT01PN": [1, 2], "RANDDT": [CONSENT] * 2, "TRTDURD": [7, 7], "EOSSTT": ["COMPLETED", "DISCONTINUED"],
+                "DTHFL": [None, "Y"], "DTHDT": [None, day(20)],
             },
-            AGE=pl.Int64,
+            AGE=pl.Int64, TRT01PN=pl.Int64, TRTDURD=pl.Int64, DTHFL=pl.String, DTHDT=pl.Date,
         ),
         "gold/adct": bds(["LESPCT", "LESPCT", "LESPCT", "LESPCT"], [20.0, 10.0, 12.0, 11.0],
                          {"series_id": ["2.25.11", "2.25.21", "2.25.13", "2.25.20"]}),
         "gold/adlb": bds(["CRP"] * 4, [12.0, 3.0, 5.0, 4.0],
-                         {"ANRIND": ["HIGH", "NORMAL", "NORMAL", "NORMAL"], "BNRIND": ["HIGH", "NORMAL", "HIGH", "NORMAL"]}),
+                         {"ANRIND": ["HIGH", "NORMAL", "NORMAL", "NORMAL"], "BNRIND": ["HIGH", "NORMAL", "HIGH", "NORMAL"],
+                          "ATOXGR": ["1", "0", "0", "0"], "BTOXGR": ["1", "0", "1", "0"]}),
         "gold/adft": bds(["SIXMW"] * 4, [300.0, 350.0, 400.0, 340.0]),
         "gold/adae": frame(
             {
                 "USUBJID": ["S1", "S2"], "AEDECOD": ["Headache", "Pyrexia"], "AESEV": ["MILD", "MODERATE"],
-                "AESER": ["N", "Y"], "AEREL": ["NOT RELATED", "POSSIBLE"], "ASTDT": [day(2), day(-1)],
-                "ASTDY": [2, -1], "TRTEMFL": ["Y", "N"], "AOCCPFL": ["Y", "Y"],
+                "AESER": ["N", "Y"], "AEREL": ["NOT RELATED", "POSSIBLE"], "AESEQ": [1, 1], "ASTDT": [day(2), day(-1)],
+                "ASTDTF": ["D", None], "ASTDY": [2, -1], "AREL": ["NOT RELATED", "RELATED"], "TRTEMFL": ["Y", "N"],
+                "AOCCFL": ["Y", None], "AOCCPIFL": ["Y", None],
             },
-            ASTDY=pl.Int64,
+            ASTDY=pl.Int64, AESEQ=pl.Int64, ASTDTF=pl.String, AOCCFL=pl.String, AOCCPIFL=pl.String,
         ),
         "gold/endpoints": frame(
             {
@@ -213,9 +217,20 @@ def clean_tables() -> dict[str, pl.DataFrame]:
                 "q3_trt": [-2.0, -10.0], "median_ctl": [2.0, 10.0], "q1_ctl": [-1.0, -5.0], "q3_ctl": [6.0, 30.0],
                 "estimate": [-13.31, -30.5], "ci_low": [-29.14, -55.0], "ci_high": [2.13, 1.0],
                 "conf_level": [0.95, 0.95], "p_value": [0.08, 0.06], "method": ["Hodges-Lehmann"] * 2,
-                "missing_data": ["complete cases"] * 2,
+                "missing_data": ["complete cases"] * 2, "population": ["FASFL"] * 2, "primary": ["Y", None],
+                "hierarchy_rank": [1, None], "hierarchy_decision": ["not rejected at alpha 0.05: testing stops", None],
             },
-            n_trt=pl.Int64, n_ctl=pl.Int64,
+            n_trt=pl.Int64, n_ctl=pl.Int64, primary=pl.String, hierarchy_rank=pl.Int64,
+        ),
+        "gold/endpoints_sensitivity": frame(
+            {"PARAMCD": ["LESPCT", "SIXMW"], "AVISIT": ["Day 28"] * 2, "AVAR": ["CHG"] * 2, "better": ["lower", "higher"],
+             "n_trt": [65, 64], "n_ctl": [35, 35], "p_value": [0.1, 0.2]},
+        ),
+        "silver/disposition": frame(
+            {"USUBJID": ["S1", "S1", "S2"], "DSSEQ": [1, 2, 1], "DSDECOD": ["RANDOMIZED", "COMPLETED", "DEATH"],
+             "DSCAT": ["PROTOCOL MILESTONE", "DISPOSITION EVENT", "DISPOSITION EVENT"],
+             "DSSTDTC": ["2020-02-01", "2020-03-05", "2020-02"], **lineage(3)},
+            DSSEQ=pl.Int64,
         ),
     }
     return tables
@@ -428,6 +443,22 @@ SPECIAL: dict[tuple[str, str], Breaker] = {
     ),
     # treatment-emergent event starting before first dose (date and study day consistent)
     ("gold/adae", "treatment_emergent_on_or_after_first_dose"): set_cells("gold/adae", 0, ASTDT=day(-1), ASTDY=-1),
+    # flag values out of their sets on rows whose other flags do not depend on them
+    ("gold/adae", "treatment_emergent_flag_values"): set_cells("gold/adae", 1, TRTEMFL="ZZZ"),
+    ("gold/adsl", "full_analysis_flag_values"): set_cells("gold/adsl", 1, FASFL="ZZZ"),
+    # a per-protocol subject outside the full analysis set
+    ("gold/adsl", "per_protocol_within_full_analysis_set"): set_cells("gold/adsl", 0, FASFL="N"),
+    # a first occurrence on an event that is not treatment-emergent
+    ("gold/adae", "occurrence_flags_only_on_treatment_emergent_events"): set_cells("gold/adae", 0, TRTEMFL="N"),
+    # two first occurrences for one subject
+    ("gold/adae", "first_occurrence_unique_per_subject"): set_cells("gold/adae", 1, USUBJID="S1", AOCCFL="Y", TRTEMFL="Y",
+                                                                    ASTDT=day(3), ASTDY=3),
+    # two primary endpoints
+    ("gold/endpoints", "one_primary_endpoint_at_most"): set_cells("gold/endpoints", 1, primary="Y"),
+    # a treatment number other than 1 or 2
+    ("gold/adsl", "planned_treatment_number"): set_cells("gold/adsl", 0, TRT01PN=3),
+    # two disposition events for one subject
+    ("silver/disposition", "one_disposition_event_per_subject"): set_cells("silver/disposition", 2, USUBJID="S1"),
 }
 
 
@@ -477,5 +508,6 @@ def test_every_table_of_tables_md_has_a_suite(suites: dict[str, SuiteSpec]) -> N
         "bronze/dicom_instances", "silver/rejections", "silver/subjects", "silver/exposure", "silver/visits",
         "silver/labs", "silver/sixmwt", "silver/lung_function", "silver/adverse_events", "silver/ct_series",
         "silver/ct_volumetry", "gold/adsl", "gold/adct", "gold/adlb", "gold/adft", "gold/adae", "gold/endpoints",
+        "gold/endpoints_sensitivity", "silver/disposition",
     }
     assert required <= set(suites)

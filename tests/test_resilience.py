@@ -49,7 +49,9 @@ def _sha(text: str | bytes) -> str:
 # --- SDTM variable roles ---------------------------------------------------------------------------
 
 def test_roles_are_data_for_every_domain_and_name_the_missing_required_ones() -> None:
-    assert set(VARIABLE_ROLES) == {"DM", "EX", "SV", "LB", "FT", "RE", "AE"}
+    assert set(VARIABLE_ROLES) == {"DM", "EX", "SV", "LB", "FT", "RE", "AE", "DS"}
+    assert missing_required_variables("DS", ["USUBJID", "DSCAT", "DSSTDTC"]) == ["DSDECOD"]
+    assert VARIABLE_ROLES["AE"]["AESTDTC"] == "Expected"  # an event without a start date is kept (ADAE imputes it)
     assert {v for v, r in VARIABLE_ROLES["DM"].items() if r == "Required"} == {"ARMCD", "ARM"}
     assert VARIABLE_ROLES["DM"]["RFICDTC"] == "Expected"
     assert missing_required_variables("LB", ["LBORRES", "LBORRESU", "LBDTC", "LBTEST"]) == []

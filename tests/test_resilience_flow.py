@@ -31,9 +31,13 @@ from trialake.pipeline.run_report import RunIncomplete, RunReport
 pytestmark = pytest.mark.xdist_group("prefect-resilience")
 
 TINY = {"subjects": 4, "sites": 2, "matrix": 48, "slices": 16, "workers": 1}
-SEED = 3  # a baseline visit of one subject is dated before the subject's consent
+SEED = 3
+#: The generator dates nothing before consent by itself: the trials carry its deliberate copies
+#: dated before consent (a first lab result or 6-minute walk), which the lake must quarantine.
+EARLY = {"before_consent": 0.5}
 DOMAIN_TABLES = {"dm": "silver/subjects", "ex": "silver/exposure", "sv": "silver/visits", "lb": "silver/labs",
-                 "ft": "silver/sixmwt", "re": "silver/lung_function", "ae": "silver/adverse_events"}
+                 "ft": "silver/sixmwt", "re": "silver/lung_function", "ae": "silver/adverse_events",
+                 "ds": "silver/disposition"}
 DICOM_TABLES = ("bronze/dicom_instances", "silver/ct_series", "silver/ct_volumetry")
 GOLD_TABLES = ("gold/adsl", "gold/adct", "gold/adft", "gold/adlb", "gold/adae", "gold/endpoints")
 COMPARED = (*(f"bronze/{d}" for d in DOMAIN_TABLES), *DOMAIN_TABLES.values(), *DICOM_TABLES, *GOLD_TABLES)
@@ -53,10 +57,11 @@ class Trials:
     def run(self, seed: int) -> tuple[Path, Lake, RunReport]:
         if seed not in self.made:
             from flows.nightly import nightly
-            from trialake.synth import generate_trial
+            from trialake.synth import SynthParams, generate_trial
+            from trialake.synth.params import MessParams
 
             out = self.base / f"seed{seed}"
-            generate_trial(out, seed=seed, **TINY)
+            generate_trial(out, seed=seed, params=SynthParams(mess=MessParams(**EARLY)), **TINY)
             lake = open_lake(str(out / "lake"))
             result = nightly(landing=str(out / "landing"), lake=lake.url, return_state=True).result(raise_on_failure=False)
             self.made[seed] = (out, lake, result.report if isinstance(result, RunIncomplete) else result)
@@ -302,8 +307,11 @@ def test_a_failed_stage_leaves_the_other_branch_published_and_the_next_run_compl
     for table in DOMAIN_TABLES.values():
         assert _comparable(lake, table).equals(_comparable(clean, table)), table
     assert read_table(lake, "bronze/dicom_instances").is_empty()
-    adsl = read_table(lake, "gold/adsl")  # gold built from what was published: no CT yet, so nobody is in the FAS
-    assert adsl.height == TINY["subjects"] and set(adsl["FASFL"]) == {"N"}
+    # gold built from what was published: no CT yet, so the FAS is the dosed subjects with a
+    # functional baseline (every generated subject is dosed by default)
+    adsl, adft = read_table(lake, "gold/adsl"), read_table(lake, "gold/adft")
+    assert read_table(lake, "gold/adct").is_empty() and adsl.height == TINY["subjects"]
+    assert set(adsl.filter(pl.col("FASFL") == "Y")["USUBJID"]) == set(adft.filter(pl.col("ABLFL") == "Y")["USUBJID"])
     if lake.fs.isfile(lake.path("bronze/dicom")):  # a fresh lake's first run re-ingests all and may have removed it
         lake.fs.rm(lake.path("bronze/dicom"))
     assert main(argv) == 0
@@ -314,12 +322,17 @@ def test_a_failed_stage_leaves_the_other_branch_published_and_the_next_run_compl
 @pytest.mark.slow
 def test_the_issue_s_12_subject_seed_7_trial_completes_with_its_early_rows_quarantined(tmp_path: Path) -> None:
     """``trialake generate --subjects 12 --seed 7`` then ``trialake run nightly`` exited 1: a few
-    baseline rows dated before consent held back four silver tables, gold and all of imaging."""
+    baseline rows dated before consent held back four silver tables, gold and all of imaging. The
+    generator no longer dates rows before consent by itself, so the trial carries its deliberate
+    copies before consent (as ``generate`` writes the trial, with that one kind of mess)."""
     import subprocess
     import sys
 
+    from trialake.synth import SynthParams, generate_trial
+    from trialake.synth.params import MessParams
+
     cli = [sys.executable, "-m", "trialake.cli"]
-    subprocess.run([*cli, "generate", str(tmp_path / "trial"), "--subjects", "12", "--seed", "7"], check=True, capture_output=True)
+    generate_trial(tmp_path / "trial", subjects=12, seed=7, params=SynthParams(mess=MessParams(**EARLY)))
     landing, lake_dir = tmp_path / "trial" / "landing", tmp_path / "lake"
     run = subprocess.run([*cli, "run", "nightly", "--landing", str(landing), "--lake", str(lake_dir)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]

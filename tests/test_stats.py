@@ -2,7 +2,8 @@
 
 Every expected number below was computed in R 4.2.2 (Debian r-base-core), not by this code:
 Hodges-Lehmann / Wilcoxon cases by ``tests/r_reference/wilcox_hodges_lehmann.R``
-(``wilcox.test(x, y, conf.int = TRUE)`` with all defaults), incidence cases by
+(``wilcox.test(x, y, conf.int = TRUE)`` with R's defaults but ``tol.root``, which is the
+scale-relative tolerance trialake uses), incidence cases by
 ``tests/r_reference/incidence_difference.R`` (Newcombe's hybrid score interval from base R's
 Wilson intervals ``prop.test(correct = FALSE)``, and ``fisher.test``). The R output was pasted here.
 """
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trialake.stats import compute_incidence_difference, compute_wilson_interval, hodges_lehmann
+from trialake.stats import compute_incidence_difference, compute_root_tolerance, compute_wilson_interval, hodges_lehmann
 
 # The generated samples of the normal-branch cases, as R printed them (deparse of the vectors).
 EXACT_49_X = [
@@ -92,26 +93,26 @@ R_CASES = {
     "ties_small": (
         [3, 5, 5, 7, 9, 9, 9, 12],
         [1, 2, 2, 5, 6, 8],
-        (3.0000682760364361, -3.3412557418665179e-05, 7.0000027442029245, 0.058659738079609842, 39, 0.95),
+        (3.0000000010418097, -4.3716914445508181e-10, 7.0000000008496688, 0.058659738079609842, 39, 0.95),
         False,
     ),
     "normal_large": (
         NORMAL_LARGE_X,
         NORMAL_LARGE_Y,
-        (-13.014693008272717, -22.022549942059747, -5.0717061665367122, 0.0017104620027332286, 703, 0.95),
+        (-13.014597993692941, -22.022598995059354, -5.0717050048390906, 0.0017104620027332286, 703, 0.95),
         False,
     ),
     "normal_ties": (
         NORMAL_TIES_X,
         NORMAL_TIES_Y,
-        (20.000023146978421, -10.000049623761976, 60.000018625489147, 0.23264953073698219, 1370, 0.95),
+        (20.000000031692696, -10.000000019669415, 60.000000018659058, 0.23264953073698219, 1370, 0.95),
         False,
     ),
     # the statistic is flat (zero) around the estimate: only R's own root-finder path gives this point
     "normal_flat": (
         [0.0] * 30 + [1.0] * 30,
         [0.0] * 20 + [1.0] * 22,
-        (-2.098631394200723e-06, -1.018542508662337e-05, 3.1989820345244691e-05, 0.81681258315490923, 1230, 0.95),
+        (-2.5462085028881053e-11, -1.585098004484632e-11, 3.9194322424290815e-11, 0.81681258315490923, 1230, 0.95),
         False,
     ),
 }
@@ -121,12 +122,11 @@ R_CASES = {
 def test_hodges_lehmann_matches_r(name: str) -> None:
     x, y, (estimate, ci_low, ci_high, p_value, statistic, conf_level), exact = R_CASES[name]
     result = hodges_lehmann(x, y)
-    # exact cases to 1e-6 (we get ~1e-15); normal cases to R's tol.root = 1e-4 on the roots
-    tol = 1e-6 if exact else 1e-4
+    # both branches to 1e-8 (R was given the same root tolerance)
     assert result.exact is exact
-    assert result.estimate == pytest.approx(estimate, abs=tol)
-    assert result.ci_low == pytest.approx(ci_low, abs=tol)
-    assert result.ci_high == pytest.approx(ci_high, abs=tol)
+    assert result.estimate == pytest.approx(estimate, abs=1e-8)
+    assert result.ci_low == pytest.approx(ci_low, abs=1e-8)
+    assert result.ci_high == pytest.approx(ci_high, abs=1e-8)
     assert result.p_value == pytest.approx(p_value, rel=1e-9)
     assert result.statistic == statistic
     assert result.conf_level == pytest.approx(conf_level, abs=1e-12)
@@ -135,7 +135,7 @@ def test_hodges_lehmann_matches_r(name: str) -> None:
 
 
 def test_port_of_r_root_finder_lands_where_r_does() -> None:
-    """Tighter than R's tolerance: the port follows R's zeroin path step for step."""
+    """Tighter than the root tolerance: the port follows R's zeroin path step for step."""
     for name in ("ties_small", "normal_large", "normal_flat"):
         x, y, (estimate, ci_low, ci_high, *_), _ = R_CASES[name]
         result = hodges_lehmann(x, y)
@@ -170,6 +170,23 @@ def test_shift_equivariance() -> None:
     assert shifted.estimate == pytest.approx(base.estimate + 10.0, abs=1e-12)
     assert shifted.ci_low == pytest.approx(base.ci_low + 10.0, abs=1e-12)
     assert shifted.p_value != base.p_value
+
+
+@pytest.mark.parametrize("name", sorted(R_CASES))
+@pytest.mark.parametrize("factor", [1e-6, 1e6])
+def test_results_do_not_depend_on_the_scale_of_the_data(name: str, factor: float) -> None:
+    """Multiplying the data by a factor multiplies the estimate and CI by it; P is unchanged."""
+    x, y, *_ = R_CASES[name]
+    base = hodges_lehmann(x, y)
+    xs, ys = np.array(x) * factor, np.array(y) * factor
+    scaled = hodges_lehmann(xs, ys)
+    # within the root tolerance at the new scale: 1e-10 of the search interval's width
+    width = (xs.max() - ys.min()) - (xs.min() - ys.max())
+    assert compute_root_tolerance(xs, ys) == pytest.approx(1e-10 * width, rel=1e-12)
+    for field in ("estimate", "ci_low", "ci_high"):
+        expected = getattr(base, field) * factor
+        assert abs(getattr(scaled, field) - expected) <= 2e-10 * width, field
+    assert scaled.p_value == pytest.approx(base.p_value, rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -243,7 +260,7 @@ def test_incidence_difference_rejects_bad_counts(args, message) -> None:
 )
 def test_estimate_is_the_median_of_pairwise_differences(x, y, scale) -> None:
     """Both branches: the HL estimate lies between the two middle differences x_i - y_j (equal to
-    their median in the exact branch), within R's root tolerance; the CI brackets it."""
+    their median in the exact branch), within the root tolerance; the CI brackets it."""
     xs, ys = np.array(x) * scale, np.array(y) * scale
     if np.ptp(np.r_[xs, ys]) == 0 or (np.ptp(xs) == 0 and np.ptp(ys) == 0 and xs.size + ys.size > 2):
         return  # every value tied: not estimable (tested above)
@@ -254,6 +271,7 @@ def test_estimate_is_the_median_of_pairwise_differences(x, y, scale) -> None:
     if result.exact:
         assert result.estimate == pytest.approx((low + high) / 2, abs=1e-12)
     else:
-        assert low - 1e-4 <= result.estimate <= high + 1e-4
-    assert result.ci_low - 1e-4 <= result.estimate <= result.ci_high + 1e-4
+        tol = 1e-9 * max(np.ptp(xs) + np.ptp(ys), 1e-300)
+        assert low - tol <= result.estimate <= high + tol
+    assert result.ci_low <= result.estimate <= result.ci_high
     assert 0 < result.p_value <= 1

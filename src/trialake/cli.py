@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = commands.add_parser("upgrade", help="convert a lake of plain Parquet tables to Delta tables, in place")
     _lake_arguments(upgrade, lease=True)
 
+    unblind = commands.add_parser(
+        "unblind", help="unblind a blinded lake: arm-level marts and report into <lake>/unblinded/, recorded")
+    unblind.add_argument("--lake", required=True, help="lake: local path or s3://bucket/prefix")
+    unblind.add_argument("--by", required=True, help="who unblinds (recorded in unblinded/unblinding_log only)")
+    unblind.add_argument("--reason", default="", help="why (e.g. 'DMC meeting 3'), recorded with the event")
+    unblind.add_argument("--config", default=None, help="trial configuration YAML (default: reference trial)")
+    unblind.add_argument("--lease-wait", type=float, default=300.0, help="seconds to wait while another run writes the lake")
+
     demo = commands.add_parser("demo", help="generate a synthetic trial and run the nightly flow on it")
     demo.add_argument("--out", type=Path, default=Path("demo"))
     demo.add_argument("--subjects", type=int, default=30)
@@ -90,8 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     handlers = {
-        "generate": _generate, "run": _run, "volumetry": _volumetry, "demo": _demo, "lock": _lock, "history": _history,
-        "endpoints": _endpoints, "vacuum": _vacuum, "upgrade": _upgrade,
+        "generate": _generate, "run": _run, "volumetry": _volumetry, "unblind": _unblind, "demo": _demo, "lock": _lock,
+        "history": _history, "endpoints": _endpoints, "vacuum": _vacuum, "upgrade": _upgrade,
     }
     try:
         return handlers[args.command](args)
@@ -180,6 +188,32 @@ def _volumetry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unblind(args: argparse.Namespace) -> int:
+    """The unblinding event, in process and without Prefect (the name of who unblinds is kept in
+    the unblinded zone only, not in an orchestrator's database)."""
+    import uuid
+
+    from trialake.config import ConfigError, read_settings
+    from trialake.lake.lease import LeaseHeld, acquire_lease
+    from trialake.pipeline import open_run, open_storage
+    from trialake.pipeline.gold import check_can_unblind, unblind
+    from trialake.pipeline.quality import load_quality_gate
+
+    run_id = f"unblind-{uuid.uuid4()}"
+    try:
+        settings = read_settings(landing=args.lake, lake=args.lake, environ=os.environ, config_path=args.config)
+        check_can_unblind(settings.trial)  # before the lake is locked and the suites are loaded
+        lake, _ = open_storage(settings)
+        with acquire_lease(lake, owner=run_id, ttl_s=120.0, wait_s=args.lease_wait):
+            ctx = open_run(settings, run_id)
+            event = unblind(ctx, load_quality_gate(ctx, settings.expectations_dir), by=args.by, reason=args.reason)
+    except (ConfigError, OSError, ValueError, LeaseHeld) as exc:
+        raise CommandError(_one_line(exc)) from exc
+    print(f"unblinded by the recorded event of run {event.run_id} at {event.at}: "
+          f"{len(event.tables)} tables and {ctx.lake.uri(event.report)}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from trialake.synth import generate_trial
 
@@ -203,6 +237,10 @@ def _endpoint_table(lake: str, *, truth: Path) -> str:
     from trialake.lake import scan_table
 
     endpoints = scan_table(lake, "gold/endpoints").collect()
+    if endpoints.get_column("n_trt").is_null().all():
+        from trialake.pipeline.gold import endpoints_for_display
+
+        return "Blinded lake: pooled summaries only\n" + str(endpoints_for_display(endpoints))
     effects = json.loads(truth.read_text())["population_effects"] if truth.exists() else {}
     last_visit = endpoints.sort("AVISITN")["AVISIT"][-1]
     keys = [("LESPCT", "CHG"), ("SOLPCT", "PCHG"), ("GGOPCT", "CHG"), ("SIXMW", "CHG"), ("DLCO", "CHG")]

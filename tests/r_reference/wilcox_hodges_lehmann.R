@@ -1,4 +1,6 @@
-# Reference values for tests/test_stats.py: R's wilcox.test(x, y, conf.int = TRUE) with defaults.
+# Reference values for tests/test_stats.py: R's wilcox.test(x, y, conf.int = TRUE) with defaults,
+# except tol.root: the scale-relative tolerance trialake uses, 1e-10 times the width of the
+# interval the roots are searched in (min(x) - max(y), max(x) - min(y)).
 # Run: Rscript tests/r_reference/wilcox_hodges_lehmann.R   (R 4.2.2, Debian r-base-core)
 # Prints one line per case: name estimate ci_low ci_high p_value statistic conf_level method
 options(digits = 17)
@@ -24,7 +26,8 @@ cases <- list(
 )
 for (name in names(cases)) {
   cs <- cases[[name]]
-  r <- suppressWarnings(wilcox.test(cs$x, cs$y, conf.int = TRUE))
+  tol <- 1e-10 * ((max(cs$x) - min(cs$y)) - (min(cs$x) - max(cs$y)))
+  r <- suppressWarnings(wilcox.test(cs$x, cs$y, conf.int = TRUE, tol.root = tol))
   cat(name, format(unname(r$estimate), digits = 17), format(r$conf.int[1], digits = 17),
       format(r$conf.int[2], digits = 17), format(r$p.value, digits = 17),
       format(unname(r$statistic), digits = 17), format(attr(r$conf.int, "conf.level"), digits = 17),

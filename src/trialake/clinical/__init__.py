@@ -2,7 +2,7 @@
 
 Flow of a landing file: parse_clinical_file -> derive_bronze_clinical -> per domain
 derive_exposure, derive_subjects, derive_visits, derive_labs, derive_sixmwt,
-derive_lung_function, derive_adverse_events. Every derive_* returns (rows, rejections) with the
+derive_lung_function, derive_adverse_events, derive_disposition. Every derive_* returns (rows, rejections) with the
 silver/rejections columns; rows in = rows out + rejected rows.
 """
 
@@ -12,6 +12,7 @@ from trialake.clinical.domains import (
     AdverseEventConfig,
     SubjectConfig,
     derive_adverse_events,
+    derive_disposition,
     derive_exposure,
     derive_lung_function,
     derive_sixmwt,
@@ -42,6 +43,7 @@ __all__ = [
     "default_standards",
     "derive_adverse_events",
     "derive_bronze_clinical",
+    "derive_disposition",
     "derive_exposure",
     "derive_labs",
     "derive_lung_function",

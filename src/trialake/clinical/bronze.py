@@ -21,7 +21,7 @@ _COMMON = ("STUDYID", "DOMAIN", "SITEID", "VISITNUM", "VISIT", "EPOCH")
 # BRTHDTC, SUBJID, INVNAM, verbatim free text such as AETERM or --COM, any site extra) is dropped.
 DEFAULT_DOMAIN_VARIABLES: Mapping[str, frozenset[str]] = {
     "DM": frozenset(_COMMON + (
-        "RFSTDTC", "RFENDTC", "RFXSTDTC", "RFXENDTC", "RFICDTC", "DTHFL", "AGE", "AGEU", "SEX", "RACE",
+        "RFSTDTC", "RFENDTC", "RFXSTDTC", "RFXENDTC", "RFICDTC", "DTHFL", "DTHDTC", "AGE", "AGEU", "SEX", "RACE",
         "ETHNIC", "ARMCD", "ARM", "ACTARMCD", "ACTARM", "COUNTRY")),
     "EX": frozenset(_COMMON + (
         "EXSEQ", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRM", "EXDOSFRQ", "EXROUTE", "EXSTDTC", "EXENDTC")),
@@ -33,6 +33,8 @@ DEFAULT_DOMAIN_VARIABLES: Mapping[str, frozenset[str]] = {
         "FTSEQ", "FTTESTCD", "FTTEST", "FTORRES", "FTORRESU", "FTSTAT", "FTDTC")),
     "RE": frozenset(_COMMON + (
         "RESEQ", "RETESTCD", "RETEST", "REORRES", "REORRESU", "RESTAT", "REDTC")),
+    # Disposition: coded terms and dates only (DSTERM is verbatim text).
+    "DS": frozenset(_COMMON + ("DSSEQ", "DSCAT", "DSSCAT", "DSDECOD", "DSSTDTC")),
     "AE": frozenset(_COMMON + (
         "AESEQ", "AEDECOD", "AEBODSYS", "AESOC", "AEPTCD", "AELLT", "AESEV", "AETOXGR", "AESER", "AEREL",
         "AEACN", "AEOUT", "AESTDTC", "AEENDTC")),

@@ -31,6 +31,7 @@ __all__ = [
     "missing_required_variables",
     "SubjectConfig",
     "derive_adverse_events",
+    "derive_disposition",
     "derive_exposure",
     "derive_lung_function",
     "derive_sixmwt",
@@ -62,12 +63,13 @@ _IDENTIFIERS = ("STUDYID", "DOMAIN", "SITEID", "VISITNUM", "VISIT", "EPOCH")
 #: file name gives the domain and the subject key the subject (a row names its subject by USUBJID or
 #: by SITEID + PATIENT_ID, checked when the file is read); SEX, COUNTRY, ACTARMCD and ACTARM
 #: (Required in the SDTMIG) are Expected; the date of a finding or event and a result's unit
-#: (Expected in the SDTMIG) are Required, because results are placed in time and standardized.
+#: (Expected in the SDTMIG) are Required, because results are placed in time and standardized; an
+#: adverse event's start date stays Expected, as an event without one is kept (ADAE imputes it).
 VARIABLE_ROLES: Mapping[str, Mapping[str, Role]] = {
     "DM": _roles(
         required=("ARMCD", "ARM"),
         expected=("RFSTDTC", "RFENDTC", "RFICDTC", "SEX", "AGE", "AGEU", "ACTARMCD", "ACTARM", "COUNTRY", "RACE", "SITEID"),
-        permissible=(*_IDENTIFIERS, "RFXSTDTC", "RFXENDTC", "DTHFL", "ETHNIC"),
+        permissible=(*_IDENTIFIERS, "RFXSTDTC", "RFXENDTC", "DTHFL", "DTHDTC", "ETHNIC"),
     ),
     "EX": _roles(
         required=("EXTRT", "EXSTDTC"),
@@ -91,10 +93,11 @@ VARIABLE_ROLES: Mapping[str, Mapping[str, Role]] = {
         permissible=(*_IDENTIFIERS, "RESEQ", "RESTAT"),
     ),
     "AE": _roles(
-        required=("AEDECOD", "AESTDTC"),
-        expected=("AESER", "AEREL", "AEENDTC", "AEBODSYS"),
+        required=("AEDECOD",),
+        expected=("AESTDTC", "AESER", "AEREL", "AEENDTC", "AEBODSYS"),
         permissible=(*_IDENTIFIERS, "AESEQ", "AESOC", "AEPTCD", "AELLT", "AESEV", "AETOXGR", "AEACN", "AEOUT"),
     ),
+    "DS": _roles(required=("DSDECOD",), expected=("DSSTDTC",), permissible=(*_IDENTIFIERS, "DSSEQ", "DSTERM", "DSCAT", "DSSCAT")),
 }
 #: Groups of which a file must send at least one (the test's code or its name: either identifies it).
 REQUIRED_ONE_OF: Mapping[str, tuple[tuple[str, ...], ...]] = {
@@ -190,13 +193,15 @@ def derive_subjects(
     """silver/subjects and rejections (stage "clinical_dm"), one row per USUBJID.
 
     exposure: silver/exposure; RFSTDT is the first EXSTDT when the subject has exposure, else
-    DM RFSTDTC; RFENDT the last EXENDT/EXSTDT, else DM RFENDTC. Rejects: exact duplicates, a
-    second row for a USUBJID, AGE not a whole number, SEX not in ``config.sex``.
+    DM RFSTDTC; RFENDT the last EXENDT/EXSTDT, else DM RFENDTC. DTHFL is Y when DM says so or
+    gives a death date (DTHDTC, kept as text at its precision; DTHDT when complete), else null.
+    Rejects: exact duplicates, a second row for a USUBJID, AGE not a whole number, SEX not in
+    ``config.sex``, DTHFL other than Y/N/empty.
     """
     require_columns(bronze_dm, ["USUBJID", *LINEAGE_COLUMNS], argument="bronze_dm")
     require_columns(exposure, ["USUBJID", "EXSTDT", "EXENDT"], argument="exposure")
-    optional = ["USUBJID", "STUDYID", "SITEID", "SEX", "AGE", "AGEU", "RACE", "ARMCD", "ARM", "ACTARMCD", "ACTARM",
-                "RFICDT", "RFSTDT", "RFENDT", "decimal_mark"]
+    optional = ["USUBJID", "STUDYID", "SITEID", "SEX", "AGE", "AGEU", "RACE", "ETHNIC", "ARMCD", "ARM", "ACTARMCD",
+                "ACTARM", "RFICDT", "RFSTDT", "RFENDT", "DTHFL", "DTHDTC", "DTHDT", "decimal_mark"]
     frame = with_sdtm_columns(bronze_dm, optional)
     frame, duplicates = split_exact_duplicates(frame, stage="clinical_dm")
     frame = with_number(frame, "AGE", decimal_mark=_MARK.fill_null("."), alias="_age")
@@ -217,17 +222,22 @@ def derive_subjects(
             .then(pl.lit("AGE is not a whole number")),
             pl.when(pl.col("SEX").is_not_null() & pl.col("_sex").is_null())
             .then(pl.lit("SEX is not a recognised value")),
+            pl.when(~pl.col("DTHFL").str.strip_chars().str.to_uppercase().is_in(["Y", "N", ""]))
+            .then(pl.lit("DTHFL is not Y or N")),
         ).alias("_reason")
     )
     frame, rejected = split_rejected(frame, "_reason", stage="clinical_dm")
     doses = exposure.group_by("USUBJID").agg(
         pl.col("EXSTDT").min().alias("_first_dose"), pl.coalesce("EXENDT", "EXSTDT").max().alias("_last_dose")
     )
+    died = (pl.col("DTHFL").str.strip_chars().str.to_uppercase() == "Y") | pl.col("DTHDTC").is_not_null()
     subjects = frame.join(doses, on="USUBJID", how="left").select(
         "USUBJID", "STUDYID", "SITEID", pl.col("_sex").alias("SEX"), pl.col("_age").cast(pl.Int64).alias("AGE"),
-        "AGEU", "RACE", "ARMCD", "ARM", "ACTARMCD", "ACTARM", "RFICDT",
+        "AGEU", "RACE", "ETHNIC", "ARMCD", "ARM", "ACTARMCD", "ACTARM", "RFICDT",
         pl.coalesce("_first_dose", "RFSTDT").alias("RFSTDT"),
         pl.coalesce("_last_dose", "RFENDT").alias("RFENDT"),
+        pl.when(died.fill_null(False)).then(pl.lit("Y")).alias("DTHFL"),
+        "DTHDTC", "DTHDT",
         *LINEAGE_COLUMNS,
     )
     return subjects, pl.concat([duplicates, rejected])
@@ -253,6 +263,24 @@ def derive_visits(bronze_sv: pl.DataFrame, *, subjects: pl.DataFrame) -> tuple[p
         "USUBJID", pl.col("_visitnum").alias("VISITNUM"), "VISIT", "SVSTDT", "SVSTDY", *LINEAGE_COLUMNS
     )
     return visits, pl.concat([duplicates, rejected])
+
+
+def derive_disposition(bronze_ds: pl.DataFrame, *, subjects: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """silver/disposition (SDTM DS: protocol milestones such as RANDOMIZED, and the end-of-study
+    disposition event) and rejections (stage "clinical_ds"). DSDECOD and DSCAT are upper-cased;
+    a partial DSSTDTC is kept as text with a null DSSTDT. Rejects: exact duplicates, empty
+    DSDECOD."""
+    require_columns(bronze_ds, ["USUBJID", "DSDECOD", *LINEAGE_COLUMNS], argument="bronze_ds")
+    frame = with_sdtm_columns(bronze_ds, ["USUBJID", "DSSEQ", "DSCAT", "DSSCAT", "DSDECOD", "DSSTDTC", "DSSTDT", "EPOCH"])
+    frame, duplicates = split_exact_duplicates(frame, stage="clinical_ds")
+    frame = frame.with_columns(join_reasons(_empty_reason("DSDECOD")).alias("_reason"))
+    frame, rejected = split_rejected(frame, "_reason", stage="clinical_ds")
+    disposition = with_study_day(frame, subjects, date="DSSTDT", day="DSSTDY").select(
+        "USUBJID", pl.col("DSSEQ").cast(pl.Int64, strict=False), pl.col("DSCAT").str.strip_chars().str.to_uppercase(),
+        pl.col("DSSCAT").str.strip_chars().str.to_uppercase(), pl.col("DSDECOD").str.strip_chars().str.to_uppercase(),
+        "DSSTDTC", "DSSTDT", "DSSTDY", "EPOCH", *LINEAGE_COLUMNS,
+    )
+    return disposition, pl.concat([duplicates, rejected])
 
 
 def derive_sixmwt(
@@ -288,15 +316,18 @@ def derive_adverse_events(
     bronze_ae: pl.DataFrame, *, subjects: pl.DataFrame, config: AdverseEventConfig = AdverseEventConfig()
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """silver/adverse_events and rejections (stage "clinical_ae"). Severity from AESEV, else from
-    AETOXGR; seriousness Y/N; relatedness standardized (may be empty). Rejects: exact
-    duplicates, empty AEDECOD, missing/partial AESTDTC, unrecognised severity, seriousness or
-    relatedness (the value is named). An export without AESEV and AETOXGR, or without AESER
-    (Expected/Permissible variables), leaves severity or seriousness empty instead."""
-    require_columns(bronze_ae, ["USUBJID", "AEDECOD", "AESTDT", *LINEAGE_COLUMNS], argument="bronze_ae")
+    AETOXGR; seriousness Y/N; relatedness standardized (may be empty). An event with a missing or
+    partial start date is kept (AESTDTC as sent, AESTDT null): ADAE imputes it, as no adverse
+    event may be lost for a date. Rejects: exact duplicates, empty AEDECOD, unrecognised
+    severity, seriousness or relatedness (the value is named). An export without AESEV and
+    AETOXGR, or without AESER (Expected/Permissible variables), leaves severity or seriousness
+    empty instead."""
+    require_columns(bronze_ae, ["USUBJID", "AEDECOD", *LINEAGE_COLUMNS], argument="bronze_ae")
     severity_sent = bool({"AESEV", "AETOXGR"} & set(bronze_ae.columns))
     seriousness_sent = "AESER" in bronze_ae.columns
     frame = with_sdtm_columns(
-        bronze_ae, ["USUBJID", "AEDECOD", "AEBODSYS", "AESEV", "AETOXGR", "AESER", "AEREL", "AESTDT", "AEENDT"]
+        bronze_ae, ["USUBJID", "AESEQ", "AEDECOD", "AEBODSYS", "AESEV", "AETOXGR", "AESER", "AEREL", "AEOUT",
+                    "AESTDTC", "AESTDT", "AEENDTC", "AEENDT"]
     )
     frame, duplicates = split_exact_duplicates(frame, stage="clinical_ae")
     severity = pl.coalesce(
@@ -309,7 +340,6 @@ def derive_adverse_events(
     ).with_columns(
         join_reasons(
             _empty_reason("AEDECOD"),
-            _missing_date_reason("AESTDT"),
             pl.when(pl.col("_sev").is_null() & pl.lit(severity_sent)).then(
                 pl.format("severity not recognised (AESEV {}, AETOXGR {})", presence("AESEV"), presence("AETOXGR"))
             ),
@@ -322,8 +352,10 @@ def derive_adverse_events(
     )
     frame, rejected = split_rejected(frame, "_reason", stage="clinical_ae")
     events = with_study_day(frame, subjects, date="AESTDT", day="AESTDY").select(
-        "USUBJID", pl.col("AEDECOD").str.strip_chars(), "AEBODSYS", pl.col("_sev").alias("AESEV"),
-        pl.col("_ser").alias("AESER"), pl.col("_rel").alias("AEREL"), "AESTDT", "AESTDY", "AEENDT", *LINEAGE_COLUMNS,
+        "USUBJID", pl.col("AESEQ").cast(pl.Int64, strict=False), pl.col("AEDECOD").str.strip_chars(), "AEBODSYS",
+        pl.col("_sev").alias("AESEV"), pl.col("_ser").alias("AESER"), pl.col("_rel").alias("AEREL"),
+        pl.col("AEOUT").str.strip_chars().str.to_uppercase(), "AESTDTC", "AESTDT", "AESTDY", "AEENDTC", "AEENDT",
+        *LINEAGE_COLUMNS,
     )
     return events, pl.concat([duplicates, rejected])
 

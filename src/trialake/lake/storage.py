@@ -13,7 +13,7 @@ from typing import Any
 
 import fsspec
 
-ZONES = ("restricted", "bronze", "silver", "gold", "reports")
+ZONES = ("restricted", "bronze", "silver", "gold", "reports", "unblinded")
 
 
 @dataclass(frozen=True)

@@ -4,38 +4,21 @@ Measured series (status ``measured`` or ``measured-with-flags``: a flag asks the
 the numbers stand) give analysis values; a failed series is kept with a null
 ``AVAL`` (its ``status`` and ``reason`` say why) so that it never becomes a baseline or analysis
 record but stays traceable. Same-day scans are ordered by ``series_id`` (first wins). Lineage:
-``SRCDOM = "ct_volumetry"``, ``series_id`` (to silver/ct_series and the DICOM files) and the
-volumetry method, version and parameter hash. Windows, baseline and change follow :mod:`trialake.marts.bds`.
+``series_id`` (to silver/ct_series and the DICOM files) and the volumetry method, version and
+parameter hash (``SRCDOM`` is null: the values are derived from images, not an SDTM domain).
+``PARAMN`` follows :func:`trialake.marts.parameters.parameter_order`. Windows, baseline and
+change follow :mod:`trialake.marts.bds`.
 """
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import polars as pl
 
 from trialake.marts.bds import derive_bds
 from trialake.marts.checks import check_columns
 from trialake.marts.config import AnalysisConfig
+from trialake.marts.parameters import CT_PARAMETERS, parameter_order
 
 
-class CtParameter(NamedTuple):
-    """A volumetry parameter: its code, label, unit and silver/ct_volumetry column."""
-
-    paramcd: str
-    param: str
-    unit: str
-    column: str
-
-
-CT_PARAMETERS = (
-    CtParameter("LUNGVOL", "Whole-Lung Volume (mL)", "mL", "lung_volume_ml"),
-    CtParameter("LESVOL", "Lesion Volume (mL)", "mL", "lesion_volume_ml"),
-    CtParameter("GGOVOL", "Ground-Glass Opacity Volume (mL)", "mL", "ggo_volume_ml"),
-    CtParameter("SOLVOL", "Solid Component Volume (mL)", "mL", "solid_volume_ml"),
-    CtParameter("LESPCT", "Lesion Volume, % of Lung Volume (%)", "%", "lesion_pct"),
-    CtParameter("GGOPCT", "Ground-Glass Opacity Volume, % of Lung Volume (%)", "%", "ggo_pct"),
-    CtParameter("SOLPCT", "Solid Component Volume, % of Lung Volume (%)", "%", "solid_pct"),
-)
 _LINEAGE = ("series_id", "status", "reason", "method", "method_version", "params_hash")
 
 
@@ -58,10 +41,11 @@ def derive_adct(ct_volumetry: pl.DataFrame, adsl: pl.DataFrame, *, config: Analy
                 AVAL=pl.when(measured).then(pl.col(p.column).cast(pl.Float64)),
                 AVALU=pl.lit(p.unit),
                 ADT="ADT",
-                SRCDOM=pl.lit("ct_volumetry"),
                 *_LINEAGE,
             )
             for p in CT_PARAMETERS
         ]
     )
-    return derive_bds(records, adsl, config=config, argument="ct_volumetry", tiebreak=("series_id",))
+    return derive_bds(
+        records, adsl, config=config, argument="ct_volumetry", tiebreak=("series_id",), param_order=parameter_order()
+    )

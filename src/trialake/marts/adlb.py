@@ -11,10 +11,17 @@ silver's LBNRIND (the indicator clinical normalization computed against the stan
 ``BNRIND`` the baseline record's ANRIND, and ``SHIFT1`` "<BNRIND> to <ANRIND>" on post-baseline
 records when both are known. Same-day results are ordered by ``source_sha256`` then
 ``source_row`` (first wins). Windows, baseline and change follow :mod:`trialake.marts.bds`.
+
+Toxicity (admiral's ``derive_var_atoxgr_dir``): ``ATOXGR``/``ATOXGRN`` the grade 0-4 of the
+result under the toxicity criteria (:mod:`trialake.marts.toxicity`; default the packaged CTCAE
+v5.0 subset), with ``ATOXDSCL`` or ``ATOXDSCH`` the criteria's term (low or high direction);
+``BTOXGR``/``BTOXGRN`` the baseline record's grade. Tests without criteria, or whose criteria
+cannot be converted to the test's unit, have null grades. ``PARAMN`` follows the order of the
+lab mapping; ``SRCDOM = "LB"``, ``SRCSEQ`` the LBSEQ when the site sent one.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import polars as pl
 
@@ -23,6 +30,7 @@ from trialake.marts.adft import CLINICAL_TIEBREAK
 from trialake.marts.bds import derive_bds, derive_param
 from trialake.marts.checks import check_columns
 from trialake.marts.config import AnalysisConfig
+from trialake.marts.toxicity import ToxicityGrading, load_toxicity_criteria, plan_toxicity_grading, toxicity_grade
 
 _LAB_COLUMNS = {
     "USUBJID": "text", "LBTESTCD": "text", "LBSTRESC": "text", "LBSTRESN": "number", "LBSTRESU": "text",
@@ -37,14 +45,18 @@ def derive_adlb(
     *,
     config: AnalysisConfig,
     tests: Mapping[str, TestSpec] | None = None,
+    toxicity: ToxicityGrading | None = None,
 ) -> pl.DataFrame:
     """ADLB from silver/labs and ADSL (rules in the module docstring).
 
-    ``tests``: test code -> standard name and unit; None uses the packaged LB mapping.
+    ``tests``: test code -> standard name and unit, the mapping silver/labs was standardized
+    with (None: the packaged LB mapping); ``toxicity``: grading criteria (None: the packaged
+    CTCAE v5.0 subset).
     """
     check_columns(labs, "labs", _LAB_COLUMNS)
     if tests is None:
         tests = load_test_mapping("lb_mapping.yaml").tests
+    graded, _ = plan_toxicity_grading(toxicity or load_toxicity_criteria(), tests)
     records = labs.select(
         "USUBJID",
         PARAMCD="LBTESTCD",
@@ -55,15 +67,30 @@ def derive_adlb(
         A1LO=pl.col("LBSTNRLO").cast(pl.Float64),
         A1HI=pl.col("LBSTNRHI").cast(pl.Float64),
         ANRIND="LBNRIND",
-        SRCDOM=pl.lit("labs"),
+        SRCDOM=pl.lit("LB"),
+        SRCSEQ=pl.col("LBSEQ").cast(pl.Int64, strict=False) if "LBSEQ" in labs.columns else pl.lit(None, pl.Int64),
         source_sha256="source_sha256",
         source_row=pl.col("source_row").cast(pl.Int64),
     )
+    records = derive_param(records, "labs", tests=tests).with_columns(
+        ATOXGRN=_by_test(lambda code: toxicity_grade(*graded[code]), graded, pl.Int64),
+        ATOXDSCL=_by_test(lambda code: pl.lit(graded[code][0].term), {c: v for c, v in graded.items() if v[0].direction == "low"}, pl.String),
+        ATOXDSCH=_by_test(lambda code: pl.lit(graded[code][0].term), {c: v for c, v in graded.items() if v[0].direction == "high"}, pl.String),
+    ).with_columns(ATOXGR=pl.col("ATOXGRN").cast(pl.String))
     adlb = derive_bds(
-        derive_param(records, "labs", tests=tests), adsl, config=config, argument="labs", tiebreak=CLINICAL_TIEBREAK,
-        base_columns=[("ANRIND", "BNRIND")], valid_column="AVALC",
+        records, adsl, config=config, argument="labs", tiebreak=CLINICAL_TIEBREAK,
+        base_columns=[("ANRIND", "BNRIND"), ("ATOXGR", "BTOXGR"), ("ATOXGRN", "BTOXGRN")], valid_column="AVALC",
+        param_order={code: number for number, code in enumerate(tests, start=1)},
     )
     post = pl.col("ADY") > config.baseline.high_day
     columns = adlb.columns
     columns.insert(columns.index("BNRIND") + 1, "SHIFT1")
     return adlb.with_columns(SHIFT1=pl.when(post).then(pl.format("{} to {}", "BNRIND", "ANRIND"))).select(columns)
+
+
+def _by_test(value: Callable[[str], pl.Expr], codes: Mapping[str, object], dtype: pl.DataType) -> pl.Expr:
+    """``value(code)`` on the records of each test in ``codes``; null for other tests."""
+    chain = pl.when(pl.lit(False)).then(None)
+    for code in codes:
+        chain = chain.when(pl.col("PARAMCD") == code).then(value(code))
+    return chain.otherwise(None).cast(dtype)

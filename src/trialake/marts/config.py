@@ -6,6 +6,7 @@ frozen dataclasses at the edge and passes them down.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,22 @@ class AnalysisConfig:
         control: the comparator arm (default Placebo, ARMCD PBO).
         visits: analysis visits; the one with the lowest AVISITN is the baseline visit
             (default Baseline days -30..1, Day 10 days 7..13, Day 28 days 21..35).
-        fas_paramcd: the parameter whose baseline and post-baseline values define the full
-            analysis set (default LESPCT, the primary endpoint's parameter).
+        outside_window: what happens to a post-baseline record outside every window: "exclude"
+            (default: unscheduled, never analysed) or "nearest" (a candidate for the nearest
+            post-baseline window, used only when that window has no valid record of its own).
+        age_groups: AGEGR1 cut points (default (65,): "<65", ">=65").
+        per_protocol_min_doses: dosing records a subject needs for PPROTFL (default 1).
+        treatment_window_days: days after the last dose that still count as on treatment for
+            TRTEMFL and ONTRTFL (default 30; None: no limit).
     """
 
     treatment: ArmSpec = ArmSpec("UCMSC", "UC-MSC")
     control: ArmSpec = ArmSpec("PBO", "Placebo")
     visits: tuple[VisitWindow, ...] = _REFERENCE_VISITS
-    fas_paramcd: str = "LESPCT"
+    outside_window: Literal["exclude", "nearest"] = "exclude"
+    age_groups: tuple[int, ...] = (65,)
+    per_protocol_min_doses: int = 1
+    treatment_window_days: int | None = 30
 
     def __post_init__(self) -> None:
         if self.treatment.armcd == self.control.armcd:
@@ -78,6 +87,14 @@ class AnalysisConfig:
                 raise ValueError(f"visits: windows {before.name!r} and {after.name!r} overlap")
         if ordered[0] != self.baseline:
             raise ValueError(f"visits: the baseline visit {self.baseline.name!r} must come first in time")
+        if self.outside_window not in ("exclude", "nearest"):
+            raise ValueError(f"outside_window: expected 'exclude' or 'nearest', got {self.outside_window!r}")
+        if list(self.age_groups) != sorted(set(self.age_groups)):
+            raise ValueError(f"age_groups: cut points must be distinct and increasing, got {list(self.age_groups)}")
+        if self.per_protocol_min_doses < 1:
+            raise ValueError(f"per_protocol_min_doses: must be at least 1, got {self.per_protocol_min_doses}")
+        if self.treatment_window_days is not None and self.treatment_window_days < 0:
+            raise ValueError(f"treatment_window_days: must not be negative, got {self.treatment_window_days}")
 
     @property
     def baseline(self) -> VisitWindow:
@@ -88,3 +105,14 @@ class AnalysisConfig:
     def arms(self) -> tuple[ArmSpec, ArmSpec]:
         """Treatment then control."""
         return (self.treatment, self.control)
+
+    @property
+    def post_baseline(self) -> tuple[VisitWindow, ...]:
+        """The post-baseline visits in AVISITN order."""
+        return tuple(sorted((v for v in self.visits if v != self.baseline), key=lambda v: v.avisitn))
+
+    def age_group_labels(self) -> tuple[str, ...]:
+        """AGEGR1 values in order (AGEGR1N = position + 1), e.g. ("<65", ">=65")."""
+        cuts = self.age_groups
+        middle = [f"{low}-{high - 1}" for low, high in zip(cuts, cuts[1:])]
+        return (f"<{cuts[0]}", *middle, f">={cuts[-1]}") if cuts else ("All",)

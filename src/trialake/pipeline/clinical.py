@@ -15,6 +15,7 @@ from trialake.clinical import (
     ClinicalFileError,
     derive_adverse_events,
     derive_bronze_clinical,
+    derive_disposition,
     derive_exposure,
     derive_labs,
     derive_lung_function,
@@ -28,11 +29,12 @@ from trialake.clinical.common import LINEAGE_COLUMNS, split_unknown_subjects
 from trialake.clinical.domains import absent_variables, missing_required_variables
 from trialake.clinical.readers import domain_from_name
 from trialake.lake import compute_sha256, delete_partition, is_hidden, read_landing_bytes, read_table
+from trialake.pipeline.blinding import blind_existing, delete_unblinded_partition, publish_blinded, read_with_treatment
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
 from trialake.pipeline.inventory import derive_manifest, hidden_rejection, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.params import lab_standards
-from trialake.pipeline.quality import HeldBack, QualityGate, forget_source_results, held_back_of, outcomes_of, publish_checked
+from trialake.pipeline.quality import HeldBack, QualityGate, forget_source_results, held_back_of, outcomes_of
 from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
 from trialake.pipeline.rejections import publish_rejections
 from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
@@ -40,6 +42,8 @@ from trialake.quality import ValidationOutcome
 
 AREA = "clinical"
 STAGE = "clinical_read"
+BRONZE_KEYS = ("USUBJID", "source_sha256", "source_row")
+"""The columns that join a clinical row's treatment variables back to it (blinded lakes)."""
 SUBJECTS = "silver/subjects"
 
 
@@ -74,16 +78,19 @@ def ingest_clinical_bronze(
         rejections.append(rejected)
         files_rejected += bronze is None
         if bronze is not None:
-            outcome = publish_checked(with_inputs(ctx, landing_sha256=[hashed[relpath]]), gate, f"bronze/{domain.lower()}", bronze,
-                                      source_sha256=hashed[relpath], partition_by=["source_sha256"], mode="replace_partitions")
-            outcomes.append(outcome)
-            if outcome is not None and not outcome.should_publish:
+            source_ctx = with_inputs(ctx, landing_sha256=[hashed[relpath]])
+            published = publish_blinded(source_ctx, gate, f"bronze/{domain.lower()}", bronze, keys=BRONZE_KEYS,
+                                        source_sha256=hashed[relpath], partition_by=["source_sha256"],
+                                        mode="replace_partitions")
+            outcomes += published
+            if any(not o.should_publish for o in published):
                 retry.add(relpath)  # held back: its previous version stays, the file is read again next run
                 continue
             loaded += bronze.height
             changed.add(domain)
     updated = derive_manifest(manifest, AREA, listed, hashed, retry=retry)
     changed |= _drop_sources_gone(ctx, manifest, updated)
+    changed |= {d for d in DOMAINS if blind_existing(ctx, f"bronze/{d.lower()}", keys=BRONZE_KEYS)}
     new_rejections = pl.concat(rejections) if rejections else pl.DataFrame(schema=REJECTION_SCHEMA)
     settled = {sha for path, sha in hashed.items() if path not in retry}
     publish_rejections(ctx, new_rejections.filter(pl.col("source_sha256").is_in(list(settled))), stages=[STAGE],
@@ -131,6 +138,7 @@ def _drop_sources_gone(ctx: RunContext, before: pl.DataFrame, after: pl.DataFram
             domain = domain_from_name(relpath.rsplit("/", 1)[-1])
         except ClinicalFileError:
             continue  # never loaded: nothing in bronze
+        delete_unblinded_partition(ctx, f"bronze/{domain.lower()}", {"source_sha256": sha})
         if delete_partition(ctx.lake, f"bronze/{domain.lower()}", {"source_sha256": sha}):
             touched.add(domain)
     if not gone.is_empty():
@@ -139,8 +147,9 @@ def _drop_sources_gone(ctx: RunContext, before: pl.DataFrame, after: pl.DataFram
 
 
 def read_bronze_domain(ctx: RunContext, domain: str) -> pl.DataFrame:
-    """All bronze rows of one clinical domain."""
-    return read_table(ctx.lake, f"bronze/{domain.lower()}")
+    """All bronze rows of one clinical domain (with the treatment variables a blinded lake keeps
+    in the unblinded zone)."""
+    return read_with_treatment(ctx, f"bronze/{domain.lower()}", keys=BRONZE_KEYS[1:])
 
 
 @dataclass(frozen=True)
@@ -157,10 +166,11 @@ class ClinicalSilverSummary:
     not_sent: tuple[str, ...] = ()
 
 
-SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_ft", "clinical_re", "clinical_ae")
+SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_ft", "clinical_re", "clinical_ae",
+                 "clinical_ds")
 
 
-DOMAINS = ("DM", "EX", "SV", "LB", "FT", "RE", "AE")
+DOMAINS = ("DM", "EX", "SV", "LB", "FT", "RE", "AE", "DS")
 BRONZE_TABLES = tuple(f"bronze/{d.lower()}" for d in DOMAINS)
 _NO_SUBJECTS = {"USUBJID": pl.String, "RFSTDT": pl.Date}
 
@@ -184,8 +194,8 @@ def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilver
     if "DM" not in missing:
         subjects, rejected_dm = derive_subjects(bronze["DM"], exposure=exposure)
         rejections.append(rejected_dm)
-        outcomes.append(publish_checked(ctx, gate, SUBJECTS, subjects.sort("USUBJID", maintain_order=True),
-                                        unavailable=_unavailable(subjects, bronze["DM"], "DM")))
+        outcomes += publish_blinded(ctx, gate, SUBJECTS, subjects.sort("USUBJID", maintain_order=True), keys=BRONZE_KEYS,
+                                    unavailable=_unavailable(subjects, bronze["DM"], "DM"))
         tables[SUBJECTS] = subjects
     published = read_table(ctx.lake, SUBJECTS)  # what readers see: this run's version, or the one before
     if "DM" in missing and len(missing) < len(DOMAINS):
@@ -207,8 +217,8 @@ def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilver
     for table, (frame, domain) in derived.items():
         tables[table] = frame
         if not frame.is_empty():
-            outcomes.append(publish_checked(ctx, gate, table, frame.sort("USUBJID", maintain_order=True),
-                                            unavailable=_unavailable(frame, bronze[domain], domain)))
+            outcomes += publish_blinded(ctx, gate, table, frame.sort("USUBJID", maintain_order=True), keys=BRONZE_KEYS,
+                                        unavailable=_unavailable(frame, bronze[domain], domain))
     held += held_back_of(outcomes)
     if not held:
         mark_fresh(ctx, "clinical_silver", BRONZE_TABLES)
@@ -229,6 +239,7 @@ def _per_subject(ctx: RunContext, subjects: pl.DataFrame) -> dict[str, tuple[str
         "FT": ("silver/sixmwt", "clinical_ft", lambda f: derive_sixmwt(f, subjects=subjects)),
         "RE": ("silver/lung_function", "clinical_re", lambda f: derive_lung_function(f, subjects=subjects)),
         "AE": ("silver/adverse_events", "clinical_ae", lambda f: derive_adverse_events(f, subjects=subjects)),
+        "DS": ("silver/disposition", "clinical_ds", lambda f: derive_disposition(f, subjects=subjects)),
     }
 
 

@@ -7,6 +7,7 @@ the plotted variable, already restricted to the analysis population.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,7 +46,7 @@ def render_box_strip_png(
             ax.axhline(0, color="grey", linewidth=0.6, linestyle=":")
             ax.set_xticks(range(1, len(arms) + 1), list(arms))
             ax.set_xlim(0.4, len(arms) + 0.6)
-            ax.set_title(f"{param}\n{visit}", fontsize=8)
+            ax.set_title(f"{wrap_title(param)}\n{visit}", fontsize=8)
             ax.set_ylabel(variable, fontsize=8)
             ax.tick_params(labelsize=7)
     return _png(figure)
@@ -72,7 +73,7 @@ def render_waterfall_png(
     ax.set_xticks([])
     ax.set_xlabel("subjects, sorted")
     ax.set_ylabel(variable)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(wrap_title(title, 90), fontsize=9)
     ax.legend(handles=[Patch(color=c, label=a) for a, c in zip(arms, ARM_COLOURS)], fontsize=8, frameon=False)
     return _png(figure)
 
@@ -111,12 +112,42 @@ def render_spaghetti_png(records: pl.DataFrame, *, arms: Sequence[str], max_line
         ax.autoscale_view()
         visits = panel.group_by("AVISITN").agg(pl.col("AVISIT").first()).sort("AVISITN")
         ax.set_xticks(visits["AVISITN"].to_list(), visits["AVISIT"].to_list())
-        ax.set_title(param, fontsize=8)
+        ax.set_title(wrap_title(param), fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].legend(fontsize=7, frameon=False)
     for ax in axes[len(params):]:
         ax.set_axis_off()
     return _png(figure)
+
+
+def render_forest_png(rows: Sequence[dict], *, dpi: int) -> bytes:
+    """One line per comparison: the estimate and its CI against a line at no difference. Each
+    line has its own scale (the parameters have different units), centred on no difference so
+    that the side of zero the interval lies on reads alike on every line; labelled on the left
+    with the parameter, visit, analysed change and its unit; the primary endpoint's label is bold.
+
+    ``rows``: dicts with label, unit, estimate, ci_low, ci_high, primary (bool)."""
+    height = 0.55 * max(len(rows), 1) + 0.6
+    figure = Figure(figsize=(8.5, height), dpi=dpi, layout="constrained")
+    axes = figure.subplots(max(len(rows), 1), 1, squeeze=False).ravel()
+    for ax, row in zip(axes, rows):
+        reach = 1.1 * (max(abs(row["ci_low"]), abs(row["ci_high"])) or 1.0)
+        ax.set_xlim(-reach, reach)
+        ax.axvline(0, color="grey", linewidth=0.8, linestyle=":")
+        ax.errorbar([row["estimate"]], [0], xerr=[[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]],
+                    fmt="s", color=ARM_COLOURS[0], markersize=5, capsize=3)
+        ax.set_yticks([0], [textwrap.fill(row["label"], 48)], fontsize=7,
+                       fontweight="bold" if row.get("primary") else "normal")
+        ax.set_xlabel(row["unit"] or "", fontsize=7, labelpad=1)
+        ax.tick_params(axis="x", labelsize=7)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+    return _png(figure)
+
+
+def wrap_title(text: str, width: int = 40) -> str:
+    """A panel title on as many lines as it needs (never cut)."""
+    return textwrap.fill(text, width)
 
 
 def _padded(values: np.ndarray) -> tuple[float, float]:

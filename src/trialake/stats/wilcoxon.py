@@ -1,8 +1,12 @@
 """Hodges-Lehmann shift estimate with the Wilcoxon rank-sum test, as R's ``wilcox.test``.
 
-``hodges_lehmann(x, y)`` reproduces ``wilcox.test(x, y, conf.int = TRUE)`` with R's defaults
-(two-sided, ``mu = 0``, ``correct = TRUE``, ``exact = NULL``, ``tol.root = 1e-4``), following
-R 4.2's ``stats:::wilcox.test.default`` step by step:
+``hodges_lehmann(x, y)`` reproduces ``wilcox.test(x, y, conf.int = TRUE, tol.root = tol)`` with
+R's other defaults (two-sided, ``mu = 0``, ``correct = TRUE``, ``exact = NULL``), following R
+4.2's ``stats:::wilcox.test.default`` step by step. The root tolerance is relative to the data's
+scale, ``tol = TOL_REL * (max(x) - min(x) + max(y) - min(y))`` (the width of the interval the
+roots are searched in), rather than R's absolute default 1e-4: results do not depend on the
+units of the data (R's default gives 6.000008 for a 6 m shift, and nothing useful for data of
+order 1e-6).
 
 - exact branch (both groups under 50 observations and no ties in the pooled sample): the
   P value from the exact null distribution of W (R's ``pwilcox``), the estimate is the median
@@ -11,8 +15,8 @@ R 4.2's ``stats:::wilcox.test.default`` step by step:
 - otherwise the normal approximation with tie and continuity corrections; the estimate and
   the CI are the roots of the standardized statistic as a function of the shift, found with a
   port of R's Brent root finder (``R_zeroin2``, the engine of ``uniroot``), so that the
-  answers agree with R to its root tolerance and land on the same point where the statistic
-  is flat.
+  answers agree with R given the same ``tol.root`` and land on the same point where the
+  statistic is flat.
 """
 from __future__ import annotations
 
@@ -26,8 +30,9 @@ from scipy.special import ndtr, ndtri
 
 EXACT_MAX_N = 50
 """R's cut-off: the exact distribution is used when both groups have fewer observations."""
-TOL_ROOT = 1e-4
-"""R's ``tol.root`` default, the absolute tolerance of the roots in the normal branch."""
+TOL_REL = 1e-10
+"""Root tolerance in the normal branch, relative to the width of the search interval (R's
+``tol.root`` is ``TOL_REL * (mumax - mumin)``; see :func:`compute_root_tolerance`)."""
 _MAXIT = 1000
 _EPS = np.finfo(float).eps
 
@@ -75,6 +80,14 @@ def hodges_lehmann(
     if n_x < EXACT_MAX_N and n_y < EXACT_MAX_N and not np.any(ties > 1):
         return _exact(xs, ys, statistic, float(conf_level))
     return _normal(xs, ys, statistic, ties, float(conf_level))
+
+
+def compute_root_tolerance(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """The absolute root tolerance for samples x and y: ``TOL_REL`` times the width of the
+    interval ``[min(x) - max(y), max(x) - min(y)]`` the shift is searched in (pass it to R as
+    ``tol.root`` to reproduce a result there)."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return TOL_REL * float((xs.max() - ys.min()) - (xs.min() - ys.max()))
 
 
 def _as_sample(values: Sequence[float] | np.ndarray, argument: str) -> np.ndarray:
@@ -209,6 +222,7 @@ def _normal(
         return float((dz - (np.sign(dz) * 0.5 if correct else 0.0)) / _sigma(m, n, tied))
 
     w_min, w_max = w(mumin), w(mumax)
+    tol = compute_root_tolerance(xs, ys)
 
     def root(zq: float) -> float:
         f_lower, f_upper = w_min - zq, w_max - zq
@@ -216,7 +230,7 @@ def _normal(
             return mumin
         if f_upper >= 0:
             return mumax
-        return float(_zeroin(lambda d: w(d) - zq, mumin, mumax, f_lower, f_upper, TOL_ROOT))
+        return float(_zeroin(lambda d: w(d) - zq, mumin, mumax, f_lower, f_upper, tol))
 
     def uncorrected(d: float) -> float:
         return w(d, correct=False)
@@ -224,7 +238,7 @@ def _normal(
     alpha = 1 - conf_level
     return HodgesLehmannResult(
         # R sets correct <- FALSE before this uniroot: the estimate is the uncorrected root
-        estimate=float(_zeroin(uncorrected, mumin, mumax, uncorrected(mumin), uncorrected(mumax), TOL_ROOT)),
+        estimate=float(_zeroin(uncorrected, mumin, mumax, uncorrected(mumin), uncorrected(mumax), tol)),
         ci_low=root(-float(ndtri(alpha / 2))),
         ci_high=root(float(ndtri(alpha / 2))),
         conf_level=conf_level,

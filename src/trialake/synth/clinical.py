@@ -8,7 +8,7 @@ import numpy as np
 
 from trialake.synth.formats import Cell, render_csv
 from trialake.synth.identity import SITES, Identity, PhiLedger, compute_age
-from trialake.synth.model import STREAM_IDENTITY, Measurement, SubjectPlan, compute_date_for_day
+from trialake.synth.model import STREAM_COURSE, STREAM_IDENTITY, Measurement, SubjectPlan, compute_date_for_day
 from trialake.synth.params import SynthParams
 
 Pair = tuple[SubjectPlan, Identity]
@@ -58,21 +58,46 @@ def render_subject_key(pairs: Sequence[Pair], ledger: PhiLedger) -> bytes:
     return render_csv(("SITEID", "PATIENT_ID", "USUBJID"), rows)
 
 
+NOT_TREATED = ("NOTTRT", "Not Treated")  # SDTM ACTARMCD/ACTARM of a randomized subject never dosed
+
+
 def build_dm_table(pairs: Sequence[Pair], params: SynthParams, ledger: PhiLedger) -> Table:
-    """dm.csv with consent/first/last dose dates, arms, and two identifying columns (INVNAM, BRTHDTC)."""
+    """dm.csv with consent/first/last dose dates, arms, deaths, and two identifying columns (INVNAM, BRTHDTC)."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "SUBJID", "SITEID", "INVNAM", "BRTHDTC", "AGE", "AGEU", "SEX", "RACE",
-              "COUNTRY", "RFICDTC", "RFSTDTC", "RFENDTC", "ARMCD", "ARM", "ACTARMCD", "ACTARM")
+              "ETHNIC", "COUNTRY", "RFICDTC", "RFSTDTC", "RFENDTC", "DTHDTC", "DTHFL", "ARMCD", "ARM", "ACTARMCD",
+              "ACTARM")
     rows = []
     for s, i in pairs:
         last_dose = compute_date_for_day(s.first_dose_date, max(params.dosing_days))
+        death = compute_date_for_day(s.first_dose_date, s.death_day) if s.death_day else None
+        actual = (s.arm.armcd, s.arm.arm) if s.dosed else NOT_TREATED
         rows.append([
             params.study_id, "DM", s.usubjid, s.subjid, s.siteid,
             ledger.add(SITES[s.site_index].investigator, "investigator_name", "clinical/dm.csv:INVNAM"),
             ledger.add(f"{i.birth_date:%Y-%m-%d}", "birth_date", "clinical/dm.csv:BRTHDTC"),
-            compute_age(i.birth_date, s.consent_date), "YEARS", s.sex, s.race, COUNTRIES[s.site_index],
-            f"{s.consent_date:%Y-%m-%d}", f"{s.first_dose_date:%Y-%m-%d}", f"{last_dose:%Y-%m-%d}",
-            s.arm.armcd, s.arm.arm, s.arm.armcd, s.arm.arm,
+            compute_age(i.birth_date, s.consent_date), "YEARS", s.sex, s.race, s.ethnic, COUNTRIES[s.site_index],
+            f"{s.consent_date:%Y-%m-%d}", f"{s.first_dose_date:%Y-%m-%d}" if s.dosed else None,
+            f"{last_dose:%Y-%m-%d}" if s.dosed else None, f"{death:%Y-%m-%d}" if death else None,
+            "Y" if death else None, s.arm.armcd, s.arm.arm, *actual,
         ])
+    return header, rows
+
+
+def build_ds_table(pairs: Sequence[Pair], params: SynthParams) -> Table:
+    """ds.csv: randomization (on the consent date) and the end-of-study disposition: DEATH,
+    WITHDRAWAL BY SUBJECT (never dosed, on day 1) or COMPLETED (on the last visit)."""
+    header = ("STUDYID", "DOMAIN", "USUBJID", "DSSEQ", "DSCAT", "DSDECOD", "DSSTDTC")
+    rows = []
+    for s, _ in pairs:
+        if s.death_day:
+            decod, day = "DEATH", s.death_day
+        elif not s.dosed:
+            decod, day = "WITHDRAWAL BY SUBJECT", 1
+        else:
+            decod, day = "COMPLETED", max(v.study_day for v in s.visits)
+        rows.append([params.study_id, "DS", s.usubjid, 1, "PROTOCOL MILESTONE", "RANDOMIZED", f"{s.consent_date:%Y-%m-%d}"])
+        rows.append([params.study_id, "DS", s.usubjid, 2, "DISPOSITION EVENT", decod,
+                     f"{compute_date_for_day(s.first_dose_date, day):%Y-%m-%d}"])
     return header, rows
 
 
@@ -82,7 +107,7 @@ def build_ex_table(pairs: Sequence[Pair], params: SynthParams) -> Table:
               "EXSTDTC", "EXENDTC")
     rows = []
     for s, _ in pairs:
-        for seq, day in enumerate(params.dosing_days, start=1):
+        for seq, day in enumerate(params.dosing_days if s.dosed else (), start=1):
             when = f"{compute_date_for_day(s.first_dose_date, day):%Y-%m-%d}"
             rows.append([params.study_id, "EX", s.usubjid, seq, s.arm.extrt, f"{s.arm.dose:.0f}", params.dose_unit,
                          "SUSPENSION", "INTRAVENOUS", when, when])
@@ -126,12 +151,14 @@ def build_re_table(pairs: Sequence[Pair], params: SynthParams, n_sites: int) -> 
 
 
 def build_ae_table(pairs: Sequence[Pair], params: SynthParams, seed: int, ledger: PhiLedger) -> Table:
-    """ae.csv; a few verbatim terms name the nurse who reported them (free text with PHI)."""
+    """ae.csv; a few verbatim terms name the nurse who reported them (free text with PHI); start
+    dates and causality left partial or empty as often as ``params`` says."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AETERM", "AEDECOD", "AEBODSYS", "AESEV", "AESER", "AEREL",
-              "AESTDTC", "AEENDTC")
+              "AEOUT", "AESTDTC", "AEENDTC")
     rows = []
     for s, _ in pairs:
         rng = np.random.default_rng([seed, s.index, STREAM_IDENTITY, 1])
+        course = np.random.default_rng([seed, s.index, STREAM_COURSE, 1])
         for seq, ae in enumerate(s.adverse_events, start=1):
             term = ae.term
             if rng.random() < params.p_phi_in_aeterm:
@@ -139,8 +166,13 @@ def build_ae_table(pairs: Sequence[Pair], params: SynthParams, seed: int, ledger
                 name = f"{nurse[1].title()} {nurse[0].title()}"
                 term = f"{term} (reported by nurse {ledger.add(name, 'staff_name', 'clinical/ae.csv:AETERM')})"
             end = None if ae.end_day is None else f"{compute_date_for_day(s.first_dose_date, ae.end_day):%Y-%m-%d}"
+            start = compute_date_for_day(s.first_dose_date, ae.start_day)
+            draw, relation = course.random(), None if course.random() < params.p_ae_missing_causality else ae.relation
+            start_text = (None if draw < params.p_ae_missing_start else f"{start:%Y-%m}"
+                          if draw < params.p_ae_missing_start + params.p_ae_partial_start else f"{start:%Y-%m-%d}")
+            outcome = ae.outcome if ae.outcome == "FATAL" or ae.end_day is not None else "NOT RECOVERED/NOT RESOLVED"
             rows.append([params.study_id, "AE", s.usubjid, seq, term, ae.decod, ae.bodsys, ae.severity, ae.serious,
-                         ae.relation, f"{compute_date_for_day(s.first_dose_date, ae.start_day):%Y-%m-%d}", end])
+                         relation, outcome, start_text, end])
     return header, rows
 
 

@@ -33,7 +33,8 @@ CT_COLUMNS = (
     "blur_mm", "body_scale", "target_lesion_pct", "target_solid_share", "chest_wall_consolidation", "phantom_seed",
     *TRUTH_VOLUMES,
 )
-SUBJECT_COLUMNS = ("USUBJID", "SITEID", "ARMCD", "ARM", "SEX", "AGE", "RFICDTC", "RFSTDTC", "RFENDTC", "n_ct_series")
+SUBJECT_COLUMNS = ("USUBJID", "SITEID", "ARMCD", "ARM", "SEX", "AGE", "RFICDTC", "RFSTDTC", "RFENDTC", "n_ct_series",
+                   "ETHNIC", "dosed", "death_day")
 CT_PARAMS = {"LUNGVOL": ("lung_volume_ml", "mL"), "LESVOL": ("lesion_volume_ml", "mL"),
              "GGOVOL": ("ggo_volume_ml", "mL"), "SOLVOL": ("solid_volume_ml", "mL"), "LESPCT": ("lesion_pct", "%"),
              "GGOPCT": ("ggo_pct", "%"), "SOLPCT": ("solid_pct", "%")}
@@ -158,7 +159,8 @@ def _subject_rows(pairs: Sequence[Pair], params: SynthParams) -> list[dict[str, 
         rows.append({"USUBJID": s.usubjid, "SITEID": s.siteid, "ARMCD": s.arm.armcd, "ARM": s.arm.arm, "SEX": s.sex,
                      "AGE": compute_age(i.birth_date, s.consent_date), "RFICDTC": f"{s.consent_date:%Y-%m-%d}",
                      "RFSTDTC": f"{s.first_dose_date:%Y-%m-%d}", "RFENDTC": f"{last:%Y-%m-%d}",
-                     "n_ct_series": len(s.scans)})
+                     "n_ct_series": len(s.scans), "ETHNIC": s.ethnic, "dosed": "Y" if s.dosed else "N",
+                     "death_day": s.death_day})
     return rows
 
 
@@ -172,7 +174,8 @@ def _write_clinical(
     consent = {s.usubjid: s.consent_date for s, _ in pairs}
     edc = {"dm": clinical.build_dm_table(pairs, params, ledger), "ex": clinical.build_ex_table(pairs, params),
            "sv": clinical.build_sv_table(pairs, params), "ft": clinical.build_ft_table(pairs, params),
-           "re": clinical.build_re_table(pairs, params, n_sites), "ae": clinical.build_ae_table(pairs, params, seed, ledger)}
+           "re": clinical.build_re_table(pairs, params, n_sites), "ae": clinical.build_ae_table(pairs, params, seed, ledger),
+           "ds": clinical.build_ds_table(pairs, params)}
     quarantine: list[dict[str, Cell]] = []
     added: list[dict[str, Cell]] = []
     for domain, table in edc.items():

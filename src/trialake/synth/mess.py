@@ -4,10 +4,11 @@ or quarantines it and why.
 
 Mess never changes a row of the clean trial: it adds copies (exact duplicates, copies with an
 unknown unit, a month-only date, or a date before consent), leaves an Expected variable out, or
-holds DM records back. Rows the clean trial already dates before consent (a baseline visit on the
-day before first dose, when consent was the same day) are quarantined too, unless RFICDTC is left
-out. Pure: tables and rows in, tables, rows and truth out; the random stream is the generator
-seed's own, so a clean trial (all rates 0) is byte for byte what it was without this module.
+holds DM records back. The clean trial dates nothing before consent (the model clips visits to the
+consent day), so the rows before consent are the copies made here; any row of a trial dated before
+consent is marked all the same, unless RFICDTC is left out. Pure: tables and rows in, tables, rows
+and truth out; the random stream is the generator seed's own, so a clean trial (all rates 0) is
+byte for byte what it was without this module.
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def apply_to_table(
         p = plan.params
         if domain in _UNIT and rng.random() < p.unknown_unit:
             marked.append((_with(header, row, _UNIT[domain], UNKNOWN_UNIT), "unknown_unit"))
-        if domain in ("ft", "ae") and rng.random() < p.partial_date:
+        if domain == "ft" and rng.random() < p.partial_date:
             marked.append((_with(header, row, _DATE[domain], str(row[header.index(_DATE[domain])])[:7]), "partial_date"))
         usubjid = str(row[subject])
         if domain == "ft" and usubjid not in first_copy_done and rng.random() < p.before_consent:

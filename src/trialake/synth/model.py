@@ -7,14 +7,14 @@ how many other subjects there are or in which order files are written.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import numpy as np
 
 from trialake.synth.params import Arm, OutcomeModel, SynthParams, VisitPlan
 
-STREAM_SUBJECT, STREAM_IDENTITY, STREAM_LABS, STREAM_FILES, STREAM_MESS = 0, 1, 2, 3, 4
+STREAM_SUBJECT, STREAM_IDENTITY, STREAM_LABS, STREAM_FILES, STREAM_MESS, STREAM_COURSE = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class AdverseEvent:
     relation: str
     start_day: int
     end_day: int | None
+    outcome: str = "RECOVERED/RESOLVED"
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class SubjectPlan:
     body_scale: float
     feet_first: bool
     chest_wall_consolidation: bool
+    ethnic: str = "NOT REPORTED"
+    dosed: bool = True
+    death_day: int | None = None
 
 
 AE_CATALOG: tuple[tuple[str, str, str], ...] = (
@@ -113,6 +117,9 @@ RELATION_P = (0.55, 0.25, 0.15, 0.05)
 P_SERIOUS = 0.06
 RACES = ("ASIAN", "WHITE", "BLACK OR AFRICAN AMERICAN", "OTHER")
 RACE_P = (0.55, 0.30, 0.10, 0.05)
+ETHNICITIES = ("HISPANIC OR LATINO", "NOT HISPANIC OR LATINO", "NOT REPORTED")
+ETHNIC_P = (0.10, 0.85, 0.05)
+FATAL_EVENT = ("COVID-19 pneumonia", "Infections and infestations", "worsening pneumonia")
 
 
 def compute_date_for_day(first_dose: date, study_day: int) -> date:
@@ -251,15 +258,41 @@ def _adverse_events(params: SynthParams, rng: np.random.Generator) -> tuple[Adve
     return tuple(sorted(events, key=lambda e: (e.start_day, e.decod)))
 
 
+def _course(plan: SubjectPlan, seed: int, params: SynthParams) -> SubjectPlan:
+    """Ethnicity, and whether the subject is never dosed or dies (own stream): a subject never
+    dosed keeps the data up to day 1; one who dies keeps the data before the day of death and gets
+    a fatal serious adverse event on it."""
+    rng = np.random.default_rng([seed, plan.index, STREAM_COURSE])
+    ethnic = str(rng.choice(ETHNICITIES, p=ETHNIC_P))
+    dosed = bool(rng.random() >= params.p_not_dosed)
+    dies, day = bool(rng.random() < params.p_death), int(rng.integers(params.death_days[0], params.death_days[1] + 1))
+    death_day = day if dosed and dies else None
+    last_day = 1 if not dosed else (death_day - 1 if death_day else None)
+    if last_day is None:
+        return replace(plan, ethnic=ethnic)
+    events = tuple(replace(e, end_day=e.end_day if e.end_day is None or e.end_day <= last_day else None)
+                   for e in plan.adverse_events if dosed and e.start_day <= last_day)
+    if death_day:
+        decod, bodsys, term = FATAL_EVENT
+        events += (AdverseEvent(decod, bodsys, term, "SEVERE", "Y", "NOT RELATED", death_day, death_day, "FATAL"),)
+    return replace(
+        plan, ethnic=ethnic, dosed=dosed, death_day=death_day, adverse_events=events,
+        visits=tuple(v for v in plan.visits if v.study_day <= last_day),
+        scans=tuple(s for s in plan.scans if s.study_day <= last_day),
+        measurements=tuple(m for m in plan.measurements if m.study_day <= last_day),
+    )
+
+
 def plan_subject(index: int, site_index: int, seq: int, arm: Arm, seed: int, params: SynthParams) -> SubjectPlan:
     """Draw one subject's schedule and outcomes from its own random stream (``seq``: number within the site)."""
     rng = np.random.default_rng([seed, index, STREAM_SUBJECT])
     siteid = f"S{site_index + 1:02d}"
     consent = params.enrollment_start + timedelta(days=int(rng.integers(0, params.enrollment_days)))
     first_dose = consent + timedelta(days=int(rng.integers(0, params.max_consent_to_dose_days + 1)))
-    visit_days = {plan.name: _visit_days(plan, rng) for plan in params.visits}
-    scans = _scans(visit_days, first_dose, arm.treated, params, rng)
     screening_day = (consent - first_dose).days or 1
+    # nothing happens before consent: a scan drawn earlier is done on the consent day
+    visit_days = {plan.name: tuple(max(day, screening_day) for day in _visit_days(plan, rng)) for plan in params.visits}
+    scans = _scans(visit_days, first_dose, arm.treated, params, rng)
     visits = [Visit(params.screening_name, params.screening_visitnum, screening_day, consent)]
     visits += [Visit(s.visit, s.visitnum, s.study_day, s.date) for s in scans]
     main_visits = {v.name: v for v in visits}
@@ -268,7 +301,7 @@ def plan_subject(index: int, site_index: int, seq: int, arm: Arm, seed: int, par
     for testcd, model in (("FVC", params.fvc), ("MVC", params.mvc), ("DLCO", params.dlco)):
         measurements += _measurements(testcd, model, params.function_visits, main_visits, arm.treated, tau, rng)
     scan = params.scan
-    return SubjectPlan(
+    plan = SubjectPlan(
         index=index,
         usubjid=f"{params.study_id}-{siteid}-{site_index + 1}{seq:03d}",
         subjid=f"{site_index + 1}{seq:03d}",
@@ -288,6 +321,7 @@ def plan_subject(index: int, site_index: int, seq: int, arm: Arm, seed: int, par
         feet_first=bool(rng.random() < scan.p_feet_first),
         chest_wall_consolidation=bool(rng.random() < scan.p_chest_wall_consolidation),
     )
+    return _course(plan, seed, params)
 
 
 def plan_trial(n_subjects: int, n_sites: int, seed: int, params: SynthParams) -> tuple[SubjectPlan, ...]:

@@ -104,8 +104,9 @@ class MessParams:
         EXENDTC, SV SVENDTC, FT FTTEST, RE RETEST, AE AEREL or AEBODSYS): its checks are skipped.
         Without RFICDTC, nothing is quarantined for being before consent.
     unknown_unit: per 6-minute walk and lung function row, a copy with a unit no mapping knows.
-    partial_date: per lab, 6-minute walk and AE row, a copy dated to the month only.
-    duplicate: per row of every export, an exact copy sent right after it.
+    partial_date: per lab and 6-minute walk row, a copy dated to the month only (an AE start date
+        sent to the month is kept by the lake: see ``SynthParams.p_ae_partial_start``).
+    duplicate: per row of every export (DS too), an exact copy sent right after it.
     late_dm: per subject, its DM record left out of dm.csv (it is in ``truth/late_dm.csv``, to be
         landed later): every other clinical row of the subject waits for it.
     """
@@ -172,4 +173,11 @@ class SynthParams:
     ae_rate: float = 1.4  # adverse events per subject, Poisson, same in both arms
     ae_ongoing_fraction: float = 0.1
     p_phi_in_aeterm: float = 0.08  # verbatim AE terms that mention a person's name
+    # The course of the trial (own random stream: 0 leaves every other draw as it was).
+    p_not_dosed: float = 0.0  # randomized but never dosed: baseline only, withdrawn on day 1
+    p_death: float = 0.0  # dosed subjects who die on a day in death_days (no data after it)
+    death_days: tuple[int, int] = (3, 27)
+    p_ae_partial_start: float = 0.0  # AE start date sent as year-month only ...
+    p_ae_missing_start: float = 0.0  # ... or not at all
+    p_ae_missing_causality: float = 0.0  # AEREL left empty
     mess: MessParams = field(default_factory=MessParams)
