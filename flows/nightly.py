@@ -36,7 +36,8 @@ T = TypeVar("T")
 
 @flow(name="nightly", flow_run_name="nightly {lake}", log_prints=False)
 def nightly(
-    landing: str, lake: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0
+    landing: str, lake: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0,
+    pacs: str | None = None,
 ) -> RunReport:
     """Ingest what arrived in the landing area since the last run into the lake.
 
@@ -46,8 +47,11 @@ def nightly(
         config: Trial configuration YAML; empty for the reference trial.
         lease_wait_s: Seconds to wait while another run is writing the same lake, then stop.
         lease_ttl_s: Seconds after which the lease of a run that crashed expires.
+        pacs: A PACS to pull the key's patients' images from, besides the landing area:
+            dicomweb+http(s)://host/path or dimse://CALLED_AET@host:port?calling=AET (credentials
+            from TRIALAKE_PACS_USER/_PASSWORD or _TOKEN); empty for pacs.source of the configuration.
     """
-    settings = read_settings(landing=landing, lake=lake, environ=os.environ, config_path=config)
+    settings = read_settings(landing=landing, lake=lake, environ=os.environ, config_path=config, pacs=pacs or None)
     return run_holding_lease(settings, _stages, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
 
 
@@ -77,7 +81,7 @@ def _stages(settings: Settings, run_id: str, lease: Lease) -> RunReport:
     ctx = open_lake_task(settings, run_id)
     gate_future = run_beside_flow(load_quality_gate_task, ctx)  # Great Expectations loads while DICOM is read
     key, shifts = load_subject_key_task(ctx)
-    plan = plan_dicom_task(ctx)
+    plan = plan_dicom_task(ctx, key)
     chunks = ingest_dicom_chunk_task.map(
         unmapped(ctx), plan.chunks, unmapped(key), unmapped(plan), [len(c) for c in plan.chunks]
     )

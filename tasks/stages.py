@@ -73,8 +73,8 @@ def clinical_silver_task(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSu
 
 
 @stage_task("plan DICOM ingest")
-def plan_dicom_task(ctx: RunContext) -> DicomPlan:
-    plan = plan_dicom(ctx)
+def plan_dicom_task(ctx: RunContext, key: pl.DataFrame | None = None) -> DicomPlan:
+    plan = plan_dicom(ctx, key)
     get_run_logger().info("DICOM: %d chunks to ingest", len(plan.chunks))
     return plan
 

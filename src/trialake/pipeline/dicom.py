@@ -26,12 +26,13 @@ from trialake.dicom import (
     merge_ingest_results,
 )
 from trialake.dicom.series import derive_ct_series, derive_series_rejections
-from trialake.lake import LandingFile, delete_partition, read_landing_bytes, read_table, write_object, write_table
+from trialake.lake import LandingFile, delete_partition, read_table, write_object, write_table
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.freshness import is_stale, mark_fresh
 from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
 from trialake.pipeline.rejections import publish_rejections
+from trialake.pipeline.sources import list_pacs_files, open_dicom_reader
 from trialake.quality import ValidationOutcome
 
 AREA = "dicom"
@@ -69,11 +70,13 @@ class DicomSummary:
     quality: tuple[ValidationOutcome, ...] = ()
 
 
-def plan_dicom(ctx: RunContext) -> DicomPlan:
+def plan_dicom(ctx: RunContext, key: pl.DataFrame | None = None) -> DicomPlan:
     """Chunks of new or changed landing files (plus files rejected only because their patient was
-    not yet in the subject key, which are retried every run)."""
+    not yet in the subject key, which are retried every run), and of new instances of the key's
+    patients in the configured PACS (see ``pipeline/sources.py``)."""
     manifest = read_manifest(ctx)
-    listed = list_area(ctx, AREA)
+    pacs = list_pacs_files(ctx, key, manifest)
+    listed = list_area(ctx, AREA) + list(pacs.current)
     quarantine = read_table(ctx.lake, QUARANTINE)
     retry = set(quarantine.filter(pl.col("retry_on_key_change"))["source_sha256"]) if not quarantine.is_empty() else set()
     retry_paths = set(manifest.filter(pl.col("sha256").is_in(list(retry)))["relpath"]) if retry else set()
@@ -82,7 +85,7 @@ def plan_dicom(ctx: RunContext) -> DicomPlan:
     rejected = set(quarantine["source_sha256"]) - retry if not quarantine.is_empty() else set()
     accepted = set(instances["source_sha256"]) if not instances.is_empty() else set()
     sops = dict(instances.select("sop_id", "source_sha256").iter_rows()) if not instances.is_empty() else {}
-    return DicomPlan(split_into_chunks(todo), tuple(listed), frozenset(accepted | rejected), sops)
+    return DicomPlan(split_into_chunks(todo), tuple(listed) + pacs.kept, frozenset(accepted | rejected), sops)
 
 
 def split_into_chunks(files: Sequence[LandingFile]) -> tuple[tuple[str, ...], ...]:
@@ -104,7 +107,8 @@ def split_into_chunks(files: Sequence[LandingFile]) -> tuple[tuple[str, ...], ..
 def ingest_dicom_chunk(
     ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan, params: DeidParams = DeidParams()
 ) -> ChunkOutcome:
-    """Read a chunk once, de-identify it, write the accepted copies under bronze/dicom/.
+    """Read a chunk once (landing files or PACS instances), de-identify it, write the accepted
+    copies under bronze/dicom/.
 
     Files go through in windows of ``WINDOW_FILES``: read together (concurrently on S3), ingested,
     their copies written, then dropped, so a chunk holds a few megabytes rather than all of its
@@ -112,10 +116,10 @@ def ingest_dicom_chunk(
     """
     subject_key = SubjectKey.from_frame(key)
     results = []
-    with nullcontext() if ctx.lake.is_local else ThreadPoolExecutor(max_workers=8) as writers:
+    with nullcontext() if ctx.lake.is_local else ThreadPoolExecutor(max_workers=8) as writers, open_dicom_reader(ctx) as read:
         for start in range(0, len(relpaths), WINDOW_FILES):
             window = relpaths[start : start + WINDOW_FILES]
-            contents = read_landing_bytes(ctx.landing, window)
+            contents = read(window)
             result = ingest_dicom_batch(
                 [(p, contents[p]) for p in window],
                 key=subject_key,
