@@ -14,6 +14,7 @@ from tasks.stages import (
     measure_series_task,
     open_lake_task,
     plan_volumetry_task,
+    publish_ct_results_task,
     publish_volumetry_task,
 )
 from trialake.config import Settings, read_settings
@@ -83,7 +84,10 @@ def remeasure_volumetry(
         jobs = plan_volumetry_task(ctx, params)
         measured = measure_series_task.map(unmapped(ctx), jobs, unmapped(params)).result()
         lease.check()
-        return publish_volumetry_task(ctx, gate, measured)
+        count = publish_volumetry_task(ctx, gate, measured)
+        lease.check()
+        publish_ct_results_task(ctx, gate, measured)
+        return count
 
     return run_holding_lease(settings, stages, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
 

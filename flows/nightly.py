@@ -21,6 +21,7 @@ from tasks.stages import (
     open_lake_task,
     plan_dicom_task,
     plan_volumetry_task,
+    publish_ct_results_task,
     publish_dicom_task,
     publish_run_report_task,
     publish_volumetry_task,
@@ -97,6 +98,8 @@ def _stages(settings: Settings, run_id: str, lease: Lease) -> RunReport:
     measured = measure_series_task.map(unmapped(ctx), jobs, unmapped(params)).result()
     lease.check()
     volumetry = publish_volumetry_task(ctx, gate, measured)
+    lease.check()
+    publish_ct_results_task(ctx, gate, measured)
     lease.check()
     gold = build_gold_task(ctx, gate)
     report = RunReport(clinical, silver, dicom, volumetry, gold)

@@ -18,6 +18,7 @@ from trialake.pipeline.clinical import (
     derive_clinical_silver,
     ingest_clinical_bronze,
 )
+from trialake.pipeline.ct_results import CtResultsSummary, publish_ct_results
 from trialake.pipeline.dicom import ChunkOutcome, forget_subject_images, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
 from trialake.pipeline.freshness import forget_stage
 from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display
@@ -119,6 +120,15 @@ def publish_volumetry_task(ctx: RunContext, gate: QualityGate, rows: Sequence[di
     get_run_logger().info("volumetry: %d series measured, %d not measurable", len(rows) - len(failed), len(failed))
     _dq_artifact("dq-volumetry", [outcome] if outcome else [])
     return len(rows)
+
+
+@stage_task("publish DICOM SEG and SR")
+def publish_ct_results_task(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> CtResultsSummary:
+    summary = publish_ct_results(ctx, gate, rows)
+    get_run_logger().info("DICOM SEG and SR: %d series written, %d not built, %d series pushed to the research PACS",
+                          summary.written, summary.failed, summary.pushed_series)
+    _dq_artifact("dq-ct-dicom-results", summary.quality)
+    return summary
 
 
 @stage_task("build gold marts and report")

@@ -222,9 +222,10 @@ def forget_subject_images(ctx: RunContext, usubjid: str) -> int:
     and its files from the manifest, so that the next run ingests them again; returns the files."""
     instances = read_table(ctx.lake, INSTANCES, columns=["USUBJID", "source_sha256"])
     shas = set(instances.filter(pl.col("USUBJID") == usubjid)["source_sha256"]) if not instances.is_empty() else set()
-    for table in (INSTANCES, "silver/ct_series", "silver/ct_volumetry"):
+    for table in (INSTANCES, "silver/ct_series", "silver/ct_volumetry", "silver/ct_dicom_results"):
         delete_partition(ctx.lake, table, {"USUBJID": usubjid})
-    for folder in (f"bronze/dicom/{usubjid}", f"reports/qc/{usubjid}", f"silver/ct_masks/{usubjid}"):
+    for folder in (f"bronze/dicom/{usubjid}", f"reports/qc/{usubjid}", f"silver/ct_masks/{usubjid}",
+                   f"silver/ct_seg/{usubjid}", f"silver/ct_sr/{usubjid}"):
         if ctx.lake.fs.exists(ctx.lake.path(folder)):
             ctx.lake.fs.rm(ctx.lake.path(folder), recursive=True)
     manifest = read_manifest(ctx)

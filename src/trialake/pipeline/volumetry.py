@@ -14,6 +14,7 @@ from trialake.imaging import render_qc_png, write_masks_nifti
 from trialake.imaging.volumetry import compute_params_hash
 from trialake.lake import read_object, read_table, write_object
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.ct_results import write_ct_results
 from trialake.pipeline.quality import QualityGate, publish_checked, raise_if_blocked
 from trialake.quality import ValidationOutcome
 
@@ -65,14 +66,17 @@ def measure_series(ctx: RunContext, job: SeriesJob, params: VolumetryParams) -> 
     segmenter = get_segmenter(params)
     method = {"method": segmenter.name, "method_version": segmenter.version, "params_hash": compute_params_hash(params, segmenter)}
     try:
-        volume = load_series([read_object(ctx.lake, f"bronze/dicom/{name}") for name in job.object_names])
+        files = [read_object(ctx.lake, f"bronze/dicom/{name}") for name in job.object_names]
+        volume = load_series(files)
         result = measure_volume(volume, params, segmenter)
     except (NotMeasurable, ValueError) as exc:
         return {**base, **method, "status": "failed", "reason": " ".join(str(exc).split())}
     stem = f"{job.USUBJID}/{job.series_id}"
     qc_png = write_object(ctx.lake, f"reports/qc/{stem}.png", render_qc_png(volume, result))
     mask = write_object(ctx.lake, f"silver/ct_masks/{stem}.nii.gz", write_masks_nifti(volume, result))
-    return {**base, **result.to_record(), "status": "measured", "reason": None, "qc_png": qc_png, "mask_nifti": mask}
+    dicom_results = write_ct_results(ctx, job.USUBJID, job.series_id, files, volume, result)  # DICOM SEG and SR
+    return {**base, **result.to_record(), "status": "measured", "reason": None, "qc_png": qc_png, "mask_nifti": mask,
+            **dicom_results}
 
 
 def publish_volumetry(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> ValidationOutcome | None:
