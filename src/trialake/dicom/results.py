@@ -23,9 +23,10 @@ import highdicom as hd
 import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.sr.codedict import codes
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 import trialake
+from trialake.pseudonym import compute_pseudo_uid
 
 MANUFACTURER = "Trialake"
 MODEL = "Trialake CT volumetry"
@@ -136,14 +137,14 @@ def build_result_objects(sources: Sequence[Dataset], frames: np.ndarray, measure
     """
     if frames.ndim != 4 or frames.shape[3] != len(SEGMENTS):
         raise ValueError(f"build_result_objects: frames must be (n, rows, cols, {len(SEGMENTS)}), got {frames.shape}")
-    uids = {name: generate_uid(prefix=None, entropy_srcs=[uid_seed, name]) for name in ("seg series", "seg", "sr series", "sr")}
+    uids = {name: _uid(uid_seed, name) for name in ("seg series", "seg", "sr series", "sr")}
     algorithm = hd.AlgorithmIdentificationSequence(
         name=measurements.method, family=_algorithm_family(measurements.method), version=measurements.method_version, parameters={"params_hash": measurements.params_hash})
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=number, segment_label=label, segmented_property_category=category,
             segmented_property_type=kind, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm, tracking_uid=generate_uid(prefix=None, entropy_srcs=[uid_seed, label]),
+            algorithm_identification=algorithm, tracking_uid=_uid(uid_seed, label),
             tracking_id=label, display_color=hd.color.CIELabColor(*lab))
         for number, (label, category, kind, lab) in enumerate(SEGMENTS, start=1)
     ]
@@ -166,6 +167,9 @@ def _build(sources: Sequence[Dataset], frames: np.ndarray, measurements: SeriesM
         transfer_syntax_uid=ExplicitVRLittleEndian, omit_empty_frames=True,
     )
     _deidentify_like(seg, sources[0])
+    for element in seg.iterall():  # highdicom draws this one at random
+        if element.keyword == "DimensionOrganizationUID":
+            element.value = _uid(uid_seed, "dimension organization")
     report = _measurement_report(seg, measurements, uid_seed)
     sr = hd.sr.Comprehensive3DSR(
         evidence=[*sources, seg], content=report, series_instance_uid=uids["sr series"],
@@ -188,14 +192,14 @@ def _measurement_report(seg: hd.seg.Segmentation, m: SeriesMeasurements, uid_see
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=generate_uid(prefix=None, entropy_srcs=["trialake volumetry device"]), name=MODEL,
+            uid=_uid("trialake volumetry device"), name=MODEL,
             manufacturer_name=MANUFACTURER, model_name=m.method))
 
     def measurement(name: object, value: float, unit: hd.sr.CodedConcept) -> hd.sr.Measurement:
         return hd.sr.Measurement(name=name, value=float(value), unit=unit, algorithm_id=algorithm)
 
     def tracking(label: str) -> hd.sr.TrackingIdentifier:
-        return hd.sr.TrackingIdentifier(uid=generate_uid(prefix=None, entropy_srcs=[uid_seed, label]), identifier=label)
+        return hd.sr.TrackingIdentifier(uid=_uid(uid_seed, label), identifier=label)
 
     lung_site = [hd.sr.FindingSite(anatomic_location=_LUNG)]
     groups: list = []
@@ -214,6 +218,11 @@ def _measurement_report(seg: hd.seg.Segmentation, m: SeriesMeasurements, uid_see
         measurements=[measurement(_VOLUME, m.lesion_volume_ml, _ML), measurement(_VOLUME_RATIO, m.lesion_pct, _PERCENT)]))
     return hd.sr.MeasurementReport(observation_context=hd.sr.ObservationContext(observer_device_context=observer),
                                    procedure_reported=_CT_CHEST, imaging_measurements=groups)
+
+
+def _uid(*parts: str) -> str:
+    """A deterministic 2.25 UID from pseudonymous parts (a re-run writes the same objects)."""
+    return compute_pseudo_uid(b"trialake-dicom-results", "/".join(parts))
 
 
 def _deidentify_like(ds: Dataset, source: Dataset) -> None:

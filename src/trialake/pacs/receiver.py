@@ -32,7 +32,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 def compute_received_path(calling_aet: str, study_uid: str, series_uid: str, sop_uid: str) -> str:
     """Where a received instance lands. UIDs that are not plain dotted numbers (a hostile sender
     could put ``../`` there) and AE titles are made safe for a path."""
-    aet = _SAFE.sub("_", calling_aet.strip()) or "_"
+    aet = _SAFE.sub("_", calling_aet.strip()).lstrip(".") or "_"  # never "..", never a hidden folder
     parts = [_safe_uid(u) for u in (study_uid, series_uid, sop_uid)]
     return f"{FOLDER}/{aet}/{parts[0]}/{parts[1]}/{parts[2]}.dcm"
 
