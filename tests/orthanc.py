@@ -119,17 +119,19 @@ def _config(folder: Path, http_port: int, dicom_port: int, aet: str) -> dict:
 
 
 @contextmanager
-def run_orthanc(folder: Path, *, aet: str = "ORTHANC") -> Iterator[Orthanc]:
-    """Start Orthanc in ``folder`` (config, storage, log) and stop it (its process group) after."""
+def run_orthanc(folder: Path, *, aet: str = "ORTHANC", http_port: int | None = None,
+                dicom_port: int | None = None) -> Iterator[Orthanc]:
+    """Start Orthanc in ``folder`` (config, storage, log) and stop it (its process group) after.
+    Ports: free ones of 127.0.0.1 unless given."""
     folder.mkdir(parents=True, exist_ok=True)
     for _ in range(5):  # a port taken between probing and binding: try other ports
-        http_port, dicom_port = free_port(), free_port()
+        http, dicom = http_port or free_port(), dicom_port or free_port()
         config = folder / "orthanc.json"
-        config.write_text(json.dumps(_config(folder, http_port, dicom_port, aet)))
+        config.write_text(json.dumps(_config(folder, http, dicom, aet)))
         log = (folder / "orthanc.log").open("wb")
         process = subprocess.Popen(["Orthanc", str(config)], stdout=log, stderr=subprocess.STDOUT, env=_ENV,
                                    start_new_session=True, cwd=folder)
-        server = Orthanc(http_port, dicom_port, aet, folder)
+        server = Orthanc(http, dicom, aet, folder)
         try:
             if _wait_ready(server, process):
                 yield server

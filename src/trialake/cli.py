@@ -99,9 +99,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = read_settings(landing=args.landing, lake=args.lake, environ=os.environ, config_path=args.config,
                                  pacs=args.pacs)
-        open_storage(settings)
-        if settings.pacs is not None:
+        if settings.pacs is not None:  # first: nothing is created when the PACS cannot be used
             check_pacs(settings.pacs)
+        open_storage(settings)
     except (ConfigError, OSError, PacsError) as exc:
         raise CommandError(_one_line(exc)) from exc
     options = {"lease_wait_s": args.lease_wait, "lease_ttl_s": args.lease_ttl, "pacs": args.pacs}

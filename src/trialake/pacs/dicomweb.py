@@ -4,9 +4,12 @@ dicomweb-client hands retrieved instances back as pydicom datasets; the lake has
 de-identifies the bytes exactly as the PACS sent them, so :class:`_RawDicomwebClient` adds two
 methods that reuse the client's own request, retry and multipart code but keep the bytes.
 
-Retries: connection and read errors are retried by urllib3 on the session, HTTP 408/429/502/503/504
-by dicomweb-client, both with exponential backoff. Errors leave as :class:`PacsError` with the
-service URL and the HTTP status only (a request URL may carry a patient ID in its query).
+Retries: connection errors, read timeouts and HTTP 408/429/502/503/504 are retried by urllib3 on
+the session, with exponential backoff (dicomweb-client's own retry layer is switched off so the two
+do not multiply). Errors leave as :class:`PacsError` with the service URL and the HTTP status only:
+a QIDO-RS request URL carries a patient ID in its query, so no exception text is passed on, and
+the loggers that would print request URLs (``retrying``'s warnings, urllib3's debug lines) are
+kept quiet.
 """
 from __future__ import annotations
 
@@ -16,10 +19,13 @@ from contextlib import contextmanager
 from http import HTTPStatus
 from typing import TypeVar
 
+import logging
+
 import requests
 from dicomweb_client import DICOMwebClient
 from dicomweb_client.web import _Transaction
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from trialake.pacs.address import PacsConnection
@@ -33,6 +39,8 @@ _RETRIABLE = (HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS, HTTPStat
               HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT)
 _STUDY_UID, _SERIES_UID, _SOP_UID, _PATIENT_ID = "0020000D", "0020000E", "00080018", "00100020"
 T = TypeVar("T")
+#: Loggers whose records would quote request URLs (patient IDs in QIDO-RS queries): their level.
+_QUIET_LOGGERS = {"retrying": logging.ERROR, "urllib3.connectionpool": logging.INFO}
 
 
 class _RawDicomwebClient(DICOMwebClient):
@@ -65,16 +73,17 @@ class DicomwebPeer:
             session.auth = (connection.username, connection.password or "")
         if connection.token is not None:
             session.headers["Authorization"] = f"Bearer {connection.token}"
-        retry = Retry(total=connection.retries, connect=connection.retries, read=connection.retries, status=0,
-                      backoff_factor=connection.backoff_s, allowed_methods=None, raise_on_status=False)
+        retry = Retry(total=connection.retries, connect=connection.retries, read=connection.retries,
+                      status=connection.retries, status_forcelist=_RETRIABLE, backoff_factor=connection.backoff_s,
+                      allowed_methods=None, raise_on_status=False)
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=RETRIEVE_THREADS)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._client = _RawDicomwebClient(connection.address.http_url or "", session=session,
                                           timeout=connection.timeout_s)
-        self._client.set_http_retry_params(retry=True, max_attempts=connection.retries + 1,
-                                           wait_exponential_multiplier=int(connection.backoff_s * 1000),
-                                           retriable_error_codes=_RETRIABLE)
+        self._client.set_http_retry_params(retry=False)
+        for name, level in _QUIET_LOGGERS.items():
+            logging.getLogger(name).setLevel(max(level, logging.getLogger(name).level))
 
     def check(self) -> None:
         """One QIDO-RS request (at most one study): reachable, and the credentials are accepted."""
@@ -128,12 +137,17 @@ class DicomwebPeer:
             hint = {401: " (credentials refused: check TRIALAKE_PACS_USER / TRIALAKE_PACS_PASSWORD or "
                          "TRIALAKE_PACS_TOKEN)", 403: " (access refused)", 404: " (not found)"}.get(status or 0, "")
             raise PacsError(f"PACS {self._name}: HTTP {status}{hint}") from None
+        except requests.ConnectionError as exc:
+            reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+            timed_out = isinstance(reason, (ConnectTimeoutError, ReadTimeoutError)) and not isinstance(reason, NewConnectionError)
+            if isinstance(exc, requests.Timeout) or timed_out:  # (urllib3 counts a refused connection as a timeout)
+                raise PacsError(f"PACS {self._name}: no answer within {self._connection.timeout_s:g} s "
+                                f"({self._connection.retries} retries)") from None
+            raise PacsError(f"PACS {self._name}: unreachable (connection failed after "
+                            f"{self._connection.retries} retries)") from None
         except requests.Timeout:
             raise PacsError(f"PACS {self._name}: no answer within {self._connection.timeout_s:g} s "
                             f"({self._connection.retries} retries)") from None
-        except requests.ConnectionError:
-            raise PacsError(f"PACS {self._name}: unreachable (connection failed after "
-                            f"{self._connection.retries} retries)") from None
         except (requests.RequestException, ValueError) as exc:
             raise PacsError(f"PACS {self._name}: unexpected answer ({type(exc).__name__})") from None
 

@@ -33,7 +33,7 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from pynetdicom import AE, StoragePresentationContexts, build_context, build_role, evt
+from pynetdicom import AE, StoragePresentationContexts, _config, build_context, build_role, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind as FIND_MODEL,
@@ -76,6 +76,8 @@ class DimsePeer:
     kept for the life of the peer."""
 
     def __init__(self, connection: PacsConnection) -> None:
+        # pynetdicom's debug log would print query identifiers (patient IDs) and responses
+        _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = False
         address = connection.address
         self._connection = connection
         self._name = f"dimse://{address.called_aet}@{address.host}:{address.port}"
