@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test bench bench-tools deploy worker server clean
+.PHONY: setup demo test test-tools bench bench-tools deploy worker server clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,12 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/trialake demo --out $(DEMO_DIR)
 
-test: setup
+# The PACS tests run a real Orthanc with its DICOMweb plugin (Debian packages).
+test-tools:
+	@command -v Orthanc >/dev/null && test -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null; }
+
+test: setup test-tools
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
@@ -30,7 +35,7 @@ bench-tools:
 	@command -v dcm2niix >/dev/null && command -v dcmdump >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq dcm2niix dcmtk >/dev/null; }
 
-bench: setup bench-tools
+bench: setup bench-tools test-tools
 	$(BIN)/python -m bench
 
 # Prefect: `make server` (local, SQLite under $PREFECT_HOME), `make deploy`, `make worker`.
@@ -45,6 +50,7 @@ deploy: setup
 	TRIALAKE_TIMEZONE="$$tz" \
 	TRIALAKE_LANDING="$${TRIALAKE_LANDING:-$(CURDIR)/$(DEMO_DIR)/landing}" \
 	TRIALAKE_LAKE="$${TRIALAKE_LAKE:-$(CURDIR)/$(DEMO_DIR)/lake}" \
+	TRIALAKE_PACS="$${TRIALAKE_PACS:-}" \
 	  $(BIN)/prefect deploy --no-prompt --all --prefect-file infra/prefect.yaml
 
 worker: setup

@@ -198,6 +198,21 @@ def test_building_twice_gives_the_same_bytes(built) -> None:
     assert other.seg_sop_uid != objects.seg_sop_uid
 
 
+def test_a_segment_without_voxels_is_described_and_measured_as_zero(built) -> None:
+    """Healthy lungs: no ground glass, no solid. The SEG keeps the empty segments' descriptions,
+    the SR reports 0 mL for them."""
+    sources, frames, _ = built
+    healthy = frames.copy()
+    healthy[..., 1:] = False
+    zero = SeriesMeasurements(**{**MEASUREMENTS.__dict__, "ggo_volume_ml": 0.0, "solid_volume_ml": 0.0,
+                                 "lesion_volume_ml": 0.0, "ggo_pct": 0.0, "solid_pct": 0.0, "lesion_pct": 0.0})
+    objects = build_result_objects(sources, healthy, zero, uid_seed="healthy")
+    seg = hd.seg.Segmentation.from_dataset(_strict_read(objects.seg))
+    assert seg.number_of_segments == 3
+    values = decode_measurements(_strict_read(objects.sr))
+    assert values["Ground glass opacity Volume (mL)"] == 0.0 and values["Lesion Volume Ratio (%)"] == 0.0
+
+
 def test_frames_of_the_wrong_shape_are_refused(built) -> None:
     sources, frames, _ = built
     with pytest.raises(ValueError, match="frames must be"):

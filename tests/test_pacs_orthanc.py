@@ -155,30 +155,53 @@ def _upload(orthanc: Orthanc, files: list[Path]) -> None:
 # -- the nightly flow from a PACS ------------------------------------------------------------------
 
 
-def test_dicomweb_pull_completes_arriving_series_and_equals_the_folder_lake(
+def test_dicomweb_pull_equals_the_folder_lake_and_completes_a_series_still_arriving(
     trial: Path, landing_without_dicom: Path, folder_lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.nightly import nightly
 
     files = _dicom_files(trial)
-    late = [p for p in files if p.parent == files[-1].parent][-3:]  # the last slices of one series arrive later
     with run_orthanc(tmp_path / "pacs") as pacs, run_orthanc(tmp_path / "research", aet="RESEARCH") as research:
         for name, value in pacs.environ.items():
             monkeypatch.setenv(name, value)
         for name, value in research.environ.items():
             monkeypatch.setenv(name.replace("TRIALAKE_PACS", "TRIALAKE_RESEARCH_PACS"), value)
-        _upload(pacs, [p for p in files if p not in late])
+        _upload(pacs, files)
         config = _config(tmp_path, research=research.dicomweb_url)
         lake = _new_lake(tmp_path / "lake", folder_lake)
         first = nightly(landing=str(landing_without_dicom), lake=lake.url, config=str(config), pacs=pacs.dicomweb_url)
-        assert first.dicom.files_new == len(files) - len(late)
-        _upload(pacs, late)
-        second = nightly(landing=str(landing_without_dicom), lake=lake.url, config=str(config), pacs=pacs.dicomweb_url)
-        assert second.dicom.files_new == len(late)  # only what arrived since
+        assert first.dicom.files_new == len(files)
         assert_same_lake(folder_lake, lake, same_source_bytes=True)  # WADO-RS sends the stored bytes
-        third = nightly(landing=str(landing_without_dicom), lake=lake.url, config=str(config), pacs=pacs.dicomweb_url)
-        assert third.dicom.files_new == 0 and third.series_measured == 0
         _assert_results_served(lake, research)
+        again = nightly(landing=str(landing_without_dicom), lake=lake.url, config=str(config), pacs=pacs.dicomweb_url)
+        assert again.dicom.files_new == 0 and again.series_measured == 0  # nothing retrieved twice
+
+        series_files = [p for p in files if p.parent == files[-1].parent]
+        late = _extend_series(series_files, 2, tmp_path)  # the scanner sends two more slices of a series later
+        _upload(pacs, late)
+        before = read_table(lake, "silver/ct_series").filter(pl.col("n_instances") > 0)
+        third = nightly(landing=str(landing_without_dicom), lake=lake.url, config=str(config), pacs=pacs.dicomweb_url)
+        assert third.dicom.files_new == 2 and third.dicom.instances_accepted == 2
+        after = read_table(lake, "silver/ct_series")
+        grown = after.join(before, on="series_id", suffix="_before").filter(pl.col("n_instances") != pl.col("n_instances_before"))
+        assert grown.select("n_instances", "n_instances_before").rows() == [(len(series_files) + 2, len(series_files))]
+
+
+def _extend_series(series_files: list[Path], n: int, folder: Path) -> list[Path]:
+    """``n`` new slices continuing a series past its last one (new SOP Instance UIDs, same pixels)."""
+    datasets = sorted((pydicom.dcmread(p) for p in series_files), key=lambda ds: float(ds.ImagePositionPatient[2]))
+    step = float(datasets[-1].ImagePositionPatient[2]) - float(datasets[-2].ImagePositionPatient[2])
+    out = []
+    for k in range(1, n + 1):
+        ds = pydicom.dcmread(series_files[0])
+        ds.PixelData = datasets[-1].PixelData
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=[ds.SOPInstanceUID, str(k)])
+        ds.ImagePositionPatient = [*datasets[-1].ImagePositionPatient[:2], float(datasets[-1].ImagePositionPatient[2]) + k * step]
+        ds.InstanceNumber = len(datasets) + k
+        path = folder / f"late-{k}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        out.append(path)
+    return out
 
 
 def _assert_results_served(lake: Lake, research: Orthanc) -> None:
@@ -209,6 +232,7 @@ def _study_of(lake: Lake, series_id: str) -> str:
     return series["study_id"][0]
 
 
+@pytest.mark.slow  # a fourth full run: C-GET itself is checked against WADO-RS below on every `make test`
 def test_dimse_pull_equals_the_folder_lake_and_pushes_results_by_c_store(
     trial: Path, landing_without_dicom: Path, folder_lake: Lake, tmp_path: Path
 ) -> None:
@@ -322,9 +346,9 @@ def test_start_up_failures_exit_2_in_one_line_and_create_nothing(landing_without
 def test_pushes_land_in_the_landing_area_and_are_ingested(trial: Path, landing_without_dicom: Path,
                                                           folder_lake: Lake, tmp_path: Path) -> None:
     """Orthanc (a real C-STORE SCU) pushes one subject's images to `trialake receive`; the files
-    land atomically under dicom/received/, and the DICOM stage ingests them into the same
-    de-identified copies as the landing files."""
-    from flows.nightly import nightly
+    land atomically under dicom/received/ with the datasets exactly as sent, and the DICOM ingest
+    accepts them into the same de-identified copies as the landing files of the folder run."""
+    from trialake.dicom import SubjectKey, ingest_dicom_batch
 
     landing = tmp_path / "landing"
     shutil.copytree(landing_without_dicom, landing)
@@ -337,9 +361,9 @@ def test_pushes_land_in_the_landing_area_and_are_ingested(trial: Path, landing_w
     try:
         port = int(re.search(r":(\d+),", receiver.stdout.readline()).group(1))
         with run_orthanc(tmp_path / "pacs") as pacs:
-            ids = [pacs.request("POST", "/instances", p.read_bytes(), "application/dicom") for p in files]
+            ids = [json.loads(pacs.request("POST", "/instances", p.read_bytes(), "application/dicom"))["ID"] for p in files]
             pacs.add_modality("lake", "LAKE-IN", port)
-            pacs.request("POST", "/modalities/lake/store", json.dumps([json.loads(i)["ID"] for i in ids]).encode())
+            pacs.request("POST", "/modalities/lake/store", json.dumps(ids).encode())
             with run_orthanc(tmp_path / "stranger", aet="STRANGER") as stranger:  # not an allowed calling AE
                 stranger.upload(files[:1])
                 stranger.add_modality("lake", "LAKE-IN", port)
@@ -350,13 +374,13 @@ def test_pushes_land_in_the_landing_area_and_are_ingested(trial: Path, landing_w
         _, stderr = receiver.communicate(timeout=30)
     assert receiver.returncode == 0 and f"{len(files)} instances written" in stderr
     received = sorted(p for p in (landing / "dicom" / "received").rglob("*") if p.is_file())
-    assert len(received) == len(files) and all(p.parts[-5] == "ORTHANC" for p in received)
+    assert len(received) == len(files) and all(p.parts[-4] == "ORTHANC" for p in received)
     assert not [p for p in (landing / "dicom").rglob(".*")]  # no staging file left behind
-    originals = {_dataset_bytes(p.read_bytes()) for p in files}
-    assert {_dataset_bytes(p.read_bytes()) for p in received} == originals
+    assert {_dataset_bytes(p.read_bytes()) for p in received} == {_dataset_bytes(p.read_bytes()) for p in files}
 
-    lake = _new_lake(tmp_path / "lake", folder_lake)
-    report = nightly(landing=str(landing), lake=lake.url)
-    assert report.dicom.instances_accepted == len(files) and report.dicom.files_rejected == 0
-    reference = _copies(folder_lake)
-    assert set(_copies(lake)) <= set(reference) and len(_copies(lake)) == len(files)
+    key = SubjectKey.from_frame(pl.read_csv(landing / "keys" / "subject_key.csv", infer_schema=False))
+    batch = ingest_dicom_batch([(str(p), p.read_bytes()) for p in received], key=key,
+                               secret=read_object(folder_lake, SECRET_OBJECT), run_id="received")
+    assert len(batch.accepted) == len(files) and not batch.rejections
+    copies = {hashlib.sha256(a.data).hexdigest() for a in batch.accepted}
+    assert copies <= set(_copies(folder_lake))  # the same de-identified copies as from the landing files

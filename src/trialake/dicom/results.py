@@ -170,7 +170,7 @@ def _build(sources: Sequence[Dataset], frames: np.ndarray, measurements: SeriesM
     for element in seg.iterall():  # highdicom draws this one at random
         if element.keyword == "DimensionOrganizationUID":
             element.value = _uid(uid_seed, "dimension organization")
-    report = _measurement_report(seg, measurements, uid_seed)
+    report = _measurement_report(seg, str(sources[0].SeriesInstanceUID), measurements, uid_seed)
     sr = hd.sr.Comprehensive3DSR(
         evidence=[*sources, seg], content=report, series_instance_uid=uids["sr series"],
         series_number=SR_SERIES_NUMBER, sop_instance_uid=uids["sr"], instance_number=1, manufacturer=MANUFACTURER,
@@ -186,7 +186,8 @@ def _algorithm_family(method: str) -> object:
     return codes.cid7162.MorphologicalOperations if method == "classical" else codes.cid7162.ArtificialIntelligence
 
 
-def _measurement_report(seg: hd.seg.Segmentation, m: SeriesMeasurements, uid_seed: str) -> hd.sr.MeasurementReport:
+def _measurement_report(seg: hd.seg.Segmentation, source_series_uid: str, m: SeriesMeasurements,
+                        uid_seed: str) -> hd.sr.MeasurementReport:
     algorithm = hd.sr.AlgorithmIdentification(name=m.method, version=m.method_version,
                                               parameters=[f"params_hash={m.params_hash}"])
     observer = hd.sr.ObserverContext(
@@ -211,7 +212,9 @@ def _measurement_report(seg: hd.seg.Segmentation, m: SeriesMeasurements, uid_see
     for number, (finding, values) in per_segment.items():
         groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=tracking(SEGMENTS[number - 1][0]),
-            referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, number),
+            referenced_segment=hd.sr.ReferencedSegment(  # the whole segment (an empty one has no frames to list)
+                sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID, segment_number=number,
+                source_series=hd.sr.SourceSeriesForSegmentation(source_series_uid)),
             finding_type=finding, finding_sites=lung_site, algorithm_id=algorithm, measurements=values))
     groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(  # lesion = ground glass + solid: no segment of its own
         tracking_identifier=tracking("lesion"), finding_type=_LESION, finding_sites=lung_site, algorithm_id=algorithm,
