@@ -173,6 +173,7 @@ def test_dicomweb_pull_equals_the_folder_lake_and_completes_a_series_still_arriv
         assert first.dicom.files_new == len(files)
         assert_same_lake(folder_lake, lake, same_source_bytes=True)  # WADO-RS sends the stored bytes
         _assert_results_served(lake, research)
+        _assert_sources_only_in_restricted(trial, lake, pacs)
         again = nightly(landing=str(landing_without_dicom), lake=lake.url, config=str(config), pacs=pacs.dicomweb_url)
         assert again.dicom.files_new == 0 and again.series_measured == 0  # nothing retrieved twice
 
@@ -225,6 +226,19 @@ def _assert_results_served(lake: Lake, research: Orthanc) -> None:
         instances = client.search_for_instances(search_filters={"Modality": "CT"})
     n_copies = read_table(lake, "bronze/dicom_instances").height
     assert len(instances) == n_copies
+
+
+def _assert_sources_only_in_restricted(trial: Path, lake: Lake, pacs: Orthanc) -> None:
+    """Each PACS instance is in the landing manifest (restricted/) under its source URL; no PHI of
+    the generator (names, MRNs, original UIDs, ...) and no source URL is anywhere else, SEG and SR
+    included."""
+    from phi_scan import find_phi_leaks
+
+    manifest = read_table(lake, "restricted/landing_files")
+    pacs_rows = manifest.filter(pl.col("relpath").str.starts_with(pacs.dicomweb_url + "/studies/"))
+    assert pacs_rows.height == len(_dicom_files(trial)) and pacs_rows["sha256"].null_count() == 0
+    phi = json.loads((trial / "truth" / "phi.json").read_text())["values"]
+    assert find_phi_leaks([Path(lake.url)], [*phi, pacs.dicomweb_url]) == []
 
 
 def _study_of(lake: Lake, series_id: str) -> str:
