@@ -78,13 +78,15 @@ def run(*, rows: int = 512, columns: int = 512, slices: int = 300, workdir: str 
 def _time_results(files: list[Path]) -> float:
     """SEG and SR of the series with threshold masks (the builder's cost does not depend on how
     the masks were made)."""
-    from trialake.dicom.results import SeriesMeasurements, build_result_objects, compute_source_frames, read_sources
+    from trialake.dicom.results import build_result_objects, compute_source_frames, read_sources
     from trialake.imaging import load_series
 
     data = [f.read_bytes() for f in files]
     volume = load_series(data)
     masks = np.stack([volume.hu < -500, (volume.hu > -800) & (volume.hu < -500), volume.hu > 0], axis=-1)
-    measurements = SeriesMeasurements(1.0, 0.5, 0.25, 0.25, 50.0, 25.0, 25.0, "classical", "bench", "0" * 16)
+    measurements = {"lung_volume_ml": 1.0, "lesion_volume_ml": 0.5, "ggo_volume_ml": 0.25, "solid_volume_ml": 0.25,
+                    "lesion_pct": 50.0, "ggo_pct": 25.0, "solid_pct": 25.0, "method": "classical",
+                    "method_version": "bench", "params_hash": "0" * 16}
     start = time.perf_counter()
     sources = read_sources(data)
     frames = compute_source_frames(sources, masks, volume.origin_mm, volume.spacing_mm)

@@ -18,7 +18,6 @@ from dicom_factory import add_phi, encode, phi_values, synthesize_ct_series
 from trialake.dicom import SubjectKey, ingest_dicom_batch
 from trialake.dicom.results import (
     SEGMENTS,
-    SeriesMeasurements,
     build_result_objects,
     compute_source_frames,
     decode_measurements,
@@ -77,9 +76,9 @@ def test_a_source_off_the_volume_grid_is_refused() -> None:
         compute_source_frames(shifted, volume.hu > 0, volume.origin_mm, volume.spacing_mm)
 
 
-MEASUREMENTS = SeriesMeasurements(lung_volume_ml=4321.5, lesion_volume_ml=654.25, ggo_volume_ml=400.125,
-                                  solid_volume_ml=254.125, lesion_pct=15.139, ggo_pct=9.259, solid_pct=5.881,
-                                  method="classical", method_version="1.2.3", params_hash="abcdef0123456789")
+MEASUREMENTS = {"lung_volume_ml": 4321.5, "lesion_volume_ml": 654.25, "ggo_volume_ml": 400.125,
+                "solid_volume_ml": 254.125, "lesion_pct": 15.139, "ggo_pct": 9.259, "solid_pct": 5.881,
+                "method": "classical", "method_version": "1.2.3", "params_hash": "abcdef0123456789"}
 
 
 @pytest.fixture(scope="module")
@@ -145,13 +144,13 @@ def test_report_holds_every_measurement_with_its_method(built) -> None:
     sr = _strict_read(objects.sr)
     values = decode_measurements(sr)
     expected = {
-        "Lung Volume (mL)": MEASUREMENTS.lung_volume_ml,
-        "Ground glass opacity Volume (mL)": MEASUREMENTS.ggo_volume_ml,
-        "Ground glass opacity Volume Ratio (%)": MEASUREMENTS.ggo_pct,
-        "Lung consolidation Volume (mL)": MEASUREMENTS.solid_volume_ml,
-        "Lung consolidation Volume Ratio (%)": MEASUREMENTS.solid_pct,
-        "Lesion Volume (mL)": MEASUREMENTS.lesion_volume_ml,
-        "Lesion Volume Ratio (%)": MEASUREMENTS.lesion_pct,
+        "Lung Volume (mL)": MEASUREMENTS["lung_volume_ml"],
+        "Ground glass opacity Volume (mL)": MEASUREMENTS["ggo_volume_ml"],
+        "Ground glass opacity Volume Ratio (%)": MEASUREMENTS["ggo_pct"],
+        "Lung consolidation Volume (mL)": MEASUREMENTS["solid_volume_ml"],
+        "Lung consolidation Volume Ratio (%)": MEASUREMENTS["solid_pct"],
+        "Lesion Volume (mL)": MEASUREMENTS["lesion_volume_ml"],
+        "Lesion Volume Ratio (%)": MEASUREMENTS["lesion_pct"],
     }
     assert values.keys() == expected.keys()
     assert all(values[k] == pytest.approx(v, rel=1e-9) for k, v in expected.items())
@@ -204,7 +203,7 @@ def test_a_segment_without_voxels_is_described_and_measured_as_zero(built) -> No
     sources, frames, _ = built
     healthy = frames.copy()
     healthy[..., 1:] = False
-    zero = SeriesMeasurements(**{**MEASUREMENTS.__dict__, "ggo_volume_ml": 0.0, "solid_volume_ml": 0.0,
+    zero = dict(MEASUREMENTS, **{"ggo_volume_ml": 0.0, "solid_volume_ml": 0.0,
                                  "lesion_volume_ml": 0.0, "ggo_pct": 0.0, "solid_pct": 0.0, "lesion_pct": 0.0})
     objects = build_result_objects(sources, healthy, zero, uid_seed="healthy")
     seg = hd.seg.Segmentation.from_dataset(_strict_read(objects.seg))
@@ -213,7 +212,9 @@ def test_a_segment_without_voxels_is_described_and_measured_as_zero(built) -> No
     assert values["Ground glass opacity Volume (mL)"] == 0.0 and values["Lesion Volume Ratio (%)"] == 0.0
 
 
-def test_frames_of_the_wrong_shape_are_refused(built) -> None:
+def test_frames_of_the_wrong_shape_or_missing_numbers_are_refused(built) -> None:
     sources, frames, _ = built
     with pytest.raises(ValueError, match="frames must be"):
         build_result_objects(sources, frames[..., :2], MEASUREMENTS, uid_seed="x")
+    with pytest.raises(ValueError, match="lack solid_pct"):
+        build_result_objects(sources, frames, dict(MEASUREMENTS, solid_pct=None), uid_seed="x")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trialake.config import ConfigError, read_settings
@@ -71,6 +71,7 @@ def test_settings_take_the_url_from_the_command_line_and_credentials_from_the_en
 _UIDS = st.from_regex(r"[1-9][0-9]{0,5}(\.[0-9]{1,8}){1,6}", fullmatch=True)
 
 
+@settings(deadline=None)  # a loaded CI machine, not the code, decides how long an example takes
 @given(study=_UIDS, series=_UIDS, sop=_UIDS, web=st.booleans())
 def test_instance_ids_round_trip(study: str, series: str, sop: str, web: bool) -> None:
     address = parse_pacs_url("dicomweb+http://h:8042/dicom-web" if web else "dimse://A@h:104?calling=B")
@@ -81,6 +82,7 @@ def test_instance_ids_round_trip(study: str, series: str, sop: str, web: bool) -
     assert not is_pacs_id(f"dicom/{study}/{sop}.dcm")
 
 
+@settings(deadline=None)
 @given(aet=st.one_of(st.sampled_from(["..", ".", ".hidden", "../x"]), st.text(min_size=1, max_size=16)),
        uid=st.one_of(st.sampled_from(["..", "../../etc", ".1.2"]), st.text(max_size=80)))
 def test_received_paths_stay_inside_the_received_folder(aet: str, uid: str) -> None:

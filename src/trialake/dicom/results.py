@@ -51,20 +51,9 @@ _DEID_ATTRIBUTES = ("PatientIdentityRemoved", "DeidentificationMethod", "Deident
                     "LongitudinalTemporalInformationModified")
 
 
-@dataclass(frozen=True)
-class SeriesMeasurements:
-    """What the SR reports for one series (the fields of silver/ct_volumetry)."""
-
-    lung_volume_ml: float
-    lesion_volume_ml: float
-    ggo_volume_ml: float
-    solid_volume_ml: float
-    lesion_pct: float
-    ggo_pct: float
-    solid_pct: float
-    method: str
-    method_version: str
-    params_hash: str
+#: What the SR reports: these fields of a volumetry record (``VolumetryResult.to_record()``).
+MEASUREMENT_FIELDS = ("lung_volume_ml", "lesion_volume_ml", "ggo_volume_ml", "solid_volume_ml", "lesion_pct",
+                      "ggo_pct", "solid_pct", "method", "method_version", "params_hash")
 
 
 @dataclass(frozen=True)
@@ -127,19 +116,24 @@ def _geometry(ds: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[in
     return np.asarray(ds.ImagePositionPatient, float), orientation[:3], orientation[3:], (int(ds.Rows), int(ds.Columns))
 
 
-def build_result_objects(sources: Sequence[Dataset], frames: np.ndarray, measurements: SeriesMeasurements, *,
+def build_result_objects(sources: Sequence[Dataset], frames: np.ndarray, measurements: Mapping[str, object], *,
                          uid_seed: str) -> ResultObjects:
     """SEG and SR of one measured series.
 
     frames: (len(sources), Rows, Columns, 3) booleans, segments lung, ground glass, solid, in the
-    order of ``sources`` (see :func:`compute_source_frames`). uid_seed: a pseudonymous,
+    order of ``sources`` (see :func:`compute_source_frames`). measurements: a volumetry record
+    with at least MEASUREMENT_FIELDS. uid_seed: a pseudonymous,
     deterministic seed (series id and parameters hash), so a re-run writes the same objects.
     """
     if frames.ndim != 4 or frames.shape[3] != len(SEGMENTS):
         raise ValueError(f"build_result_objects: frames must be (n, rows, cols, {len(SEGMENTS)}), got {frames.shape}")
+    missing = [name for name in MEASUREMENT_FIELDS if measurements.get(name) is None]
+    if missing:
+        raise ValueError(f"build_result_objects: measurements lack {', '.join(missing)}")
     uids = {name: _uid(uid_seed, name) for name in ("seg series", "seg", "sr series", "sr")}
     algorithm = hd.AlgorithmIdentificationSequence(
-        name=measurements.method, family=_algorithm_family(measurements.method), version=measurements.method_version, parameters={"params_hash": measurements.params_hash})
+        name=str(measurements["method"]), family=_algorithm_family(str(measurements["method"])),
+        version=str(measurements["method_version"]), parameters={"params_hash": str(measurements["params_hash"])})
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=number, segment_label=label, segmented_property_category=category,
@@ -155,7 +149,7 @@ def build_result_objects(sources: Sequence[Dataset], frames: np.ndarray, measure
                          int(seg.NumberOfFrames))
 
 
-def _build(sources: Sequence[Dataset], frames: np.ndarray, measurements: SeriesMeasurements, uid_seed: str,
+def _build(sources: Sequence[Dataset], frames: np.ndarray, measurements: Mapping[str, object], uid_seed: str,
            uids: Mapping[str, str], descriptions: list) -> tuple[Dataset, Dataset]:
     seg = hd.seg.Segmentation(
         source_images=list(sources), pixel_array=frames.astype(np.uint8),
@@ -186,18 +180,18 @@ def _algorithm_family(method: str) -> object:
     return codes.cid7162.MorphologicalOperations if method == "classical" else codes.cid7162.ArtificialIntelligence
 
 
-def _measurement_report(seg: hd.seg.Segmentation, source_series_uid: str, m: SeriesMeasurements,
+def _measurement_report(seg: hd.seg.Segmentation, source_series_uid: str, m: Mapping[str, object],
                         uid_seed: str) -> hd.sr.MeasurementReport:
-    algorithm = hd.sr.AlgorithmIdentification(name=m.method, version=m.method_version,
-                                              parameters=[f"params_hash={m.params_hash}"])
+    algorithm = hd.sr.AlgorithmIdentification(name=str(m["method"]), version=str(m["method_version"]),
+                                              parameters=[f"params_hash={m['params_hash']}"])
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
             uid=_uid("trialake volumetry device"), name=MODEL,
-            manufacturer_name=MANUFACTURER, model_name=m.method))
+            manufacturer_name=MANUFACTURER, model_name=str(m["method"])))
 
-    def measurement(name: object, value: float, unit: hd.sr.CodedConcept) -> hd.sr.Measurement:
-        return hd.sr.Measurement(name=name, value=float(value), unit=unit, algorithm_id=algorithm)
+    def measurement(name: object, value: object, unit: hd.sr.CodedConcept) -> hd.sr.Measurement:
+        return hd.sr.Measurement(name=name, value=float(value), unit=unit, algorithm_id=algorithm)  # type: ignore[arg-type]
 
     def tracking(label: str) -> hd.sr.TrackingIdentifier:
         return hd.sr.TrackingIdentifier(uid=_uid(uid_seed, label), identifier=label)
@@ -205,9 +199,9 @@ def _measurement_report(seg: hd.seg.Segmentation, source_series_uid: str, m: Ser
     lung_site = [hd.sr.FindingSite(anatomic_location=_LUNG)]
     groups: list = []
     per_segment = {
-        1: (_LUNG, [measurement(_VOLUME, m.lung_volume_ml, _ML)]),
-        2: (_GGO, [measurement(_VOLUME, m.ggo_volume_ml, _ML), measurement(_VOLUME_RATIO, m.ggo_pct, _PERCENT)]),
-        3: (_CONSOLIDATION, [measurement(_VOLUME, m.solid_volume_ml, _ML), measurement(_VOLUME_RATIO, m.solid_pct, _PERCENT)]),
+        1: (_LUNG, [measurement(_VOLUME, m["lung_volume_ml"], _ML)]),
+        2: (_GGO, [measurement(_VOLUME, m["ggo_volume_ml"], _ML), measurement(_VOLUME_RATIO, m["ggo_pct"], _PERCENT)]),
+        3: (_CONSOLIDATION, [measurement(_VOLUME, m["solid_volume_ml"], _ML), measurement(_VOLUME_RATIO, m["solid_pct"], _PERCENT)]),
     }
     for number, (finding, values) in per_segment.items():
         groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
@@ -218,7 +212,7 @@ def _measurement_report(seg: hd.seg.Segmentation, source_series_uid: str, m: Ser
             finding_type=finding, finding_sites=lung_site, algorithm_id=algorithm, measurements=values))
     groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(  # lesion = ground glass + solid: no segment of its own
         tracking_identifier=tracking("lesion"), finding_type=_LESION, finding_sites=lung_site, algorithm_id=algorithm,
-        measurements=[measurement(_VOLUME, m.lesion_volume_ml, _ML), measurement(_VOLUME_RATIO, m.lesion_pct, _PERCENT)]))
+        measurements=[measurement(_VOLUME, m["lesion_volume_ml"], _ML), measurement(_VOLUME_RATIO, m["lesion_pct"], _PERCENT)]))
     return hd.sr.MeasurementReport(observation_context=hd.sr.ObservationContext(observer_device_context=observer),
                                    procedure_reported=_CT_CHEST, imaging_measurements=groups)
 

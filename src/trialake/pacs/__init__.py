@@ -12,12 +12,19 @@ from trialake.pacs.instances import PacsError, PacsInstance, PacsPeer, compute_i
 @contextmanager
 def open_peer(connection: PacsConnection) -> Iterator[PacsPeer]:
     """A connection to the PACS, closed on exit (pynetdicom and requests are imported here only)."""
+    peer: PacsPeer
     if connection.address.kind == "dicomweb":
-        from trialake.pacs.dicomweb import open_dicomweb as opener
+        from trialake.pacs.dicomweb import DicomwebPeer
+
+        peer = DicomwebPeer(connection)
     else:
-        from trialake.pacs.dimse import open_dimse as opener
-    with opener(connection) as peer:
+        from trialake.pacs.dimse import DimsePeer
+
+        peer = DimsePeer(connection)
+    try:
         yield peer
+    finally:
+        peer.close()
 
 
 def check_pacs(connection: PacsConnection) -> None:

@@ -13,9 +13,8 @@ kept quiet.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from http import HTTPStatus
 from typing import TypeVar
 
@@ -155,12 +154,3 @@ class DicomwebPeer:
 def _value(item: dict, tag: str) -> str | None:
     values = item.get(tag, {}).get("Value") or []
     return str(values[0]) if values else None
-
-
-@contextmanager
-def open_dicomweb(connection: PacsConnection) -> Iterator[DicomwebPeer]:
-    peer = DicomwebPeer(connection)
-    try:
-        yield peer
-    finally:
-        peer.close()

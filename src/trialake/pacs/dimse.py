@@ -11,7 +11,6 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from itertools import groupby
 from typing import TypeVar
 
@@ -269,12 +268,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-@contextmanager
-def open_dimse(connection: PacsConnection) -> Iterator[DimsePeer]:
-    peer = DimsePeer(connection)
-    try:
-        yield peer
-    finally:
-        peer.close()

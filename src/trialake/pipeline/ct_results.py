@@ -15,12 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from trialake.dicom.results import (
-    SeriesMeasurements,
-    build_result_objects,
-    compute_source_frames,
-    read_sources,
-)
+from trialake.dicom.results import build_result_objects, compute_source_frames, read_sources
 from trialake.imaging import CTVolume, VolumetryResult
 from trialake.lake import read_object, read_table, write_object, write_table
 from trialake.pacs import open_peer
@@ -53,13 +48,11 @@ def write_ct_results(ctx: RunContext, usubjid: str, series_id: str, files: Seque
     """Build and write the SEG and SR of one measured series; returns ``{ROW_KEY: index row}``."""
     row: dict[str, object] = {"USUBJID": usubjid, "series_id": series_id, "params_hash": result.params_hash,
                               "run_id": ctx.run_id, "pushed_to": None, "push_run_id": None}
-    record = result.to_record()
     try:
         sources = read_sources(files)
         masks = np.stack([result.lungs.lung, result.ggo, result.solid], axis=-1)
         frames = compute_source_frames(sources, masks, volume.origin_mm, volume.spacing_mm)
-        measurements = SeriesMeasurements(**{name: record[name] for name in SeriesMeasurements.__dataclass_fields__})
-        objects = build_result_objects(sources, frames, measurements, uid_seed=f"{series_id}/{result.params_hash}")
+        objects = build_result_objects(sources, frames, result.to_record(), uid_seed=f"{series_id}/{result.params_hash}")
     except _BUILD_ERRORS as exc:
         reason = f"DICOM SEG/SR not built ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
         return {ROW_KEY: {**row, "status": "failed", "reason": reason}}
