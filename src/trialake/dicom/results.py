@@ -152,7 +152,7 @@ def build_result_objects(sources: Sequence[Dataset], frames: np.ndarray, measure
 def _build(sources: Sequence[Dataset], frames: np.ndarray, measurements: Mapping[str, object], uid_seed: str,
            uids: Mapping[str, str], descriptions: list) -> tuple[Dataset, Dataset]:
     seg = hd.seg.Segmentation(
-        source_images=list(sources), pixel_array=frames.astype(np.uint8),
+        source_images=list(sources), pixel_array=frames.astype(bool, copy=False),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
         series_instance_uid=uids["seg series"], series_number=SEG_SERIES_NUMBER, sop_instance_uid=uids["seg"],
         instance_number=1, manufacturer=MANUFACTURER, manufacturer_model_name=MODEL,
