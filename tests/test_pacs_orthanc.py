@@ -398,3 +398,32 @@ def test_pushes_land_in_the_landing_area_and_are_ingested(trial: Path, landing_w
     assert len(batch.accepted) == len(files) and not batch.rejections
     copies = {hashlib.sha256(a.data).hexdigest() for a in batch.accepted}
     assert copies <= set(_copies(folder_lake))  # the same de-identified copies as from the landing files
+
+
+def test_a_corrected_resend_is_kept_beside_the_first(tmp_path: Path) -> None:
+    """The receiver in process, fed by pynetdicom's C-STORE SCU (our research-PACS push): the same
+    SOP Instance UID sent twice with other pixels gives two files, nothing overwritten."""
+    from pynetdicom import evt
+
+    from dicom_factory import encode, synthesize_ct_series
+    from trialake.pacs.receiver import build_receiver
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    ae, store = build_receiver(Lake(url=str(landing)), ae_title="LAKE-IN")
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, store)])
+    try:
+        [first] = synthesize_ct_series(patient_id="MRN-RESEND", n_slices=1, rows=8, columns=8)
+        second = pydicom.dcmread(io.BytesIO(encode(first)))
+        second.PixelData = bytes(len(first.PixelData))
+        url = f"dimse://LAKE-IN@127.0.0.1:{server.server_address[1]}?calling=SITE7"
+        with open_peer(read_pacs_connection(url, {}, retries=0, timeout_s=10)) as peer:
+            peer.store([encode(first)])
+            peer.store([encode(first)])  # the same bytes again: still one file
+            peer.store([encode(second)])
+    finally:
+        server.shutdown()
+    files = sorted(p for p in landing.rglob("*") if p.is_file())
+    assert [p.parts[-4] for p in files] == ["SITE7", "SITE7"] and store.received == 3 and store.failed == 0
+    assert {_dataset_bytes(p.read_bytes()) for p in files} == {_dataset_bytes(encode(first)), _dataset_bytes(encode(second))}
+    assert files[0].name == f"{first.SOPInstanceUID}.dcm" and files[1].name.startswith(f"{first.SOPInstanceUID}_")

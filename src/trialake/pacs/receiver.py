@@ -3,7 +3,9 @@ area, one instance at a time and atomically (a hidden staging file renamed into 
 PUT on S3), so that the next nightly run ingests it like any landing file.
 
 Files land at ``dicom/received/<calling AE>/<study UID>/<series UID>/<SOP instance UID>.dcm``:
-the landing area may hold identifying names, and these paths reach only restricted/. A
+the landing area may hold identifying names, and these paths reach only restricted/. An instance
+sent again with other bytes (a correction) is kept beside the first as ``<SOP>_<sha256[:16]>.dcm``,
+so nothing is overwritten before the nightly run has seen it (which then names the conflict). A
 C-STORE is answered with success only once its file is in place; a failed write is answered with
 "out of resources" (0xA700), so the sender keeps the image and sends it again.
 """
@@ -54,9 +56,12 @@ class LandingStore:
     def __call__(self, event: evt.Event) -> int:
         try:
             data = encode_received(event)
-            ds = event.dataset
-            path = compute_received_path(event.assoc.requestor.ae_title, str(ds.get("StudyInstanceUID", "")),
-                                         str(ds.get("SeriesInstanceUID", "")), str(event.request.AffectedSOPInstanceUID))
+            study, series = _study_and_series(event)
+            path = compute_received_path(event.assoc.requestor.ae_title, study, series,
+                                         str(event.request.AffectedSOPInstanceUID))
+            target = self.landing.path(path)
+            if self.landing.fs.exists(target) and self.landing.fs.cat_file(target) != data:
+                path = f"{path[:-4]}_{hashlib.sha256(data).hexdigest()[:16]}.dcm"
             write_object(self.landing, path, data)
         except Exception:  # noqa: BLE001 - the sender is told to try again; nothing is acknowledged unwritten
             with self._lock:
@@ -65,6 +70,16 @@ class LandingStore:
         with self._lock:
             self.received += 1
         return SUCCESS
+
+
+def _study_and_series(event: evt.Event) -> tuple[str, str]:
+    """The instance's study and series UIDs, or empty strings when its dataset does not decode (it
+    is stored all the same: the nightly run rejects it with a reason)."""
+    try:
+        ds = event.dataset
+        return str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", ""))
+    except Exception:  # noqa: BLE001 - any decoding problem: keep the bytes, let the ingest judge them
+        return "", ""
 
 
 def build_receiver(landing: Lake, *, ae_title: str, allowed: Sequence[str] | None = None) -> tuple[AE, LandingStore]:
