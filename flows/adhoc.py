@@ -23,6 +23,7 @@ from trialake.pipeline.gold import GoldSummary
 from trialake.pipeline.run_report import RunReport
 from trialake.pipeline import list_landing_areas
 from trialake.pipeline.params import volumetry_params
+from trialake.pipeline.volumetry import VolumetrySummary
 
 
 @flow(name="rebuild-marts", flow_run_name="rebuild marts {lake}")
@@ -59,7 +60,7 @@ def remeasure_volumetry(
     config: str | None = None,
     lease_wait_s: float = 300.0,
     lease_ttl_s: float = 120.0,
-) -> int:
+) -> VolumetrySummary:
     """Measure every usable CT series with other thresholds, keeping the results beside the current ones.
 
     The marts keep using the thresholds of the trial configuration; put the new ones there (and
@@ -78,16 +79,16 @@ def remeasure_volumetry(
     ct = settings.trial.ct.model_copy(update={"lesion_low_hu": lesion_low_hu, "solid_split_hu": solid_split_hu})
     params = volumetry_params(ct)
 
-    def stages(settings: Settings, run_id: str, lease: Lease) -> int:
+    def stages(settings: Settings, run_id: str, lease: Lease) -> VolumetrySummary:
         ctx = open_lake_task(settings, run_id)
         gate = load_quality_gate_task(ctx)
         jobs = plan_volumetry_task(ctx, params)
         measured = measure_series_task.map(unmapped(ctx), jobs, unmapped(params)).result()
         lease.check()
-        count = publish_volumetry_task(ctx, gate, measured)
+        summary = publish_volumetry_task(ctx, gate, measured)
         lease.check()
         publish_ct_results_task(ctx, gate, measured)
-        return count
+        return summary
 
     return run_holding_lease(settings, stages, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
 

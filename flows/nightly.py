@@ -1,14 +1,24 @@
-"""The nightly flow: landing area -> lake, every stage in order."""
+"""The nightly flow: landing area (and a PACS, when configured) -> lake, every stage in order.
+
+Imaging and clinical are independent branches: a stage that fails is recorded and the stages that
+do not need its output go on (a PACS that cannot be listed fails the imaging branch only; the
+DICOM SEG and SR step belongs to the imaging branch too). The run ends Completed when everything publishable was published,
+and Failed, with a message naming every table held back and every stage that failed, otherwise
+(the rest was still published); in both cases it carries the run report.
+"""
 from __future__ import annotations
 
 import contextvars
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from prefect import flow, unmapped
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
 
 from tasks.stages import (
     build_gold_task,
@@ -30,7 +40,8 @@ from trialake.config import Settings, read_settings
 from trialake.lake.lease import Lease, acquire_lease
 from trialake.pipeline import open_storage
 from trialake.pipeline.params import volumetry_params
-from trialake.pipeline.run_report import RunReport
+from trialake.pipeline.dicom import ChunkOutcome, DicomPlan
+from trialake.pipeline.run_report import RunIncomplete, RunReport, StageFailure
 
 T = TypeVar("T")
 
@@ -77,31 +88,81 @@ def run_beside_flow(task: Callable[..., T], *args: Any) -> Future[T]:
     return future
 
 
-def _stages(settings: Settings, run_id: str, lease: Lease) -> RunReport:
+def _stages(settings: Settings, run_id: str, lease: Lease) -> State:
     """The stages in order; the lease is checked before each step that publishes."""
     ctx = open_lake_task(settings, run_id)
     gate_future = run_beside_flow(load_quality_gate_task, ctx)  # Great Expectations loads while DICOM is read
     key, shifts = load_subject_key_task(ctx)
-    plan = plan_dicom_task(ctx, key)
+    failures: list[StageFailure] = []
+    plan = run_stage(failures, plan_dicom_task, ctx, key)  # lists the landing area and the PACS, if any
     chunks = ingest_dicom_chunk_task.map(
         unmapped(ctx), plan.chunks, unmapped(key), unmapped(plan), [len(c) for c in plan.chunks]
-    )
+    ) if plan is not None else []
     gate = gate_future.result()
     lease.check()
-    clinical = clinical_bronze_task(ctx, gate, key, shifts)
-    silver = clinical_silver_task(ctx, gate)
-    outcomes = chunks.result()
-    lease.check()
-    dicom = publish_dicom_task(ctx, gate, plan, outcomes)
+    clinical = run_stage(failures, clinical_bronze_task, ctx, gate, key, shifts)
+    silver = run_stage(failures, clinical_silver_task, ctx, gate)
+    dicom = None
+    if plan is not None:
+        outcomes, unsettled = settle_chunks(failures, plan, chunks)
+        lease.check()
+        dicom = run_stage(failures, publish_dicom_task, ctx, gate, plan, outcomes, unsettled)
     params = volumetry_params(settings.trial.ct)
-    jobs = plan_volumetry_task(ctx, params)
-    measured = measure_series_task.map(unmapped(ctx), jobs, unmapped(params)).result()
+    jobs = run_stage(failures, plan_volumetry_task, ctx, params) or []
+    measured = settled_results(failures, "measure series", measure_series_task.map(unmapped(ctx), jobs, unmapped(params)))
     lease.check()
-    volumetry = publish_volumetry_task(ctx, gate, measured)
+    volumetry = run_stage(failures, publish_volumetry_task, ctx, gate, measured)
     lease.check()
-    publish_ct_results_task(ctx, gate, measured)
+    ct_results = run_stage(failures, publish_ct_results_task, ctx, gate, measured)  # DICOM SEG and SR
     lease.check()
-    gold = build_gold_task(ctx, gate)
-    report = RunReport(clinical, silver, dicom, volumetry, gold)
-    publish_run_report_task(ctx, report)
-    return report
+    gold = run_stage(failures, build_gold_task, ctx, gate)
+    report = RunReport(clinical, silver, dicom, volumetry, gold, tuple(failures), ct_results)
+    run_stage(failures, publish_run_report_task, ctx, report)
+    return final_state(replace(report, failures=tuple(failures)))
+
+
+def run_stage(failures: list[StageFailure], task: Callable[..., T], *args: Any) -> T | None:
+    """Run a stage task; when it fails, record why and give None, so the stages that do not need
+    its result go on."""
+    state = task(*args, return_state=True)
+    if state.is_failed():
+        failures.append(StageFailure(task.name, _one_line(state.result(raise_on_failure=False))))
+        return None
+    return state.result()
+
+
+def settled_results(failures: list[StageFailure], stage: str, futures: Sequence[PrefectFuture]) -> list:
+    """Results of mapped tasks that completed; the failed ones are recorded as one stage failure."""
+    return [r for r in _results(failures, stage, futures) if not isinstance(r, BaseException)]
+
+
+def settle_chunks(
+    failures: list[StageFailure], plan: DicomPlan, chunks: Sequence[PrefectFuture]
+) -> tuple[list[ChunkOutcome], list[str]]:
+    """Outcomes of the DICOM chunks that completed, and the landing paths of those that failed
+    (they are read again by the next run)."""
+    results = _results(failures, "ingest DICOM chunk", chunks)
+    unsettled = [path for chunk, r in zip(plan.chunks, results, strict=True) if isinstance(r, BaseException) for path in chunk]
+    return [r for r in results if not isinstance(r, BaseException)], unsettled
+
+
+def _results(failures: list[StageFailure], stage: str, futures: Sequence[PrefectFuture]) -> list:
+    """Every mapped task's result, or its exception (recorded once, as one stage failure)."""
+    results = [f.result(raise_on_failure=False) for f in futures]
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        failures.append(StageFailure(stage, f"{len(errors)} of {len(results)} task(s) failed, first: {_one_line(errors[0])}"))
+    return results
+
+
+def final_state(report: RunReport) -> State:
+    """Completed with the report when everything publishable was published, else Failed naming
+    what was held back or failed (carrying the report in a RunIncomplete)."""
+    if report.complete:
+        return Completed(message=report.status(), data=report)
+    return Failed(message=report.status(), data=RunIncomplete(report))
+
+
+def _one_line(error: object) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if isinstance(error, BaseException) else text

@@ -22,16 +22,22 @@ from trialake.pipeline.ct_results import CtResultsSummary, publish_ct_results
 from trialake.pipeline.dicom import ChunkOutcome, forget_subject_images, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
 from trialake.pipeline.freshness import forget_stage
 from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display
-from trialake.pipeline.quality import QualityGate, load_quality_gate
+from trialake.pipeline.inventory import record_stray_files
+from trialake.pipeline.quality import HeldBack, QualityGate, load_quality_gate
 from trialake.pipeline.run_report import RunReport, publish_run_report
 from trialake.pipeline.subjects import load_subject_key
-from trialake.pipeline.volumetry import SeriesJob, measure_series, plan_volumetry, publish_volumetry
+from trialake.pipeline.volumetry import SeriesJob, VolumetrySummary, measure_series, plan_volumetry, publish_volumetry
 from trialake.quality import ValidationOutcome, render_dq_summary_markdown
 
 
 def _dq_artifact(key: str, outcomes: Sequence[ValidationOutcome]) -> None:
     if outcomes:
         create_markdown_artifact(render_dq_summary_markdown(outcomes), key=key, description="data quality")
+
+
+def _log_held_back(held_back: Sequence[HeldBack]) -> None:
+    for held in held_back:
+        get_run_logger().warning("held back: %s: %s", held.table, held.reason)
 
 
 @stage_task("open lake")
@@ -47,7 +53,8 @@ def load_quality_gate_task(ctx: RunContext) -> QualityGate:
 @stage_task("load subject key")
 def load_subject_key_task(ctx: RunContext) -> tuple[pl.DataFrame, pl.DataFrame]:
     key, shifts = load_subject_key(ctx)
-    get_run_logger().info("subject key: %d subjects", key.height)
+    stray = record_stray_files(ctx)
+    get_run_logger().info("subject key: %d subjects; %d new files outside dicom/ and clinical/ rejected", key.height, stray)
     return key, shifts
 
 
@@ -58,6 +65,7 @@ def clinical_bronze_task(ctx: RunContext, gate: QualityGate, key: pl.DataFrame, 
         "clinical: %d new files (%d rejected), %d rows loaded, %d rows rejected",
         summary.files_new, summary.files_rejected, summary.rows_loaded, summary.rows_rejected,
     )
+    _log_held_back(summary.held_back)
     _dq_artifact("dq-clinical-bronze", summary.quality)
     return summary
 
@@ -69,6 +77,9 @@ def clinical_silver_task(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSu
         get_run_logger().info("clinical silver: up to date")
         return None
     get_run_logger().info("clinical silver: %s; %d rows rejected", summary.tables, summary.rows_rejected)
+    if summary.not_sent:
+        get_run_logger().warning("Expected SDTM variables not sent (their checks are skipped): %s", ", ".join(summary.not_sent))
+    _log_held_back(summary.held_back)
     _dq_artifact("dq-clinical-silver", summary.quality)
     return summary
 
@@ -87,16 +98,14 @@ def ingest_dicom_chunk_task(ctx: RunContext, relpaths: Sequence[str], key: pl.Da
 
 @stage_task("publish DICOM")
 def publish_dicom_task(
-    ctx: RunContext, gate: QualityGate, plan: DicomPlan, outcomes: Sequence[ChunkOutcome]
+    ctx: RunContext, gate: QualityGate, plan: DicomPlan, outcomes: Sequence[ChunkOutcome], unsettled: Sequence[str]
 ) -> DicomSummary:
-    subjects = read_table(ctx.lake, "silver/subjects", columns=["USUBJID", "RFSTDT"])
-    if subjects.is_empty():
-        subjects = pl.DataFrame(schema={"USUBJID": pl.String, "RFSTDT": pl.Date})
-    summary = publish_dicom(ctx, gate, plan, outcomes, subjects)
+    summary = publish_dicom(ctx, gate, plan, outcomes, unsettled=unsettled)
     get_run_logger().info(
         "DICOM: %d new files, %d instances accepted, %d files rejected, %d series (%d usable)",
         summary.files_new, summary.instances_accepted, summary.files_rejected, summary.series, summary.series_usable,
     )
+    _log_held_back(summary.held_back)
     _dq_artifact("dq-dicom", summary.quality)
     return summary
 
@@ -114,12 +123,12 @@ def measure_series_task(ctx: RunContext, job: SeriesJob, params: VolumetryParams
 
 
 @stage_task("publish volumetry")
-def publish_volumetry_task(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> int:
-    failed = [r for r in rows if r["status"] != "measured"]
-    outcome = publish_volumetry(ctx, gate, rows)
-    get_run_logger().info("volumetry: %d series measured, %d not measurable", len(rows) - len(failed), len(failed))
-    _dq_artifact("dq-volumetry", [outcome] if outcome else [])
-    return len(rows)
+def publish_volumetry_task(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> VolumetrySummary:
+    summary = publish_volumetry(ctx, gate, rows)
+    get_run_logger().info("volumetry: %d series measured, %d not measurable", summary.measured, summary.failed)
+    _log_held_back(summary.held_back)
+    _dq_artifact("dq-volumetry", summary.quality)
+    return summary
 
 
 @stage_task("publish DICOM SEG and SR")
@@ -127,6 +136,7 @@ def publish_ct_results_task(ctx: RunContext, gate: QualityGate, rows: Sequence[d
     summary = publish_ct_results(ctx, gate, rows)
     get_run_logger().info("DICOM SEG and SR: %d series written, %d not built, %d series pushed to the research PACS",
                           summary.written, summary.failed, summary.pushed_series)
+    _log_held_back(summary.held_back)
     _dq_artifact("dq-ct-dicom-results", summary.quality)
     return summary
 
@@ -137,9 +147,8 @@ def build_gold_task(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     if summary is None:
         get_run_logger().info("gold: up to date")
         return None
-    if summary.missing_inputs:
-        get_run_logger().warning("gold not built: no rows yet in %s", ", ".join(summary.missing_inputs))
-    else:
+    _log_held_back(summary.held_back)
+    if summary.report is not None:
         get_run_logger().info("gold: %s; report at %s", summary.tables, summary.report)
         endpoints = read_table(ctx.lake, "gold/endpoints")
         create_table_artifact(
@@ -153,7 +162,7 @@ def build_gold_task(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
 @stage_task("run summary")
 def publish_run_report_task(ctx: RunContext, report: RunReport) -> str:
     markdown = publish_run_report(ctx, report)
-    create_markdown_artifact(markdown, key="nightly-summary", description="what this run took in, rejected and published")
+    create_markdown_artifact(markdown, key="nightly-summary", description="what this run took in, rejected, published and held back")
     return markdown
 
 

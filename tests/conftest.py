@@ -96,3 +96,17 @@ def small_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trial")
     generate_trial(out, subjects=6, seed=7, matrix=64, slices=40, sites=2)
     return out
+
+
+#: A small generated trial's arguments, shared by the generator tests (same xdist group, one generation).
+SMALL_GENERATED = {"subjects": 6, "seed": 7, "matrix": 32, "slices": 16, "sites": 3}
+
+
+@pytest.fixture(scope="session")
+def small_generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trial of ``SMALL_GENERATED`` without deliberate mess (read only)."""
+    from trialake.synth import generate_trial
+
+    out = tmp_path_factory.mktemp("generated")
+    generate_trial(out, workers=1, **SMALL_GENERATED)
+    return out

@@ -4,18 +4,23 @@
 - object names (every path component below the root),
 - Parquet column names, key-value metadata and every value (dates rendered as YYYY-MM-DD and
   YYYYMMDD, nested values),
-- DICOM elements at every depth (file meta, sequences, private tags, binary and UN values; all but
-  the pixel data), decoded with the file's character set,
+- DICOM elements at every depth (file meta, sequences, private tags, binary and UN values),
+  decoded with the file's character set; the pixel data's bytes for values of 8 characters or
+  more (text in JPEG/JPEG 2000 comment segments), and native pixels for bits set outside Bits
+  Stored/High Bit (where overlays hide),
+- NIfTI headers (.nii/.nii.gz: the header and its extensions, not the voxels),
 - PNG text chunks (tEXt, iTXt, zTXt),
 - every other file as text, UTF-8 and Latin-1 (HTML, JSON, CSV, logs, ...), and JSON also after
   decoding (so ``\\u00e9`` escapes are seen as the characters they stand for).
-Dates among the PHI values are also searched in the other common spelling (19610412 / 1961-04-12).
+Dates among the PHI values are also searched in the other common spellings (19610412, 1961-04-12,
+12/04/1961, 04/12/1961, 12.04.1961, 1961/04/12, 12-04-1961).
 It returns one line per finding, ``<file>: <where>: <value>``; an empty list means no leak.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import re
 import unicodedata
@@ -23,6 +28,7 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pydicom
@@ -30,6 +36,8 @@ from pydicom.dataset import Dataset
 
 RESTRICTED_ZONE = "restricted"
 PIXEL_DATA = 0x7FE00010
+MIN_PIXEL_CANARY = 8  # shorter values would match random bytes of an image
+_DATE_SPELLINGS = ("%Y%m%d", "%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y")
 
 
 def _variants(value: str) -> set[str]:
@@ -40,7 +48,7 @@ def _variants(value: str) -> set[str]:
             day = dt.datetime.strptime(value, fmt_in).date()
         except ValueError:
             continue
-        variants |= {day.strftime("%Y%m%d"), day.isoformat()}
+        variants |= {day.strftime(spelling) for spelling in _DATE_SPELLINGS}
     return {v.strip() for v in variants if v.strip()}
 
 
@@ -118,6 +126,28 @@ def _png_text(data: bytes) -> Iterable[tuple[str, str]]:
         offset += 12 + length
 
 
+def _pixel_bits(ds: Dataset) -> Iterable[tuple[str, str]]:
+    """A finding for native pixels with bits set outside the stored range."""
+    if ds.file_meta.TransferSyntaxUID.is_compressed or ds.BitsAllocated not in (8, 16, 32):
+        return
+    stored, high = ds.BitsStored, ds.get("HighBit", ds.BitsStored - 1)
+    order = "<" if ds.file_meta.TransferSyntaxUID.is_little_endian else ">"
+    words = np.frombuffer(ds.PixelData, dtype=f"{order}u{ds.BitsAllocated // 8}",
+                          count=len(ds.PixelData) // (ds.BitsAllocated // 8))
+    field = ((words.astype(np.int64) >> (high - stored + 1)) & ((1 << stored) - 1)) << (high - stored + 1)
+    if ds.PixelRepresentation and stored < ds.BitsAllocated:  # sign extension above High Bit is no overlay
+        negative = (words.astype(np.int64) >> high) & 1
+        field |= negative * (((1 << ds.BitsAllocated) - 1) ^ ((1 << (high + 1)) - 1))
+    if np.any(field != words):
+        yield "pixel bits outside Bits Stored/High Bit", "OVERLAY BITS SET"
+
+
+def _nifti_header(data: bytes) -> Iterable[tuple[str, str]]:
+    """The NIfTI-1 header and its extensions (everything before the voxels)."""
+    offset = int(np.frombuffer(data[108:112], "<f4")[0]) if len(data) >= 348 else len(data)
+    yield "NIfTI header", data[:max(348, offset)].decode("latin-1")
+
+
 def _file_strings(path: Path, data: bytes) -> Iterable[tuple[str, str]]:
     """Where to look in one file. Binary payloads (Parquet pages, pixel data, PNG image data) are
     not searched as raw bytes: short values would match random bytes there."""
@@ -127,6 +157,11 @@ def _file_strings(path: Path, data: bytes) -> Iterable[tuple[str, str]]:
         ds = pydicom.dcmread(path, force=True)
         yield from _dicom_strings(ds.file_meta, "file meta")
         yield from _dicom_strings(ds, "dataset")
+        if PIXEL_DATA in ds:
+            yield "pixel data bytes", ds.PixelData.decode("latin-1")
+            yield from _pixel_bits(ds)
+    elif path.name.endswith((".nii", ".nii.gz")):
+        yield from _nifti_header(gzip.decompress(data) if path.name.endswith(".gz") else data)
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         yield from _png_text(data)
     else:
@@ -138,13 +173,23 @@ def _file_strings(path: Path, data: bytes) -> Iterable[tuple[str, str]]:
 
 def find_phi_leaks(roots: Iterable[Path | str], phi_values: Iterable[str]) -> list[str]:
     """Every place under ``roots`` (the ``restricted/`` zone excepted) where a PHI value appears."""
+    phi_values = [str(v) for v in phi_values if v]
     pattern = compile_phi_pattern(phi_values)
+    long_values = [v for v in phi_values if len(v) >= MIN_PIXEL_CANARY]
+    long_pattern = compile_phi_pattern(long_values) if long_values else None
     findings: list[str] = []
     for root, path in _files(roots):
         name = str(path.relative_to(root)) if root.is_dir() else path.name
         for match in pattern.finditer(name):
             findings.append(f"{path}: object name: {match.group(0)}")
         for where, text in _file_strings(path, path.read_bytes()):
-            for match in pattern.finditer(text):
+            if where == "pixel data bytes":
+                matches = [m for m in long_pattern.finditer(text)] if long_pattern else []
+            elif where.startswith("pixel bits"):
+                findings.append(f"{path}: {where}: {text}")
+                continue
+            else:
+                matches = list(pattern.finditer(text))
+            for match in matches:
                 findings.append(f"{path}: {where}: {match.group(0)}")
     return sorted(set(findings))

@@ -14,7 +14,6 @@ from dicom_factory import add_phi, encode, phi_values, synthesize_ct_series
 from phi_scan import find_phi_leaks
 
 from trialake.dicom import DeidParams, PrivateTag, SubjectKey, ingest_dicom_batch
-from trialake.dicom.profile import DEFAULT_CLEAN_KEYWORDS, DEFAULT_KEEP_KEYWORDS
 from trialake.dicom.series import derive_ct_series
 
 SECRET = b"trialake-test-secret-0123456789ab"
@@ -64,9 +63,8 @@ def test_ingest_outputs_contain_no_phi(tmp_path: Path, landing) -> None:
 
 
 @pytest.mark.parametrize(("params", "leaked"), [
-    (DeidParams(keep_keywords=DEFAULT_KEEP_KEYWORDS | {"InstitutionName"}), "St Yolanthe Infirmary"),
-    (DeidParams(keep_keywords=DEFAULT_KEEP_KEYWORDS | {"SeriesDescription"},
-                clean_keywords=DEFAULT_CLEAN_KEYWORDS - {"SeriesDescription"}), "Quixwell"),
+    (DeidParams(copy_keywords=frozenset({"InstitutionName"})), "St Yolanthe Infirmary"),
+    (DeidParams(copy_keywords=frozenset({"SeriesDescription"})), "Quixwell"),
     (DeidParams(shift_dates=False), "20200301"),
     (DeidParams(private_tag_allowlist=frozenset({PrivateTag("ACME PHI", 0x0011, 0x01)})), "Quixwell MRN private"),
 ], ids=["keep-institution", "no-descriptor-cleaning", "no-date-shift", "private-tag-allowed"])

@@ -93,7 +93,8 @@ def test_unusable_axial_stacks_become_series_qc_rejections() -> None:
     (row,) = rejections.to_dicts()
     broken = table.filter(pl.col("status") == "unusable", pl.col("stack_kind") == "axial_volume").row(0, named=True)
     assert (row["stage"], row["source_row"], row["source_sha256"]) == ("series_qc", None, broken["source_sha256"])
-    assert row["reason"].startswith(f"series {broken['series_id']} (stack 1, 9 files) cannot be measured: 1 missing")
+    assert row["reason"].startswith("series of this file (stack 1, 9 files) cannot be measured: 1 missing")
+    assert broken["series_id"] not in row["reason"]  # reasons carry no UID, not even a pseudonym
 
 
 def test_duplicate_positions_are_flagged() -> None:

@@ -23,7 +23,9 @@ from trialake.synth import SynthParams, generate_trial
 from trialake.synth.model import plan_trial
 from trialake.synth.phantom import PhantomSpec, make_chest_phantom
 
-SMALL = {"subjects": 6, "seed": 7, "matrix": 32, "slices": 16, "sites": 3}
+from conftest import SMALL_GENERATED as SMALL
+
+pytestmark = pytest.mark.xdist_group("generator")
 
 # Written by hand from DESIGN.md (standard units) and textbook conversions: standard = site x factor.
 STANDARD_UNITS = {
@@ -49,10 +51,8 @@ WINDOWS = {"Baseline": (-2, 1, 1), "Day 10": (7, 13, 10), "Day 28": (21, 35, 28)
 
 
 @pytest.fixture(scope="module")
-def trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("trial")
-    generate_trial(out, workers=1, **SMALL)
-    return out
+def trial(small_generated: Path) -> Path:
+    return small_generated
 
 
 def _csv(path: Path, **kwargs) -> list[dict[str, str]]:

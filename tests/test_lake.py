@@ -189,13 +189,14 @@ def test_reading_a_landing_file_that_went_away_says_so_without_its_path(lake: La
 def test_list_landing_files_with_checksums(lake: Lake) -> None:
     write_object(lake, "dicom/Doe^John/1.dcm", b"one")
     write_object(lake, "dicom/Doe^John/sub/2.dcm", b"two")
-    write_object(lake, "dicom/.hidden", b"x")
+    write_object(lake, "dicom/.hidden", b"x")  # listed: a stage accounts for it (rejects it, saying so)
     write_object(lake, "clinical/dm.csv", b"USUBJID\n")
     files = list_landing_files(lake, "dicom")
-    assert [f.relpath for f in files] == ["dicom/Doe^John/1.dcm", "dicom/Doe^John/sub/2.dcm"]
-    assert [f.size for f in files] == [3, 3]
+    assert [f.relpath for f in files] == ["dicom/.hidden", "dicom/Doe^John/1.dcm", "dicom/Doe^John/sub/2.dcm"]
+    assert [f.size for f in files] == [1, 3, 3]
     data = read_landing_bytes(lake, [f.relpath for f in files])
     assert {p: compute_sha256(b) for p, b in data.items()} == {
+        "dicom/.hidden": hashlib.sha256(b"x").hexdigest(),
         "dicom/Doe^John/1.dcm": hashlib.sha256(b"one").hexdigest(),
         "dicom/Doe^John/sub/2.dcm": hashlib.sha256(b"two").hexdigest(),
     }

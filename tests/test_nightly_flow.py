@@ -99,13 +99,15 @@ def _file_shas(landing: Path) -> dict[str, str]:
 
 def test_lab_values_match_the_generator_truth(small_trial: Path, local_run: Lake) -> None:
     """Every good lab row of the generator is in silver/labs within 0.5 % of its true standard
-    value; every deliberately bad row is in silver/rejections."""
+    value; every deliberately bad row, and every row the truth quarantines (a sample drawn before
+    consent), is in silver/rejections."""
     shas = _file_shas(small_trial / "landing")
     truth = pl.read_csv(small_trial / "truth" / "labs.csv", infer_schema_length=0).with_columns(
         pl.col("file").replace_strict(shas).alias("source_sha256"), pl.col("source_row").cast(pl.Int64)
     )
     labs = read_table(local_run, "silver/labs")
-    good = truth.filter(pl.col("status") == "ok").join(labs, on=["source_sha256", "source_row"], how="left", suffix="_lake")
+    kept = (pl.col("status") == "ok") & pl.col("quarantine").is_null()
+    good = truth.filter(kept).join(labs, on=["source_sha256", "source_row"], how="left", suffix="_lake")
     assert good["LBTESTCD_lake"].null_count() == 0, "a good lab row is missing from silver/labs"
     assert (good["LBTESTCD"] == good["LBTESTCD_lake"]).all()
     assert (good["LBSTRESU"] == good["LBSTRESU_lake"]).all()
@@ -113,10 +115,11 @@ def test_lab_values_match_the_generator_truth(small_trial: Path, local_run: Lake
     relative = ((numeric["LBSTRESN_lake"] - numeric["LBSTRESN"]).abs() / numeric["LBSTRESN"].abs()).max()
     assert relative <= 0.005
     assert good.filter(pl.col("censored") == "Y")["LBSTRESN_lake"].null_count() == good.filter(pl.col("censored") == "Y").height
-    bad = truth.filter(pl.col("status") != "ok")
+    bad = truth.filter(~kept)
     rejections = read_table(local_run, "silver/rejections")
     caught = bad.join(rejections, on=["source_sha256", "source_row"], how="inner")
     assert caught.select("source_sha256", "source_row").n_unique() == bad.height > 0
+    assert labs.join(bad, on=["source_sha256", "source_row"], how="semi").is_empty()
 
 
 def test_no_identifying_data_outside_restricted(small_trial: Path, local_run: Lake, tmp_path: Path) -> None:
@@ -146,12 +149,14 @@ def test_no_identifying_data_outside_restricted(small_trial: Path, local_run: La
     assert find_phi_leaks([lake_dir / "restricted" / "landing_files" / "part-0.parquet"], phi)
 
 
-def test_a_table_that_fails_an_error_expectation_is_not_published(small_trial: Path, tmp_path: Path) -> None:
-    """A DM export that gives a subject an arm code the trial does not have: silver/subjects keeps
-    its previous version, and the run fails naming the expectation."""
+def test_a_subject_with_an_arm_the_trial_does_not_have_is_quarantined_and_its_rows_wait(small_trial: Path, tmp_path: Path) -> None:
+    """A DM export that gives one subject an arm code the trial does not have: that DM row is
+    quarantined (a row rule), silver/subjects is published without it, the subject's other rows
+    wait for a correct DM record, and the run completes."""
     import shutil
 
     from flows.nightly import nightly
+    from trialake.clinical.common import NO_SUBJECT_REASON
 
     landing = tmp_path / "landing"
     shutil.copytree(small_trial / "landing", landing)
@@ -160,15 +165,23 @@ def test_a_table_that_fails_an_error_expectation_is_not_published(small_trial: P
     before = read_table(lake, "silver/subjects")
     dm = landing / "clinical" / "dm.csv"
     text = dm.read_text(encoding="utf-8-sig")
-    assert ",PBO," in text
-    dm.write_text(text.replace(",PBO,", ",XYZ,", 1), encoding="utf-8")
-    with pytest.raises(Exception, match="armcd_configured"):
-        nightly(landing=str(landing), lake=lake.url)
-    assert read_table(lake, "silver/subjects").equals(before)
+    header, *rows = text.splitlines()
+    line = next(row for row in rows if ",PBO," in row)
+    subject = line.split(",")[header.split(",").index("USUBJID")]
+    dm.write_text(text.replace(line, line.replace(",PBO,", ",XYZ,", 1)), encoding="utf-8")
+    report = nightly(landing=str(landing), lake=lake.url)
+    assert report.complete
+    after = read_table(lake, "silver/subjects")
+    assert sorted(after["USUBJID"]) == sorted(u for u in before["USUBJID"] if u != subject)
+    rejections = read_table(lake, "silver/rejections")
+    quarantined = rejections.filter(pl.col("stage") == "dq_silver_subjects")
+    assert quarantined.height == 1 and quarantined["reason"][0].startswith("armcd_configured: correct ARMCD")
+    assert "XYZ" not in quarantined["reason"][0]
+    assert subject not in set(read_table(lake, "silver/labs")["USUBJID"])
+    assert rejections.filter((pl.col("stage") == "labs") & (pl.col("reason") == NO_SUBJECT_REASON)).height > 0
     results = read_table(lake, "silver/dq_results").filter(pl.col("table") == "silver/subjects")
-    failed = results.filter(~pl.col("success"))
-    assert failed["expectation"].to_list() == ["armcd_configured"]
-    assert failed["severity"].to_list() == ["error"]
+    failed = results.filter(pl.col("success").not_())
+    assert failed["expectation"].to_list() == ["armcd_configured"] and failed["severity"].to_list() == ["error"]
 
 
 def test_volumetry_matches_the_phantom_truth(small_trial: Path, local_run: Lake) -> None:

@@ -175,7 +175,7 @@ def test_dicomweb_pull_equals_the_folder_lake_and_completes_a_series_still_arriv
         _assert_results_served(lake, research)
         _assert_sources_only_in_restricted(trial, lake, pacs)
         again = nightly(landing=str(landing_without_dicom), lake=lake.url, config=str(config), pacs=pacs.dicomweb_url)
-        assert again.dicom.files_new == 0 and again.series_measured == 0  # nothing retrieved twice
+        assert again.dicom.files_new == 0 and (again.volumetry.measured, again.volumetry.failed) == (0, 0)  # nothing retrieved twice
 
         series_files = [p for p in files if p.parent == files[-1].parent]
         late = _extend_series(series_files, 2, tmp_path)  # the scanner sends two more slices of a series later

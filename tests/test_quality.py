@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from test_quality_suites import EXPECTATIONS_DIR, SHA_A, clean_tables, set_cell
+from test_quality_suites import CONSENT, EXPECTATIONS_DIR, SHA_A, clean_tables, set_cell
 from trialake.clinical.common import REJECTION_SCHEMA
 from trialake.quality import (
     DQ_RESULTS_SCHEMA,
@@ -54,13 +55,46 @@ def labs_with_duplicate_result() -> dict[str, pl.DataFrame]:
     return tables
 
 
-def test_error_failure_blocks_publishing_and_names_the_expectation(suites) -> None:
+def test_a_failed_table_rule_blocks_publishing_and_names_the_expectation(suites) -> None:
     outcome = validate(suites, labs_with_wrong_crp_unit(), "silver/labs")
     assert outcome.should_publish is False
-    assert outcome.failed_errors == ("standard_unit_per_test",)
-    assert outcome.failed_warnings == ()
-    assert "standard_unit_per_test (1 rows)" in outcome.message
-    assert "not published" in outcome.message
+    assert outcome.failed_errors == outcome.held_back_by == ("standard_unit_per_test",)
+    assert outcome.failed_warnings == () and outcome.quarantined == ()
+    assert outcome.rejections.is_empty()  # the table is held back whole, no row is singled out
+    assert "not published, failed table rule(s): standard_unit_per_test (1 rows)" in outcome.message
+
+
+def labs_with_implausible_hgb() -> dict[str, pl.DataFrame]:
+    tables = clean_tables()
+    set_cell(tables, "silver/labs", 2, "LBSTRESN", 9999.5)  # HGB above physiological max: source row 3
+    return tables
+
+
+def test_a_failed_row_rule_quarantines_the_rows_and_publishes_the_table(suites) -> None:
+    outcome = validate(suites, labs_with_implausible_hgb(), "silver/labs")
+    assert outcome.should_publish is True
+    assert outcome.quarantined == (2,)
+    assert outcome.failed_errors == ("value_not_above_physiological_max",) and outcome.held_back_by == ()
+    fix = suites["silver/labs"].expectation("value_not_above_physiological_max").fix
+    expected = pl.DataFrame(
+        {"source_sha256": [SHA_A], "source_row": [3], "stage": ["dq"], "reason": [f"value_not_above_physiological_max: {fix}"],
+         "run_id": ["run-7"]},
+        schema=REJECTION_SCHEMA,
+    )
+    assert outcome.rejections.equals(expected)
+    assert "9999" not in outcome.rejections.write_csv()  # the reason says what to do, never the value
+    assert "1 row(s) quarantined by value_not_above_physiological_max (1 rows)" in outcome.message
+
+
+def test_a_row_failing_two_row_rules_is_quarantined_once_with_both_reasons(suites) -> None:
+    tables = labs_with_implausible_hgb()
+    set_cell(tables, "silver/labs", 2, "LBDT", CONSENT - dt.timedelta(days=3))  # and drawn before consent
+    set_cell(tables, "silver/labs", 2, "LBDY", -5)  # study day kept consistent with the date
+    outcome = validate(suites, tables, "silver/labs")
+    assert outcome.quarantined == (2,)
+    suite = suites["silver/labs"]
+    both = [suite.expectation(n).reason() for n in ("value_not_above_physiological_max", "not_before_consent")]
+    assert outcome.rejections["reason"].to_list() == ["; ".join(both)]  # in suite order
 
 
 def test_warn_failure_publishes_and_is_recorded(suites) -> None:
@@ -97,22 +131,9 @@ def test_sample_keys_hold_key_columns_only(suites) -> None:
     assert "9999" not in outcome.results.write_csv()
 
 
-def test_row_failures_become_rejection_rows(suites) -> None:
-    outcome = validate(suites, labs_with_wrong_crp_unit(), "silver/labs")
-    expected = pl.DataFrame(
-        {"source_sha256": [SHA_A], "source_row": [1], "stage": ["dq"], "reason": ["standard_unit_per_test"], "run_id": ["run-7"]},
-        schema=REJECTION_SCHEMA,
-    )
-    assert outcome.rejections.equals(expected)
-
-
-def test_warn_rows_rejected_when_configured(suites) -> None:
-    params = QualityParams(reject_severities=frozenset({"error", "warn"}), rejection_stage="dq_nightly")
-    outcome = validate(suites, labs_with_duplicate_result(), "silver/labs", params=params)
-    rejected = outcome.rejections.sort("source_row")
-    assert rejected["source_row"].to_list() == [1, 2]
-    assert set(rejected["reason"]) == {"result_not_duplicated"}
-    assert set(rejected["stage"]) == {"dq_nightly"}
+def test_rejection_rows_carry_the_configured_stage(suites) -> None:
+    outcome = validate(suites, labs_with_implausible_hgb(), "silver/labs", params=QualityParams(rejection_stage="dq_silver_labs"))
+    assert outcome.rejections["stage"].to_list() == ["dq_silver_labs"]
 
 
 def test_table_without_lineage_gives_no_rejection_rows(suites) -> None:
@@ -128,13 +149,47 @@ def test_whole_file_rows_rejected_with_null_source_row(suites) -> None:
     tables = clean_tables()
     set_cell(tables, "bronze/dicom_instances", 1, "USUBJID", None)
     outcome = validate(suites, tables, "bronze/dicom_instances")
-    assert outcome.rejections.select("source_sha256", "source_row", "reason").rows() == [("f" * 64, None, "usubjid_present")]
+    reason = "usubjid_present: " + suites["bronze/dicom_instances"].expectation("usubjid_present").fix
+    assert outcome.rejections.select("source_sha256", "source_row", "reason").rows() == [("f" * 64, None, reason)]
 
 
-def test_missing_context_table_is_named(suites) -> None:
+def _not_checked(outcome) -> dict[str, str]:
+    rows = outcome.results.filter(pl.col("success").is_null())
+    assert rows["unexpected_count"].null_count() == rows.height
+    return dict(zip(rows["expectation"], rows["details"], strict=True))
+
+
+def test_an_absent_context_table_skips_the_checks_that_need_it(suites) -> None:
     tables = clean_tables()
-    with pytest.raises(ValueError, match=r"silver/subjects"):
-        validate_table("silver/labs", tables["silver/labs"], suites["silver/labs"], run_id="r")
+    outcome = validate_table("silver/labs", tables["silver/labs"], suites["silver/labs"], run_id="r")
+    needs_subjects = {"subject_enrolled", "not_before_consent", "study_day_consistent"}
+    assert _not_checked(outcome) == {name: "not checked: silver/subjects not published" for name in needs_subjects}
+    assert dict(outcome.not_checked) == {name: "silver/subjects not published" for name in needs_subjects}
+    assert outcome.should_publish and outcome.failed_errors == ()
+    assert "not checked: " in outcome.message
+
+
+def test_an_empty_context_table_or_column_skips_the_checks_that_need_it(suites) -> None:
+    tables = clean_tables()
+    empty = {**tables, "silver/subjects": pl.DataFrame()}  # what read_table gives for a table never published
+    assert set(_not_checked(validate(suites, empty, "silver/visits"))) == {"subject_enrolled", "not_before_consent", "study_day_consistent"}
+    no_consent = {**tables, "silver/subjects": tables["silver/subjects"].with_columns(pl.lit(None, pl.Date).alias("RFICDT"))}
+    set_cell(no_consent, "silver/labs", 0, "LBDT", CONSENT - dt.timedelta(days=9))  # would fail were it checked
+    set_cell(no_consent, "silver/labs", 0, "LBDY", -11)
+    outcome = validate(suites, no_consent, "silver/labs")
+    assert _not_checked(outcome) == {"not_before_consent": "not checked: silver/subjects.RFICDT has no values"}
+    assert outcome.failed_errors == () and outcome.quarantined == ()
+
+
+def test_columns_the_source_did_not_send_skip_their_checks(suites) -> None:
+    tables = clean_tables()
+    set_cell(tables, "silver/subjects", 0, "RFICDT", None)
+    outcome = validate(suites, tables, "silver/subjects", unavailable={"RFICDT": "DM variable RFICDTC not sent"})
+    assert _not_checked(outcome) == {
+        "consent_date_present": "not checked: DM variable RFICDTC not sent",
+        "first_dose_not_before_consent": "not checked: DM variable RFICDTC not sent",
+    }
+    assert outcome.failed_warnings == ()
 
 
 def test_table_must_match_suite(suites) -> None:
@@ -160,6 +215,7 @@ expectations:
     type: expect_column_values_to_be_between
     kwargs: {column: AVAL, min_value: 0, max_value: 10}
     severity: error
+    scope: table
     rationale: a range
 """
 
@@ -210,6 +266,7 @@ def test_row_condition_on_column_pair_rejected(tmp_path: Path) -> None:
     kwargs: {column_A: AVAL, column_B: AVAL}
     when: {USUBJID: S1}
     severity: warn
+    scope: table
     rationale: r
 """
     with pytest.raises(SuiteSpecError, match=r"expectations\[pair\]\.when: GX 1\.24 ignores row conditions"):
@@ -323,3 +380,61 @@ def test_config_context_tables_match_the_hand_built_ones() -> None:
     assert built["config/visits"].equals(expected["config/visits"])
     with pytest.raises(ValueError, match="arms and visits must not be empty"):
         build_config_context(arms={}, visits=["Baseline"])
+
+
+ROW_RULE = """\
+  - name: aval_known
+    type: expect_column_values_to_not_be_null
+    kwargs: {column: AVAL}
+    severity: error
+    scope: row
+    fix: send the value
+    rationale: r
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD_SUITE.replace("    scope: table\n", ""), r"expectations\[aval_range\]\.scope: None must be 'row'"),
+        (GOOD_SUITE.replace("scope: table", "scope: row"), r"expectations\[aval_range\]\.fix \(what the site must do"),
+        (GOOD_SUITE.replace("scope: table", "scope: table\n    fix: x"), r"expectations\[aval_range\]\.fix: only row-scope"),
+        (GOOD_SUITE + ROW_RULE, r"row-scope error expectations \['aval_known'\] .* must list source_sha256"),
+        (GOOD_SUITE.replace("AVAL: Float64}", "AVAL: Float64, source_sha256: String}") + ROW_RULE.replace(
+            "expect_column_values_to_not_be_null\n    kwargs: {column: AVAL}", "expect_table_row_count_to_be_between\n    kwargs: {min_value: 1}"),
+         r"expectations\[aval_known\]\.scope: expect_table_row_count_to_be_between tests the whole table"),
+    ],
+)
+def test_every_expectation_says_whether_it_quarantines_rows_or_holds_the_table(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SuiteSpecError, match=message):
+        load_suites(write_suite(tmp_path, text))
+
+
+def test_every_shipped_row_rule_says_what_the_site_must_do_without_values(suites) -> None:
+    row_rules = [(t, e) for t, s in suites.items() for e in s.expectations if e.scope == "row"]
+    assert row_rules
+    for table, exp in row_rules:
+        assert exp.fix and "{" not in exp.fix, (table, exp.name)
+        assert exp.reason().startswith(f"{exp.name}: ")
+    assert all(e.scope == "table" for t, s in suites.items() if t.startswith("gold/") for e in s.expectations)
+
+
+def test_nightly_summary_says_what_was_held_back_failed_quarantined_or_not_checked(suites) -> None:
+    tables = labs_with_implausible_hgb()
+    outcomes = [validate(suites, tables, "silver/labs"),
+                validate_table("silver/visits", tables["silver/visits"], suites["silver/visits"], run_id="run-7")]
+    summary = render_nightly_summary(
+        run_id="run-7", intake=[], rejections=pl.DataFrame(schema=REJECTION_SCHEMA), outcomes=outcomes,
+        ct_series=pl.DataFrame(), ct_volumetry=pl.DataFrame(),  # never published: nothing to list
+        status="incomplete: held back silver/subjects (x); everything else was published",
+        held_back=[("silver/subjects", "failed table rule(s) has_rows; previous version kept", "gold use its previous version")],
+        failures=[("publish DICOM", "OSError: disk full")], not_sent=["DM.RFICDTC"],
+    )
+    md = summary.markdown
+    assert "**Status**: incomplete: held back silver/subjects (x); everything else was published" in md
+    assert "| silver/subjects | failed table rule(s) has_rows; previous version kept | gold use its previous version |" in md
+    assert "| publish DICOM | OSError: disk full |" in md
+    assert "| silver/labs | published | value_not_above_physiological_max | - | 1 |" in md
+    assert "| silver/visits | subject_enrolled | silver/subjects not published |" in md
+    assert "| DM | - | Expected SDTM variable RFICDTC not sent by any export |" in md
+    assert "Every series was measured." in md

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--matrix", type=int, default=64, help="in-plane CT matrix (64 by default, up to 512)")
     generate.add_argument("--slices", type=int, default=40, help="CT slices per series")
     generate.add_argument("--sites", type=int, default=3, choices=(2, 3))
+    generate.add_argument("--mess", type=float, default=0.0, metavar="RATE",
+                          help="rate (0-1) of every kind of deliberate mess in the clinical exports (truth/quarantine.csv)")
 
     run = commands.add_parser("run", help="run a flow once, in process")
     run.add_argument("flow", choices=("nightly",))
@@ -79,11 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from trialake.synth import generate_trial
+    from trialake.synth import SynthParams, generate_trial
+    from trialake.synth.params import MessParams
 
     try:
+        if not 0.0 <= args.mess <= 1.0:
+            raise ValueError(f"--mess: must be in 0..1, got {args.mess}")
         trial = generate_trial(
-            args.out_dir, subjects=args.subjects, seed=args.seed, matrix=args.matrix, slices=args.slices, sites=args.sites
+            args.out_dir, subjects=args.subjects, seed=args.seed, matrix=args.matrix, slices=args.slices, sites=args.sites,
+            params=SynthParams(mess=MessParams.uniform(args.mess)),
         )
     except ValueError as exc:
         raise CommandError(_one_line(exc)) from exc
@@ -93,16 +99,13 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from trialake.config import ConfigError, read_settings
-    from trialake.pacs import PacsError, check_pacs
-    from trialake.pipeline import open_storage
+    from trialake.pipeline.startup import StartupError, check_can_start
 
     try:
         settings = read_settings(landing=args.landing, lake=args.lake, environ=os.environ, config_path=args.config,
                                  pacs=args.pacs)
-        if settings.pacs is not None:  # first: nothing is created when the PACS cannot be used
-            check_pacs(settings.pacs)
-        open_storage(settings)
-    except (ConfigError, OSError, PacsError) as exc:
+        check_can_start(settings)
+    except (ConfigError, StartupError) as exc:
         raise CommandError(_one_line(exc)) from exc
     options = {"lease_wait_s": args.lease_wait, "lease_ttl_s": args.lease_ttl, "pacs": args.pacs}
     runner = {"kind": args.task_runner, "address": args.dask_address, "n_workers": args.workers}
@@ -123,21 +126,30 @@ def _receive(args: argparse.Namespace) -> int:
 def _run_nightly(
     *, landing: str, lake: str, config: str | None, options: dict | None = None, runner: dict | None = None, quiet: bool = False
 ) -> int:
+    """Run the nightly flow: 0 when everything publishable was published, 1 when a table was held
+    back or a stage failed (the rest was published; the report is still printed), 2 when another
+    run holds the lake."""
     from flows.nightly import nightly
     from flows.runners import build_task_runner
     from trialake.lake.lease import LeaseHeld
+    from trialake.pipeline.run_report import RunIncomplete
 
     flow = nightly.with_options(task_runner=build_task_runner(**runner)) if runner else nightly
-    try:
-        summary = flow(landing=landing, lake=lake, config=config, **(options or {}))
-    except LeaseHeld as exc:
-        print(f"trialake run nightly: {_one_line(exc)}", file=sys.stderr)
+    state = flow(landing=landing, lake=lake, config=config, **(options or {}), return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, LeaseHeld):
+        print(f"trialake run nightly: {_one_line(result)}", file=sys.stderr)
         return 2
-    except Exception as exc:  # the flow run is Failed; say why in one line
-        print(f"trialake run nightly: failed: {_one_line(exc)}", file=sys.stderr)
+    if isinstance(result, RunIncomplete):
+        if not quiet:
+            print(json.dumps(result.report, default=_jsonable, indent=2))
+        print(f"trialake run nightly: {_one_line(result)}", file=sys.stderr)
+        return 1
+    if isinstance(result, BaseException):  # the flow run is Failed; say why in one line
+        print(f"trialake run nightly: failed: {type(result).__name__}: {_one_line(result)}", file=sys.stderr)
         return 1
     if not quiet:
-        print(json.dumps(summary, default=_jsonable, indent=2))
+        print(json.dumps(result, default=_jsonable, indent=2))
     return 0
 
 
@@ -164,9 +176,9 @@ def _demo(args: argparse.Namespace) -> int:
     landing, lake = out / "landing", out / "lake"
     print(f"synthetic trial: {landing} (truth in {out / 'truth'})")
     status = _run_nightly(landing=str(landing.resolve()), lake=str(lake.resolve()), config=None, quiet=True)
-    if status == 0:
+    if (lake / "gold" / "endpoints").exists():  # also after a run that held something back
         print(_endpoint_table(str(lake.resolve()), truth=out / "truth" / "effects.json"))
-        for name in ("endpoints.html", "qc/index.html", "data_dictionary.html"):
+        for name in ("endpoints.html", "qc/index.html", "data_dictionary.html", "nightly_summary.html"):
             print(f"report: {lake / 'reports' / name}")
     return status
 

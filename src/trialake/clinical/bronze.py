@@ -1,4 +1,5 @@
-"""Bronze clinical rows: subject mapped to USUBJID, allow-listed SDTM columns only, dates shifted."""
+"""Bronze clinical rows: subject mapped to USUBJID, allow-listed SDTM columns only, free text
+cleaned (``cleaning.py``), ages over 89 capped, dates shifted."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from trialake.clinical.cleaning import COLUMN_POLICIES, compute_phi_tokens, derive_clean_columns, identifying_columns
 from trialake.clinical.common import join_reasons, split_rejected
 from trialake.clinical.dates import PRECISION_DAY, dtc_parts, shifted_dtc
 from trialake.clinical.readers import ClinicalFileError, ParsedFile
+from trialake.freetext import CLINICAL_VOCABULARY
 
 __all__ = ["BronzeConfig", "DEFAULT_DOMAIN_VARIABLES", "derive_bronze_clinical"]
 
@@ -36,12 +39,19 @@ DEFAULT_DOMAIN_VARIABLES: Mapping[str, frozenset[str]] = {
 }
 
 
+#: The version of the bronze rules; a lake whose bronze was written by another version re-reads its exports.
+BRONZE_VERSION = "2"
+
+
 @dataclass(frozen=True)
 class BronzeConfig:
     """domain_variables: allow-list of SDTM variables per domain code (default
-    DEFAULT_DOMAIN_VARIABLES); a domain not listed is refused as a whole file."""
+    DEFAULT_DOMAIN_VARIABLES); a domain not listed is refused as a whole file.
+    column_policies / vocabulary: how allow-listed text is cleaned (see ``cleaning.py``)."""
 
     domain_variables: Mapping[str, frozenset[str]] = field(default_factory=lambda: DEFAULT_DOMAIN_VARIABLES)
+    column_policies: Mapping[str, str] = field(default_factory=lambda: COLUMN_POLICIES)
+    vocabulary: frozenset[str] = CLINICAL_VOCABULARY
 
 
 def derive_bronze_clinical(
@@ -65,9 +75,15 @@ def derive_bronze_clinical(
     """
     allowed = config.domain_variables.get(parsed.domain)
     if allowed is None:
-        raise ClinicalFileError(f"{parsed.name}: domain {parsed.domain} is not supported")
-    frame = _with_subject(parsed, _normalized_key(key))
+        raise ClinicalFileError(f"domain {parsed.domain} is not supported")
+    normalized_key = _normalized_key(key)
+    frame = _with_subject(parsed, normalized_key)
     keep = [c for c in parsed.frame.columns if c in allowed and c != "USUBJID"]
+    phi = compute_phi_tokens([*normalized_key["PATIENT_ID"].to_list(), *(
+        v for c in identifying_columns(parsed.frame.columns) for v in parsed.frame[c].cast(pl.String).unique().to_list())])
+    frame = derive_clean_columns(frame, [c for c in keep if not c.endswith("DTC")], phi_tokens=phi,
+                                 vocabulary=config.vocabulary, decimal_mark=parsed.decimal_mark,
+                                 policies=config.column_policies)
     frame = _with_shift(frame, date_shift)
     dtc_columns = [c for c in keep if c.endswith("DTC")]
     date_exprs, date_reasons = [], []
@@ -110,7 +126,7 @@ def _with_subject(parsed: ParsedFile, key: pl.DataFrame) -> pl.DataFrame:
     frame, columns = parsed.frame, set(parsed.frame.columns)
     by_site = {"SITEID", "PATIENT_ID"} <= columns
     if "USUBJID" not in columns and not by_site:
-        raise ClinicalFileError(f"{parsed.name}: no subject columns; need USUBJID or SITEID and PATIENT_ID")
+        raise ClinicalFileError("no subject columns; need USUBJID or SITEID and PATIENT_ID")
     sent = pl.col("USUBJID").str.strip_chars() if "USUBJID" in columns else pl.lit(None, pl.String)
     frame = frame.with_columns(sent.alias("_sent"))
     if by_site:

@@ -12,7 +12,7 @@ __all__ = [
     "LINEAGE_COLUMNS",
     "REJECTION_SCHEMA",
     "require_columns",
-    "quoted",
+    "presence",
     "rejections_from",
     "split_rejected",
     "split_exact_duplicates",
@@ -41,18 +41,10 @@ def join_reasons(*reasons: pl.Expr) -> pl.Expr:
     return pl.when(joined != "").then(joined)
 
 
-_NUMBER_LIKE = r"^[0-9.,<>=≤≥+\-eE\s'\u00a0\u202f]{1,30}$"
-_CODED = r"^[^\n]{1,40}$"
-_DIGIT_RUN = r"\d{4,}"
-
-
-def quoted(text: pl.Expr, *, numeric: bool) -> pl.Expr:
-    """The cell quoted for a rejection reason, or a placeholder when it might carry identifying
-    free text. numeric=True: only number-like text is echoed (results, ranges, doses); else
-    short coded values (test names, units, terms) without runs of 4+ digits (MRNs, phones)."""
-    safe = text.str.contains(_NUMBER_LIKE) if numeric else text.str.contains(_CODED) & ~text.str.contains(_DIGIT_RUN)
-    withheld = pl.format("(text withheld, {} characters)", text.str.len_chars())
-    return pl.when(text.is_null()).then(pl.lit("(empty)")).when(safe).then(pl.format("'{}'", text)).otherwise(withheld)
+def presence(column: str) -> pl.Expr:
+    """"empty" or "given" for a cell, so that a reason can say which of several cells was
+    unusable without quoting any of them (reasons never carry cell values)."""
+    return pl.when(pl.col(column).str.strip_chars().fill_null("") == "").then(pl.lit("empty")).otherwise(pl.lit("given"))
 
 
 def rejections_from(rejected: pl.DataFrame, reason: str, *, stage: str) -> pl.DataFrame:

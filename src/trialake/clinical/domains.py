@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import polars as pl
 
 from trialake.clinical.common import (
     LINEAGE_COLUMNS,
     join_reasons,
-    quoted,
+    presence,
     rejections_from,
     require_columns,
     split_exact_duplicates,
@@ -23,7 +24,11 @@ from trialake.clinical.numbers import with_number
 from trialake.clinical.standardize import MeasurementStandards, default_standards, derive_standardized
 
 __all__ = [
+    "REQUIRED_ONE_OF",
+    "VARIABLE_ROLES",
     "AdverseEventConfig",
+    "absent_variables",
+    "missing_required_variables",
     "SubjectConfig",
     "derive_adverse_events",
     "derive_exposure",
@@ -34,6 +39,81 @@ __all__ = [
 ]
 
 _MARK = pl.col("decimal_mark")
+
+Role = Literal["Required", "Expected", "Permissible"]
+
+
+def _roles(required: tuple[str, ...], expected: tuple[str, ...], permissible: tuple[str, ...]) -> dict[str, Role]:
+    return {**dict.fromkeys(permissible, "Permissible"), **dict.fromkeys(expected, "Expected"),
+            **dict.fromkeys(required, "Required")}
+
+
+_IDENTIFIERS = ("STUDYID", "DOMAIN", "SITEID", "VISITNUM", "VISIT", "EPOCH")
+#: SDTM variable roles per domain, as this lake applies them (SDTMIG v3.4 core designations, adapted):
+#:
+#: - Required: a file of the domain without the variable is rejected as a whole, naming it: no row
+#:   can be used without it.
+#: - Expected: when no file of the domain sends it, the checks that need it are skipped and the run
+#:   summary says so; the rows are published.
+#: - Permissible: used when sent, nothing said when not.
+#:
+#: Departures from the SDTMIG, because the lake derives or does without some variables and cannot
+#: use a row without others: identifiers (STUDYID, DOMAIN, --SEQ, SUBJID) are Permissible, since the
+#: file name gives the domain and the subject key the subject (a row names its subject by USUBJID or
+#: by SITEID + PATIENT_ID, checked when the file is read); SEX, COUNTRY, ACTARMCD and ACTARM
+#: (Required in the SDTMIG) are Expected; the date of a finding or event and a result's unit
+#: (Expected in the SDTMIG) are Required, because results are placed in time and standardized.
+VARIABLE_ROLES: Mapping[str, Mapping[str, Role]] = {
+    "DM": _roles(
+        required=("ARMCD", "ARM"),
+        expected=("RFSTDTC", "RFENDTC", "RFICDTC", "SEX", "AGE", "AGEU", "ACTARMCD", "ACTARM", "COUNTRY", "RACE", "SITEID"),
+        permissible=(*_IDENTIFIERS, "RFXSTDTC", "RFXENDTC", "DTHFL", "ETHNIC"),
+    ),
+    "EX": _roles(
+        required=("EXTRT", "EXSTDTC"),
+        expected=("EXDOSE", "EXDOSU", "EXENDTC"),
+        permissible=(*_IDENTIFIERS, "EXSEQ", "EXDOSFRM", "EXDOSFRQ", "EXROUTE"),
+    ),
+    "SV": _roles(required=("VISITNUM", "SVSTDTC"), expected=("VISIT", "SVENDTC"), permissible=("STUDYID", "DOMAIN", "SITEID", "EPOCH")),
+    "LB": _roles(
+        required=("LBORRES", "LBORRESU", "LBDTC"),
+        expected=("LBORNRLO", "LBORNRHI", "LBTESTCD", "LBTEST"),
+        permissible=(*_IDENTIFIERS, "LBSEQ", "LBCAT", "LBSCAT", "LBSPEC", "LBMETHOD", "LBLOINC", "LBSTAT", "LBFAST"),
+    ),
+    "FT": _roles(
+        required=("FTORRES", "FTORRESU", "FTDTC"),
+        expected=("FTTESTCD", "FTTEST"),
+        permissible=(*_IDENTIFIERS, "FTSEQ", "FTSTAT"),
+    ),
+    "RE": _roles(
+        required=("REORRES", "REORRESU", "REDTC"),
+        expected=("RETESTCD", "RETEST"),
+        permissible=(*_IDENTIFIERS, "RESEQ", "RESTAT"),
+    ),
+    "AE": _roles(
+        required=("AEDECOD", "AESTDTC"),
+        expected=("AESER", "AEREL", "AEENDTC", "AEBODSYS"),
+        permissible=(*_IDENTIFIERS, "AESEQ", "AESOC", "AEPTCD", "AELLT", "AESEV", "AETOXGR", "AEACN", "AEOUT"),
+    ),
+}
+#: Groups of which a file must send at least one (the test's code or its name: either identifies it).
+REQUIRED_ONE_OF: Mapping[str, tuple[tuple[str, ...], ...]] = {
+    "LB": (("LBTESTCD", "LBTEST"),), "FT": (("FTTESTCD", "FTTEST"),), "RE": (("RETESTCD", "RETEST"),),
+}
+
+
+def missing_required_variables(domain: str, columns: Collection[str]) -> list[str]:
+    """The Required variables (and one-of groups, as ``A or B``) of ``domain`` not in ``columns``."""
+    roles = VARIABLE_ROLES.get(domain, {})
+    missing = [v for v, role in roles.items() if role == "Required" and v not in columns]
+    groups = REQUIRED_ONE_OF.get(domain, ())
+    return missing + [" or ".join(group) for group in groups if not set(group) & set(columns)]
+
+
+def absent_variables(domain: str, columns: Collection[str], role: Role) -> list[str]:
+    """The variables of ``role`` in ``domain`` that are not in ``columns`` (bronze: a date variable
+    --DTC is there as --DTC and --DT), in the order of the roles table."""
+    return [v for v, r in VARIABLE_ROLES.get(domain, {}).items() if r == role and v not in columns]
 
 
 @dataclass(frozen=True)
@@ -134,9 +214,9 @@ def derive_subjects(
             ),
             _not_number_reason("AGE", "_age"),
             pl.when(pl.col("_age").is_not_null() & (pl.col("_age") != pl.col("_age").round(0)))
-            .then(pl.format("AGE {} is not a whole number", quoted(pl.col("AGE"), numeric=True))),
+            .then(pl.lit("AGE is not a whole number")),
             pl.when(pl.col("SEX").is_not_null() & pl.col("_sex").is_null())
-            .then(pl.format("SEX {} is not a recognised value", quoted(pl.col("SEX"), numeric=False))),
+            .then(pl.lit("SEX is not a recognised value")),
         ).alias("_reason")
     )
     frame, rejected = split_rejected(frame, "_reason", stage="clinical_dm")
@@ -155,15 +235,16 @@ def derive_subjects(
 
 def derive_visits(bronze_sv: pl.DataFrame, *, subjects: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """silver/visits and rejections (stage "clinical_sv"). Rejects: exact duplicates, VISITNUM
-    not a number, empty VISIT, missing or partial SVSTDTC."""
-    require_columns(bronze_sv, ["USUBJID", "VISITNUM", "VISIT", "SVSTDT", *LINEAGE_COLUMNS], argument="bronze_sv")
+    not a number, empty VISIT (when the export has the variable), missing or partial SVSTDTC."""
+    require_columns(bronze_sv, ["USUBJID", "VISITNUM", "SVSTDT", *LINEAGE_COLUMNS], argument="bronze_sv")
+    visit_sent = "VISIT" in bronze_sv.columns  # Expected: without it visits are known by number only
     frame = with_sdtm_columns(bronze_sv, ["USUBJID", "VISITNUM", "VISIT", "SVSTDT", "decimal_mark"])
     frame, duplicates = split_exact_duplicates(frame, stage="clinical_sv")
     frame = with_number(frame, "VISITNUM", decimal_mark=_MARK.fill_null("."), alias="_visitnum").with_columns(
         join_reasons(
             _not_number_reason("VISITNUM", "_visitnum"),
             pl.when(pl.col("VISITNUM").is_null()).then(pl.lit("VISITNUM is empty")),
-            _empty_reason("VISIT"),
+            _empty_reason("VISIT") if visit_sent else pl.lit(None, pl.String),
             _missing_date_reason("SVSTDT"),
         ).alias("_reason")
     )
@@ -209,8 +290,11 @@ def derive_adverse_events(
     """silver/adverse_events and rejections (stage "clinical_ae"). Severity from AESEV, else from
     AETOXGR; seriousness Y/N; relatedness standardized (may be empty). Rejects: exact
     duplicates, empty AEDECOD, missing/partial AESTDTC, unrecognised severity, seriousness or
-    relatedness (the value is named)."""
+    relatedness (the value is named). An export without AESEV and AETOXGR, or without AESER
+    (Expected/Permissible variables), leaves severity or seriousness empty instead."""
     require_columns(bronze_ae, ["USUBJID", "AEDECOD", "AESTDT", *LINEAGE_COLUMNS], argument="bronze_ae")
+    severity_sent = bool({"AESEV", "AETOXGR"} & set(bronze_ae.columns))
+    seriousness_sent = "AESER" in bronze_ae.columns
     frame = with_sdtm_columns(
         bronze_ae, ["USUBJID", "AEDECOD", "AEBODSYS", "AESEV", "AETOXGR", "AESER", "AEREL", "AESTDT", "AEENDT"]
     )
@@ -226,18 +310,14 @@ def derive_adverse_events(
         join_reasons(
             _empty_reason("AEDECOD"),
             _missing_date_reason("AESTDT"),
-            pl.when(pl.col("_sev").is_null()).then(
-                pl.format(
-                    "severity not recognised (AESEV {}, AETOXGR {})",
-                    quoted(pl.col("AESEV"), numeric=False),
-                    quoted(pl.col("AETOXGR"), numeric=False),
-                )
+            pl.when(pl.col("_sev").is_null() & pl.lit(severity_sent)).then(
+                pl.format("severity not recognised (AESEV {}, AETOXGR {})", presence("AESEV"), presence("AETOXGR"))
             ),
-            pl.when(pl.col("_ser").is_null()).then(
-                pl.format("AESER {} is not Y or N", quoted(pl.col("AESER"), numeric=False))
+            pl.when(pl.col("_ser").is_null() & pl.lit(seriousness_sent)).then(
+                pl.format("AESER {} is not Y or N", presence("AESER"))
             ),
             pl.when(pl.col("AEREL").is_not_null() & pl.col("_rel").is_null())
-            .then(pl.format("AEREL {} is not a recognised causality", quoted(pl.col("AEREL"), numeric=False))),
+            .then(pl.lit("AEREL is not a recognised causality")),
         ).alias("_reason")
     )
     frame, rejected = split_rejected(frame, "_reason", stage="clinical_ae")
@@ -294,6 +374,4 @@ def _missing_date_reason(date_column: str) -> pl.Expr:
 
 
 def _not_number_reason(column: str, parsed: str) -> pl.Expr:
-    return pl.when(pl.col(column).is_not_null() & pl.col(parsed).is_null()).then(
-        pl.format(f"{column} {{}} is not a number", quoted(pl.col(column), numeric=True))
-    )
+    return pl.when(pl.col(column).is_not_null() & pl.col(parsed).is_null()).then(pl.lit(f"{column} is not a number"))

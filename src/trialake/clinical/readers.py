@@ -28,8 +28,9 @@ _C1_CONTROLS = re.compile(rb"[\x80-\x9f]")
 
 
 class ClinicalFileError(ValueError):
-    """A clinical landing file cannot be read as a whole. The message names the file (base name
-    only) and the problem and carries no cell values, so it can be used as a rejection reason."""
+    """A clinical landing file cannot be read as a whole. The message names the problem and
+    carries no file name (names can carry PHI; restricted/landing_files maps the file's sha256 to
+    its path) and no cell value, so it can be used as a rejection reason."""
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,15 @@ def parse_clinical_file(
     domain = domain_from_name(base)
     suffix = PurePosixPath(base).suffix.lower()
     if suffix == ".csv":
-        text, used_encoding = _decode(base, data, encoding)
+        text, used_encoding = _decode(data, encoding)
         sep = delimiter or _sniff_delimiter(text)
-        frame = _read_csv_text(base, text, sep)
+        frame = _read_csv_text(text, sep)
         mark = decimal_mark or ("," if sep == ";" else ".")
         return ParsedFile(base, domain, frame, used_encoding, sep, mark, excel_epoch or 1900)
     if suffix == ".xlsx":
-        frame, epoch = _read_xlsx(base, data)
+        frame, epoch = _read_xlsx(data)
         return ParsedFile(base, domain, frame, None, None, decimal_mark or ".", excel_epoch or epoch)
-    raise ClinicalFileError(f"{base}: unsupported file type {suffix or '(none)'!r}; expected .csv or .xlsx")
+    raise ClinicalFileError("unsupported file type; expected .csv or .xlsx")
 
 
 def domain_from_name(base: str) -> str:
@@ -89,25 +90,25 @@ def domain_from_name(base: str) -> str:
     match = re.match(r"([a-z]{2})", base)
     if match is None:
         raise ClinicalFileError(
-            f"{base}: file name must start with the lower-case two-letter SDTM domain code (e.g. lb_site2.csv)"
+            "file name must start with the lower-case two-letter SDTM domain code (e.g. lb_site2.csv)"
         )
     return match.group(1).upper()
 
 
-def _decode(base: str, data: bytes, encoding: str | None) -> tuple[str, str]:
+def _decode(data: bytes, encoding: str | None) -> tuple[str, str]:
     if encoding is not None:
         try:
             return data.decode(encoding), encoding
         except LookupError:
-            raise ClinicalFileError(f"{base}: unknown encoding {encoding!r}") from None
+            raise ClinicalFileError(f"unknown encoding {encoding!r}") from None
         except UnicodeDecodeError as exc:
-            raise ClinicalFileError(f"{base}: not valid {encoding} at byte {exc.start}") from None
+            raise ClinicalFileError(f"not valid {encoding} at byte {exc.start}") from None
     for bom, codec in _BOMS:
         if data.startswith(bom):
             try:
                 return data.decode(codec), codec
             except UnicodeDecodeError:
-                raise ClinicalFileError(f"{base}: has a {codec} byte-order mark but is not valid {codec}") from None
+                raise ClinicalFileError(f"has a {codec} byte-order mark but is not valid {codec}") from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -120,7 +121,7 @@ def _decode(base: str, data: bytes, encoding: str | None) -> tuple[str, str]:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError:
         raise ClinicalFileError(
-            f"{base}: encoding not recognised (not UTF-8, Latin-1 or Windows-1252); pass the encoding for this source"
+            "encoding not recognised (not UTF-8, Latin-1 or Windows-1252); pass the encoding for this source"
         ) from None
 
 
@@ -131,12 +132,12 @@ def _sniff_delimiter(text: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _read_csv_text(base: str, text: str, sep: str) -> pl.DataFrame:
+def _read_csv_text(text: str, sep: str) -> pl.DataFrame:
     if not text.strip():
-        raise ClinicalFileError(f"{base}: file is empty")
+        raise ClinicalFileError("file is empty")
     header = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=sep))
     if len({name.strip().upper() for name in header}) != len(header):
-        raise ClinicalFileError(f"{base}: duplicate column names in the header")
+        raise ClinicalFileError("duplicate column names in the header")
     try:
         frame = pl.read_csv(
             io.BytesIO(text.encode("utf-8")),
@@ -146,38 +147,38 @@ def _read_csv_text(base: str, text: str, sep: str) -> pl.DataFrame:
             row_index_offset=1,
         )
     except pl.exceptions.PolarsError as exc:
-        raise ClinicalFileError(f"{base}: not a well-formed {sep!r}-separated file ({type(exc).__name__})") from None
-    return _finish_frame(base, frame)
+        raise ClinicalFileError(f"not a well-formed {sep!r}-separated file ({type(exc).__name__})") from None
+    return _finish_frame(frame)
 
 
-def _read_xlsx(base: str, data: bytes) -> tuple[pl.DataFrame, Literal[1900, 1904]]:
+def _read_xlsx(data: bytes) -> tuple[pl.DataFrame, Literal[1900, 1904]]:
     import openpyxl  # imported here: only XLSX sources pay for it
     from openpyxl.utils.datetime import CALENDAR_MAC_1904
 
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for corrupt archives
-        raise ClinicalFileError(f"{base}: not a readable XLSX workbook ({type(exc).__name__})") from None
+        raise ClinicalFileError(f"not a readable XLSX workbook ({type(exc).__name__})") from None
     try:
         epoch: Literal[1900, 1904] = 1904 if workbook.epoch == CALENDAR_MAC_1904 else 1900
         rows = list(workbook.worksheets[0].iter_rows(values_only=True))
     finally:
         workbook.close()
     if not rows:
-        raise ClinicalFileError(f"{base}: first worksheet is empty")
+        raise ClinicalFileError("first worksheet is empty")
     width = max(len(row) for row in rows)
     header = [_cell_text(cell) for cell in rows[0]] + [None] * (width - len(rows[0]))
     body = [[_cell_text(cell) for cell in row] + [None] * (width - len(row)) for row in rows[1:]]
     keep = [i for i, h in enumerate(header) if h is not None or any(r[i] is not None for r in body)]
     if any(header[i] is None for i in keep):
-        raise ClinicalFileError(f"{base}: a column holding data has no header name")
+        raise ClinicalFileError("a column holding data has no header name")
     columns = {str(header[i]): [r[i] for r in body] for i in keep}
     if len(columns) != len(keep):
-        raise ClinicalFileError(f"{base}: duplicate column names in the header")
+        raise ClinicalFileError("duplicate column names in the header")
     frame = pl.DataFrame(columns, schema={c: pl.String for c in columns}).with_row_index(
         "source_row", offset=1
     )
-    return _finish_frame(base, frame), epoch
+    return _finish_frame(frame), epoch
 
 
 def _cell_text(value: object) -> str | None:
@@ -195,17 +196,17 @@ def _cell_text(value: object) -> str | None:
     return str(value)
 
 
-def _finish_frame(base: str, frame: pl.DataFrame) -> pl.DataFrame:
+def _finish_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """Upper-case/strip header names, type source_row, drop rows that are entirely empty."""
     names = {c: c if c == "source_row" else c.strip().lstrip("\ufeff").strip().upper() for c in frame.columns}
     if len(set(names.values())) != len(names):
-        raise ClinicalFileError(f"{base}: duplicate column names in the header")
+        raise ClinicalFileError("duplicate column names in the header")
     if any(not n for n in names.values()):
-        raise ClinicalFileError(f"{base}: empty column name in the header")
+        raise ClinicalFileError("empty column name in the header")
     frame = frame.rename(names)
     data_cols = [c for c in frame.columns if c != "source_row"]
     if not data_cols:
-        raise ClinicalFileError(f"{base}: no columns")
+        raise ClinicalFileError("no columns")
     return frame.with_columns(pl.col("source_row").cast(pl.Int64)).filter(
         pl.any_horizontal(pl.col(data_cols).str.strip_chars().ne("").fill_null(False))
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from trialake.clinical.common import join_reasons, quoted
+from trialake.clinical.common import join_reasons
 from trialake.clinical.mapping import TestMapping, load_test_mapping
 from trialake.clinical.numbers import censor_operator, format_number, with_number
 from trialake.clinical.units import (
@@ -120,23 +120,18 @@ def _reasons(
 ) -> pl.Expr:
     """Every problem of a row that did not standardize, '; '-joined."""
     mapping = standards.mapping
-    sent_name = pl.coalesce([c for c in test_columns if c in columns] or [pl.lit(None, pl.String)])
-    result_text = quoted(pl.col(result), numeric=True)
+    names = "/".join(c for c in test_columns if c in columns) or "test name"
     return join_reasons(
         pl.when(pl.col("_code").is_null()).then(
-            pl.format(
-                f"unknown test name {{}} (not in {mapping.domain} mapping {mapping.version})",
-                quoted(sent_name, numeric=False),
-            )
+            pl.lit(f"unknown test name ({names} not in {mapping.domain} mapping {mapping.version})")
         ),
         pl.col("_unit_reason"),
         pl.when(pl.col(result).str.strip_chars().fill_null("") == "").then(pl.lit(f"{result} is empty"))
         .when(pl.lit(not allow_censored) & censor_operator(pl.col(result)).is_not_null())
-        .then(pl.format(f"{result} {{}} is censored; only exact values are accepted here", result_text))
-        .when(pl.col("_value").is_null()).then(pl.format(f"{result} {{}} is not a number", result_text)),
+        .then(pl.lit(f"{result} is censored; only exact values are accepted here"))
+        .when(pl.col("_value").is_null()).then(pl.lit(f"{result} is not a number")),
         *[
-            pl.when(pl.col(c).is_not_null() & pl.col(alias).is_null())
-            .then(pl.format(f"{c} {{}} is not a number", quoted(pl.col(c), numeric=True)))
+            pl.when(pl.col(c).is_not_null() & pl.col(alias).is_null()).then(pl.lit(f"{c} is not a number"))
             for c, alias in ranges
         ],
     )
@@ -162,7 +157,8 @@ def _factor_table(frame: pl.DataFrame, standards: MeasurementStandards) -> pl.Da
         factor, reason = None, None
         try:
             if not unit:
-                raise UnitConversionError(f"unit is empty (standard for {code} is {spec.unit})")
+                raise UnitConversionError(f"unit is empty (standard for {code} is {spec.unit})",
+                                          reason=f"unit is empty (standard is {spec.unit})")
             bases = (split_basis(unit, standards.units)[1], split_basis(spec.unit, standards.units)[1])
             factor = compute_conversion_factor(
                 unit,
@@ -172,7 +168,7 @@ def _factor_table(frame: pl.DataFrame, standards: MeasurementStandards) -> pl.Da
                 basis_factor=standards.basis_factors.get((code, *bases)) if bases[0] != bases[1] else None,
             )
         except UnitConversionError as exc:
-            reason = f"{code}: {exc}"
+            reason = f"{code}: {exc.reason}"
         rows.append((code, unit, factor, reason, spec.name, spec.loinc, spec.unit))
     schema = {
         "_code": pl.String, "_unit_key": pl.String, "_factor": pl.Float64, "_unit_reason": pl.String,

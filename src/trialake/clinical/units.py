@@ -19,7 +19,13 @@ _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
 
 
 class UnitConversionError(ValueError):
-    """A unit cannot be read or converted; the message is a rejection reason."""
+    """A unit cannot be read or converted. The message names the unit (for configuration errors);
+    ``reason`` says the same without quoting it (for rejection reasons, which never carry cell
+    values)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ def _quantity(unit: str, catalog: UnitCatalog) -> pint.Quantity:
     try:
         return _registry().parse_expression(spelled)
     except (pint.errors.PintError, SyntaxError, TypeError, ValueError, AttributeError):
-        raise UnitConversionError(f"unknown unit {unit!r}") from None
+        raise UnitConversionError(f"unknown unit {unit!r}", reason="unit not recognised") from None
 
 
 def compute_conversion_factor(
@@ -93,10 +99,9 @@ def compute_conversion_factor(
     """
     (source, source_basis), (target, target_basis) = split_basis(unit, catalog), split_basis(standard_unit, catalog)
     if source_basis != target_basis and basis_factor is None:
-        raise UnitConversionError(
-            f"unit {unit!r} is {source_basis or 'without a basis'}, standard is {target_basis or 'without a basis'}; "
-            "not converted without a configured factor"
-        )
+        basis = (f"is {source_basis or 'without a basis'}, standard is {target_basis or 'without a basis'}; "
+                 "not converted without a configured factor")
+        raise UnitConversionError(f"unit {unit!r} {basis}", reason=f"unit {basis}")
     q_source, q_target = _quantity(source, catalog), _quantity(target, catalog)
     candidates = [q_source]
     if per_mole is not None:
@@ -106,4 +111,5 @@ def compute_conversion_factor(
         if candidate.dimensionality == q_target.dimensionality:
             factor = float(candidate.to(q_target.units).magnitude / q_target.magnitude)
             return factor * (basis_factor if source_basis != target_basis else 1.0)
-    raise UnitConversionError(f"unit {unit!r} cannot be converted to {standard_unit!r}")
+    raise UnitConversionError(f"unit {unit!r} cannot be converted to {standard_unit!r}",
+                              reason=f"unit cannot be converted to {standard_unit}")

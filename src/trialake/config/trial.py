@@ -142,6 +142,8 @@ def load_trial_config(path: str | Path | None = None) -> TrialConfig:
         raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start}); save the configuration as UTF-8 YAML") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML ({_one_line(str(exc))})") from exc
     if not isinstance(raw, dict):

@@ -35,6 +35,14 @@ SOP_CLASS_FAMILIES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.7.2": "SC", "1.2.840.10008.5.1.4.1.1.7.3": "SC",
     "1.2.840.10008.5.1.4.1.1.7.4": "SC",
 }
+#: Transfer syntaxes ingested: native, and the image compressions whose frames the ingest can
+#: search for embedded text (see ``pixels.py``) or that carry none (RLE).
+SUPPORTED_TRANSFER_SYNTAXES = frozenset({
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
+})
 _SCREENSHOT_TYPES = frozenset({"SCREEN SHOT", "SCREENSHOT", "SCREEN CAPTURE"})
 _RESEND = "ask the site to re-send the file"
 
@@ -107,6 +115,10 @@ def parse_part10(data: bytes) -> Part10File:
     if syntax == DeflatedExplicitVRLittleEndian:
         raise Rejected("ingest_dicom", "deflated transfer syntax is not supported: re-export the images "
                        "uncompressed or with an image compression (RLE, JPEG lossless, JPEG-LS, JPEG 2000)")
+    if syntax not in SUPPORTED_TRANSFER_SYNTAXES:
+        name = UID(syntax).name if UID(syntax).type == "Transfer Syntax" else "an unregistered transfer syntax"
+        raise Rejected("ingest_dicom", f"transfer syntax {name} is not supported: re-export the images "
+                       "uncompressed or with an image compression (RLE, JPEG lossless, JPEG-LS, JPEG 2000)")
     return _locate_pixels(view, syntax, data, stop)
 
 
@@ -165,7 +177,7 @@ def check_sop_class(view: RawView) -> str | None:
         return None
     if not sop_class:
         return "no SOP Class UID (0008,0016), so the object type is unknown (file truncated or not an image); " + _RESEND
-    name = UID(sop_class).name if sop_class.startswith("1.2.840.10008.") else "a private SOP class"
+    name = UID(sop_class).name if UID(sop_class).type else "an unregistered or private SOP class"
     return (f"unsupported object type {name}: only CT, MR, PET and secondary-capture images are "
             "ingested; remove it from the landing area if it is not needed")
 
@@ -193,9 +205,11 @@ def check_burned_in(view: RawView) -> str | None:
     return None
 
 
-def check_pixel_data(part10: Part10File, data: bytes, *, decode: bool) -> str | None:
-    """Pixel data present and complete; compressed pixel data decodes with an installed plugin.
-    Native pixel data is checked by length, which needs no decoding."""
+def check_pixel_data(part10: Part10File, data: bytes, *, decode: bool, high_bits: bool = True) -> str | None:
+    """Pixel data present and complete; compressed pixel data decodes with an installed plugin
+    and (``high_bits``) has no bit set outside the stored range, which could hold an overlay
+    that only re-encoding could remove. Native pixel data is checked by length, which needs no
+    decoding (its unused bits are cleared on the copy)."""
     view = part10.view
     if not part10.has_pixels:
         return "no Pixel Data (7FE0,0010): file truncated or not an image; " + _RESEND
@@ -219,12 +233,30 @@ def check_pixel_data(part10: Part10File, data: bytes, *, decode: bool) -> str | 
         "samples_per_pixel": view.integer(_SAMPLES) or 1, "number_of_frames": view.integer(_NUMBER_OF_FRAMES) or 1,
         "photometric_interpretation": view.text(_PHOTOMETRIC), "planar_configuration": view.integer(_PLANAR) or 0,
     }
+    stored_range = _stored_range(view) if high_bits else None
+    outside = False
     try:  # decoding every frame is the check; the header dataset is not touched, frames are not kept
-        for _frame, _meta in get_decoder(syntax).iter_array(
+        for frame, _meta in get_decoder(syntax).iter_array(
                 data[part10.value_start:part10.pixel_end], raw=True, **options):
-            pass
+            if stored_range is not None and frame.size:
+                outside |= int(frame.min()) < stored_range[0] or int(frame.max()) > stored_range[1]
     except Exception as exc:  # any plugin failure means the pixels are unusable
         return (f"compressed pixel data ({syntax.name}) cannot be decoded ({type(exc).__name__}): "
                 f"corrupt data or a compression without an installed decoder; ask the site to re-send "
                 f"it uncompressed or losslessly compressed")
+    if outside:
+        return (f"compressed pixel data ({syntax.name}) has bits set outside Bits Stored/High Bit, where an "
+                "overlay or annotation may be drawn; it cannot be removed without re-encoding the image: ask "
+                "the site to re-send the images uncompressed")
     return None
+
+
+def _stored_range(view: RawView) -> tuple[int, int] | None:
+    """(lowest, highest) pixel value that Bits Stored allows, when it is narrower than Bits
+    Allocated; None otherwise."""
+    allocated, stored = view.integer(_BITS_ALLOCATED), view.integer(_BITS_STORED)
+    if not allocated or not stored or stored >= allocated:
+        return None
+    if view.integer(_PIXEL_REPRESENTATION):
+        return -(1 << (stored - 1)), (1 << (stored - 1)) - 1
+    return 0, (1 << stored) - 1

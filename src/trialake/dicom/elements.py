@@ -14,7 +14,10 @@ from collections.abc import MutableSequence
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 from pydicom.multival import MultiValue
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 _ASCII_VRS = frozenset({"UI", "CS", "DS", "IS", "DA", "TM", "DT", "AS"})
 _TEXT_VRS = frozenset({"AE", "LO", "SH", "PN", "ST", "LT", "UT", "UC", "UR"})
@@ -34,7 +37,8 @@ def tag_of(keyword: str) -> int:
     return int(tag)
 
 
-def _dictionary_vr(tag: int) -> str:
+def dictionary_vr(tag: int) -> str:
+    """The data dictionary's VR of a tag ("UN" for a tag the dictionary does not know)."""
     try:
         return dictionary_VR(tag)
     except KeyError:
@@ -48,8 +52,11 @@ class RawView:
     def __init__(self, ds: Dataset, *, charset: Charset | None = None) -> None:
         # plain int keys: set and dict lookups with pydicom's BaseTag keys go through a Python __eq__
         implicit, little = ds.original_encoding
-        self._set(ds, {int(tag): elem for tag, elem in ds.items()}, implicit=bool(implicit), little=little is not False,
-                  charset=charset if charset is not None else ds.original_character_set)
+        implicit, little = bool(implicit), little is not False
+        charset = charset if charset is not None else ds.original_character_set
+        elements = {int(tag): elem if elem.is_raw or elem.VR == "SQ" else _raw_again(elem, implicit, little, charset)
+                    for tag, elem in ds.items()}
+        self._set(ds, elements, implicit=implicit, little=little, charset=charset)
 
     @classmethod
     def of_elements(cls, elements: dict[int, RawDataElement], *, implicit: bool, little: bool,
@@ -72,15 +79,22 @@ class RawView:
 
     def vr(self, tag: int) -> str:
         """VR of a present element; implicit-VR files carry none, so the dictionary's is used."""
-        return self.elements[tag].VR or _dictionary_vr(tag)
+        return self.elements[tag].VR or dictionary_vr(tag)
 
-    def values(self, tag: int) -> list[str]:
-        """All values as stripped strings ([] when absent or empty)."""
+    def values(self, tag: int, *, vr: str | None = None) -> list[str]:
+        """All values as stripped strings ([] when absent or empty). ``vr``: decode the value as
+        this VR (the data dictionary's) rather than the one written in the file; a value of VR
+        UN is decoded as the dictionary's VR."""
         elem = self.elements.get(tag)
         if elem is None:
             return []
         if elem.is_raw:
-            vr, raw = self.vr(tag), elem.value or b""
+            vr, raw = vr or self.vr(tag), elem.value or b""
+            if vr == "UN":
+                vr = dictionary_vr(tag)
+            if vr != elem.VR and vr not in _ASCII_VRS and not (vr in _TEXT_VRS and self._codec):
+                elem = RawDataElement(elem.tag, vr, elem.length, elem.value, elem.value_tell, elem.is_implicit_VR,
+                                      elem.is_little_endian)
             if vr in _ASCII_VRS or (vr in _TEXT_VRS and self._codec):
                 text = raw.decode("ascii" if vr in _ASCII_VRS else self._codec, "replace")
                 return [v.strip(" \x00") for v in text.split("\\")] if raw else []
@@ -119,6 +133,18 @@ class RawView:
         """The first value as an int, or None."""
         value = self.number(tag)
         return int(value) if value is not None else None
+
+
+def _raw_again(elem: DataElement, implicit: bool, little: bool, charset: Charset) -> RawDataElement:
+    """An element pydicom already converted (it reads Specific Character Set eagerly) as the raw
+    element it was, so that every element of a view is copied the same way."""
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = implicit, little
+    write_data_element(buffer, elem, [charset] if isinstance(charset, str) else list(charset))
+    encoded = buffer.getvalue()
+    header = 8 if implicit or elem.VR not in EXPLICIT_VR_LENGTH_32 else 12
+    value = encoded[header:]
+    return RawDataElement(elem.tag, None if implicit else elem.VR, len(value), value, 0, implicit, little)
 
 
 def _float(text: str) -> float | None:

@@ -15,6 +15,7 @@ import polars as pl
 
 from trialake.dicom.checks import (
     SOP_CLASS_FAMILIES,
+    Part10File,
     Rejected,
     check_burned_in,
     check_dates_not_modified,
@@ -25,6 +26,7 @@ from trialake.dicom.checks import (
 )
 from trialake.dicom.deid import deidentify, encode_part10
 from trialake.dicom.elements import RawView, tag_of
+from trialake.dicom.pixels import NativeLayout, PixelTextError, compute_clean_encapsulated, compute_clean_native
 from trialake.dicom.profile import DeidParams
 from trialake.dicom.subject_key import SubjectKey
 from trialake.lake.landing import compute_sha256
@@ -240,18 +242,46 @@ def _ingest_file(path: str, data: bytes, sha: str, *, key: SubjectKey, secret: b
     part10 = parse_part10(data)
     view = part10.view
     _fail_if(STAGE_INGEST, check_sop_class(view))
-    _fail_if(STAGE_INGEST, check_pixel_data(part10, data, decode=params.verify_pixel_data))
+    _fail_if(STAGE_INGEST, check_pixel_data(part10, data, decode=params.verify_pixel_data,
+                                            high_bits=params.guards("pixel-high-bits")))
     try:
         usubjid = key.lookup(view)
     except LookupError as exc:
         raise Rejected(STAGE_INGEST, str(exc), retry_on_key_change=True) from None
     _fail_if(STAGE_DEID, check_burned_in(view))
     _fail_if(STAGE_DEID, check_dates_not_modified(view))
+    return _deidentified_instance(part10, data, sha, path, usubjid=usubjid, secret=secret, params=params,
+                                  run_id=run_id)
+
+
+def reclean_copy(name: str, data: bytes, *, usubjid: str, source_sha256: str, secret: bytes, params: DeidParams,
+                 pseudonyms: frozenset[str], run_id: str) -> tuple[AcceptedInstance, dict[str, str]]:
+    """A de-identified copy (``bronze/dicom/<name>``) cleaned again under the current rules, for a
+    copy whose landing file is gone: its pseudonymous UIDs (``pseudonyms``) and moved dates stay
+    as they are; UIDs an older version kept are replaced now, as a fresh ingest would."""
+    part10 = parse_part10(data)
+    return _deidentified_instance(part10, data, source_sha256, name, usubjid=usubjid, secret=secret, params=params,
+                                  run_id=run_id, pseudonyms=pseudonyms)
+
+
+def _deidentified_instance(part10: Part10File, data: bytes, sha: str, path: str, *, usubjid: str, secret: bytes,
+                           params: DeidParams, run_id: str, pseudonyms: frozenset[str] | None = None,
+                           ) -> tuple[AcceptedInstance, dict[str, str]]:
+    """The de-identified copy of an accepted file: pixel text removed, header de-identified."""
     syntax = part10.transfer_syntax
     try:
-        deid_view, uids = deidentify(view, usubjid=usubjid, secret=secret, params=params)
+        pixel_element = _clean_pixel_element(part10, data, params)
+    except PixelTextError as exc:
+        raise Rejected(STAGE_DEID, f"pixel data: {exc}, so text embedded in it cannot be removed; ask the site "
+                       "to re-send the images uncompressed") from None
+    try:
+        deid_view, uids = deidentify(part10.view, usubjid=usubjid, secret=secret, params=params, pseudonyms=pseudonyms)
+        if pixel_element is not None and part10.encapsulated:  # frames moved: the extended offsets are stale
+            for tag in _EXTENDED_OFFSETS:
+                deid_view.elements.pop(tag, None)
+        original = memoryview(data)[part10.pixel_start:part10.pixel_end]
         parts = encode_part10(deid_view, transfer_syntax=syntax,
-                              pixel_element=memoryview(data)[part10.pixel_start:part10.pixel_end])
+                              pixel_element=original if pixel_element is None else pixel_element)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError, EOFError, NotImplementedError,
             UnicodeError) as exc:
         raise Rejected(STAGE_DEID, f"could not be de-identified safely ({type(exc).__name__} while rewriting "
@@ -261,6 +291,33 @@ def _ingest_file(path: str, data: bytes, sha: str, *, key: SubjectKey, secret: b
     name = f"{usubjid}/{row['study_id']}/{row['series_id']}/{row['sop_id']}_{sha[:16]}.dcm"
     row["object_name"] = name
     return AcceptedInstance(name, parts, row, path), uids
+
+
+_EXTENDED_OFFSETS = (tag_of("ExtendedOffsetTable"), tag_of("ExtendedOffsetTableLengths"))
+_BITS_ALLOCATED, _BITS_STORED, _HIGH_BIT, _PIXEL_REPRESENTATION, _FRAMES = map(tag_of, (
+    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "NumberOfFrames"))
+
+
+def _clean_pixel_element(part10: Part10File, data: bytes, params: DeidParams) -> bytes | None:
+    """The pixel data element without embedded text (comment segments of compressed frames, bits
+    outside the stored range of native pixels), or None when there was none to remove."""
+    view, header = part10.view, data[part10.pixel_start:part10.value_start]
+    value = memoryview(data)[part10.value_start:part10.pixel_end]
+    if part10.encapsulated:
+        if not params.guards("pixel-comments"):
+            return None
+        cleaned = compute_clean_encapsulated(value, part10.transfer_syntax,
+                                             number_of_frames=view.integer(_FRAMES) or 1)
+        return None if cleaned is None else header + cleaned
+    allocated = view.integer(_BITS_ALLOCATED) or 0
+    if not params.guards("pixel-high-bits") or not allocated:
+        return None
+    stored = view.integer(_BITS_STORED) or allocated
+    high_bit = view.integer(_HIGH_BIT)
+    layout = NativeLayout(allocated, stored, stored - 1 if high_bit is None else high_bit,
+                          bool(view.integer(_PIXEL_REPRESENTATION)), view.little)
+    cleaned = compute_clean_native(value, layout)
+    return None if cleaned is None else header + cleaned
 
 
 def _fail_if(stage: str, reason: str | None) -> None:

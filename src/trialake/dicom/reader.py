@@ -26,7 +26,9 @@ _VR_NAMES = {vr.encode("ascii"): vr for vr in STANDARD_VR}  # encoded VR -> its 
 _EXPLICIT_HEADER, _IMPLICIT_HEADER, _U32 = struct.Struct("<HH2sH"), struct.Struct("<HHI"), struct.Struct("<I")
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_PIXEL_DATA, _CHARSET, _TRANSFER_SYNTAX = 0x7FE00010, 0x00080005, 0x00020010
+#: pydicom's ``stop_before_pixels`` stops at any of these: Float, Double Float and Pixel Data.
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_CHARSET, _TRANSFER_SYNTAX = 0x00080005, 0x00020010
 _META_START = 132
 _PYDICOM_SYNTAXES = frozenset({ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian})
 
@@ -71,7 +73,7 @@ def _elements(data: bytes, offset: int, end: int, implicit: bool, *, stop_at_pix
     elements: dict[int, RawDataElement] = {}
     while offset + 8 <= end:
         tag, vr, length, value = _header(data, offset, implicit)
-        if stop_at_pixels and tag == _PIXEL_DATA:
+        if stop_at_pixels and tag in _PIXEL_TAGS:
             break
         if tag == stop_tag:
             return elements, value

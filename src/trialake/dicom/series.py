@@ -110,13 +110,13 @@ def derive_ct_series(instances: pl.DataFrame, subjects: pl.DataFrame, *, run_id:
 
 def derive_series_rejections(ct_series: pl.DataFrame) -> pl.DataFrame:
     """silver/rejections rows (stage ``series_qc``) for axial stacks that failed QC: the files were
-    ingested, but the series cannot be measured. ``source_sha256`` is the stack's first file; the
-    reason names the pseudonymous series UID, which restricted/uid_map leads back to the original."""
+    ingested, but the series cannot be measured. ``source_sha256`` is the stack's first file (its
+    row in bronze/dicom_instances names the series); the reason names the rule, no UID."""
     return ct_series.filter((pl.col("stack_kind") == "axial_volume") & (pl.col("status") == "unusable")).select(
         "source_sha256",
         pl.lit(None, pl.Int64()).alias("source_row"),
         pl.lit("series_qc").alias("stage"),
-        pl.format("series {} (stack {}, {} files) cannot be measured: {}", "series_id", "stack", "n_instances",
+        pl.format("series of this file (stack {}, {} files) cannot be measured: {}", "stack", "n_instances",
                   "qc_reasons").alias("reason"),
         "run_id",
     )

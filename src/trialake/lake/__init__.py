@@ -5,7 +5,7 @@ Parquet object that is replaced in a single step (a rename on disk, one PUT on S
 sees either the previous or the new version of a partition, never a half-written file.
 """
 from trialake.lake.lease import Lease, LeaseHeld, LeaseLost, acquire_lease
-from trialake.lake.landing import LandingFile, compute_sha256, list_landing_files, object_version, read_landing_bytes
+from trialake.lake.landing import LandingFile, compute_sha256, is_hidden, list_landing_files, object_version, read_landing_bytes
 from trialake.lake.storage import (
     Lake,
     TableWrite,
@@ -34,6 +34,7 @@ __all__ = [
     "copy_object",
     "delete_partition",
     "delete_table",
+    "is_hidden",
     "list_landing_files",
     "object_version",
     "open_lake",

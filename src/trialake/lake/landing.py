@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -35,8 +36,15 @@ def _read_local(paths: Iterable[str]) -> dict[str, bytes | OSError]:
     return out
 
 
+#: A file Trialake itself is writing (a staging file renamed into place when complete, see
+#: ``write_object``): not a landed file yet.
+_IN_FLIGHT = re.compile(r"^\.[0-9a-f]{32}\.partial$")
+
+
 def list_landing_files(landing: Lake, subdir: str) -> list[LandingFile]:
-    """Every file under ``<landing>/<subdir>/`` (recursively), sorted by path; hidden files skipped."""
+    """Every file under ``<landing>/<subdir>/`` (recursively), sorted by path, hidden names and
+    folders included (the stages decide what to do with them); only files that Trialake's own
+    writers are still writing are left out."""
     root = landing.path(subdir)
     if not landing.fs.exists(root):
         return []
@@ -44,9 +52,14 @@ def list_landing_files(landing: Lake, subdir: str) -> list[LandingFile]:
     files = [
         LandingFile(relpath=f"{subdir}/{path[len(root) + 1:]}", size=int(info["size"]), version=object_version(info))
         for path, info in found.items()
-        if info.get("type") == "file" and not any(part.startswith(".") for part in path[len(root) + 1 :].split("/"))
+        if info.get("type") == "file" and not _IN_FLIGHT.match(path.rsplit("/", 1)[-1])
     ]
     return sorted(files, key=lambda f: f.relpath)
+
+
+def is_hidden(relpath: str) -> bool:
+    """Whether a landing path has a hidden file or folder name (starting with '.') below its area."""
+    return any(part.startswith(".") for part in relpath.split("/")[1:])
 
 
 def object_version(info: Mapping) -> str:

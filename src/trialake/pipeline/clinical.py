@@ -1,6 +1,12 @@
-"""Clinical stage: new or changed exports into bronze (one partition per source file), then silver."""
+"""Clinical stage: new or changed exports into bronze (one partition per source file), then silver.
+
+Nothing here stops the run: a file that cannot be read, or lacks a Required SDTM variable, is one
+rejection; a row that fails a row rule is quarantined; a table that fails a table rule is held back
+(its previous version stays published) and the summary says so, while every other table goes on.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -17,25 +23,30 @@ from trialake.clinical import (
     derive_visits,
     parse_clinical_file,
 )
-from trialake.clinical.common import split_unknown_subjects
+from trialake.clinical.bronze import BRONZE_VERSION
+from trialake.clinical.common import LINEAGE_COLUMNS, split_unknown_subjects
+from trialake.clinical.domains import absent_variables, missing_required_variables
 from trialake.clinical.readers import domain_from_name
-from trialake.lake import compute_sha256, delete_partition, read_landing_bytes, read_table
+from trialake.lake import compute_sha256, delete_partition, is_hidden, read_landing_bytes, read_table
 from trialake.pipeline.context import RunContext
-from trialake.pipeline.params import lab_standards
-from trialake.pipeline.quality import QualityGate, forget_source_results, outcomes_of, publish_checked, raise_if_blocked
-from trialake.quality import ValidationOutcome
 from trialake.pipeline.freshness import is_stale, mark_fresh
-from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
+from trialake.pipeline.inventory import derive_manifest, hidden_rejection, list_area, read_manifest, select_new, write_manifest
+from trialake.pipeline.params import lab_standards
+from trialake.pipeline.quality import HeldBack, QualityGate, forget_source_results, held_back_of, outcomes_of, publish_checked
 from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
 from trialake.pipeline.rejections import publish_rejections
+from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
+from trialake.quality import ValidationOutcome
 
 AREA = "clinical"
 STAGE = "clinical_read"
+SUBJECTS = "silver/subjects"
 
 
 @dataclass(frozen=True)
 class ClinicalBronzeSummary:
-    """What the bronze clinical step did (``changed_domains``: domains loaded or dropped)."""
+    """What the bronze clinical step did (``changed_domains``: domains loaded or dropped;
+    ``held_back``: exports whose bronze table rules failed, read again next run)."""
 
     files_new: int
     files_rejected: int
@@ -43,6 +54,7 @@ class ClinicalBronzeSummary:
     rows_rejected: int
     changed_domains: tuple[str, ...]
     quality: tuple[ValidationOutcome, ...] = ()
+    held_back: tuple[HeldBack, ...] = ()
 
 
 def ingest_clinical_bronze(
@@ -51,38 +63,52 @@ def ingest_clinical_bronze(
     """Load new or changed clinical exports into ``bronze/<domain>``; drop those that left landing."""
     manifest = read_manifest(ctx)
     listed = list_area(ctx, AREA)
-    new = select_new(listed, manifest)
+    reread = is_written_under_other_rules(ctx, AREA, BRONZE_VERSION)  # every export again (see rules_state)
+    new = listed if reread else select_new(listed, manifest)
     contents = read_landing_bytes(ctx.landing, [f.relpath for f in new])
     hashed = {path: compute_sha256(data) for path, data in contents.items()}
     shift_frame = shifts if ctx.settings.trial.deidentification.shift_dates else None
-    rejections, changed, loaded, files_rejected, outcomes = [], set(), 0, 0, []
+    rejections, changed, loaded, files_rejected, outcomes, retry = [], set(), 0, 0, [], set()
     for relpath, data in contents.items():
         bronze, rejected, domain = _bronze_of_file(relpath, data, hashed[relpath], key, shift_frame, ctx.run_id)
         rejections.append(rejected)
         files_rejected += bronze is None
         if bronze is not None:
-            table = f"bronze/{domain.lower()}"
-            outcomes.append(publish_checked(ctx, gate, table, bronze, source_sha256=hashed[relpath],
-                                            partition_by=["source_sha256"], mode="replace_partitions"))
+            outcome = publish_checked(ctx, gate, f"bronze/{domain.lower()}", bronze, source_sha256=hashed[relpath],
+                                      partition_by=["source_sha256"], mode="replace_partitions")
+            outcomes.append(outcome)
+            if outcome is not None and not outcome.should_publish:
+                retry.add(relpath)  # held back: its previous version stays, the file is read again next run
+                continue
             loaded += bronze.height
             changed.add(domain)
-    updated = derive_manifest(manifest, AREA, listed, hashed)
+    updated = derive_manifest(manifest, AREA, listed, hashed, retry=retry)
     changed |= _drop_sources_gone(ctx, manifest, updated)
     new_rejections = pl.concat(rejections) if rejections else pl.DataFrame(schema=REJECTION_SCHEMA)
-    publish_rejections(ctx, new_rejections, stages=[STAGE], reprocessed=set(hashed.values()))
+    settled = {sha for path, sha in hashed.items() if path not in retry}
+    publish_rejections(ctx, new_rejections.filter(pl.col("source_sha256").is_in(list(settled))), stages=[STAGE],
+                       reprocessed=None if reread else settled)
     write_manifest(ctx, updated)
+    if not retry:  # a held-back export keeps its earlier version, so the area is not all under these rules yet
+        mark_rules(ctx, AREA, BRONZE_VERSION)
     rows_rejected = new_rejections.filter(pl.col("source_row").is_not_null()).height
-    raise_if_blocked(outcomes)
-    return ClinicalBronzeSummary(len(new), files_rejected, loaded, rows_rejected, tuple(sorted(changed)), tuple(outcomes_of(outcomes)))
+    return ClinicalBronzeSummary(len(new), files_rejected, loaded, rows_rejected, tuple(sorted(changed)),
+                                 tuple(outcomes_of(outcomes)), held_back_of(outcomes))
 
 
 def _bronze_of_file(
     relpath: str, data: bytes, sha256: str, key: pl.DataFrame, shifts: pl.DataFrame | None, run_id: str
 ) -> tuple[pl.DataFrame | None, pl.DataFrame, str]:
-    """Bronze rows and rejections of one export; a file that cannot be read is one rejection."""
+    """Bronze rows and rejections of one export; a file that cannot be used is one rejection whose
+    reason says why (never its name: it may carry identifying text; the sha256 finds it)."""
+    if is_hidden(relpath):
+        return None, pl.DataFrame([hidden_rejection(sha256, run_id, STAGE)], schema=REJECTION_SCHEMA), ""
     name = relpath.rsplit("/", 1)[-1]
     try:
         parsed = parse_clinical_file(name, data)
+        if missing := missing_required_variables(parsed.domain, parsed.frame.columns):
+            raise ClinicalFileError(f"required SDTM variable(s) {', '.join(missing)} missing from this "
+                                    f"{parsed.domain} export: re-export it with them (SDTM names as column headers)")
         bronze, rejected = derive_bronze_clinical(parsed, key=key, date_shift=shifts, source_sha256=sha256, run_id=run_id)
     except ClinicalFileError as exc:
         whole = pl.DataFrame(
@@ -119,10 +145,16 @@ def read_bronze_domain(ctx: RunContext, domain: str) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class ClinicalSilverSummary:
+    """What the silver clinical step did. ``missing_domains``: no bronze rows yet; ``not_sent``:
+    Expected SDTM variables no export of a domain sent (``DM.RFICDTC``), whose checks were skipped;
+    ``held_back``: tables not published this run (their previous version stays)."""
+
     tables: dict[str, int]
     rows_rejected: int
     missing_domains: tuple[str, ...]
     quality: tuple[ValidationOutcome, ...] = ()
+    held_back: tuple[HeldBack, ...] = ()
+    not_sent: tuple[str, ...] = ()
 
 
 SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_ft", "clinical_re", "clinical_ae")
@@ -130,48 +162,89 @@ SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_
 
 DOMAINS = ("DM", "EX", "SV", "LB", "FT", "RE", "AE")
 BRONZE_TABLES = tuple(f"bronze/{d.lower()}" for d in DOMAINS)
+_NO_SUBJECTS = {"USUBJID": pl.String, "RFSTDT": pl.Date}
 
 
 def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSummary | None:
     """Re-derive every silver clinical table from bronze when bronze changed since the last time
     (None when it did not). They are small; a table whose bytes do not change is not rewritten.
-    Domains with no bronze rows yet are skipped and named in the summary."""
+
+    silver/subjects is published first; every other table is then derived against the version of
+    it that readers see (the new one, or the previous one when it was held back), so a row whose
+    subject has no published DM record is rejected until it has one. A domain with no bronze rows
+    yet is named in the summary; without DM, the other domains' rows all wait for it.
+    """
     if not is_stale(ctx, "clinical_silver", BRONZE_TABLES):
         return None
     bronze = {d: read_bronze_domain(ctx, d) for d in DOMAINS}
     missing = tuple(d for d, frame in bronze.items() if frame.is_empty())
-    if "DM" in missing:
-        return ClinicalSilverSummary({}, 0, missing)
     exposure, rejected_ex = derive_exposure(bronze["EX"]) if "EX" not in missing else (_no_exposure(), _no_rejections())
-    subjects, rejected_dm = derive_subjects(bronze["DM"], exposure=exposure)
-    exposure, orphans_ex = split_unknown_subjects(exposure, subjects, stage="clinical_ex")
-    tables = {"silver/subjects": subjects, "silver/exposure": exposure}
-    rejections = [rejected_ex, rejected_dm, orphans_ex]
-    per_subject = {
+    rejections, outcomes, tables, held = [rejected_ex], [], {}, []
+    if "DM" not in missing:
+        subjects, rejected_dm = derive_subjects(bronze["DM"], exposure=exposure)
+        rejections.append(rejected_dm)
+        outcomes.append(publish_checked(ctx, gate, SUBJECTS, subjects.sort("USUBJID", maintain_order=True),
+                                        unavailable=_unavailable(subjects, bronze["DM"], "DM")))
+        tables[SUBJECTS] = subjects
+    published = read_table(ctx.lake, SUBJECTS)  # what readers see: this run's version, or the one before
+    if "DM" in missing and len(missing) < len(DOMAINS):
+        held.append(HeldBack(SUBJECTS, "no DM rows in bronze (no DM export accepted, or it left the landing area): "
+                                       + ("previous version kept" if not published.is_empty() else
+                                          "the other clinical rows wait for their subject's DM record")))
+    subjects_now = published.select(list(_NO_SUBJECTS)) if not published.is_empty() else pl.DataFrame(schema=_NO_SUBJECTS)
+    exposure, orphans_ex = split_unknown_subjects(exposure, subjects_now, stage="clinical_ex")
+    rejections.append(orphans_ex)
+    derived: dict[str, tuple[pl.DataFrame, str]] = {"silver/exposure": (exposure, "EX")}
+    for domain, (table, stage, derive) in _per_subject(ctx, subjects_now).items():
+        if domain not in missing:
+            frame, rejected = derive(bronze[domain])
+            frame, orphans = split_unknown_subjects(frame, subjects_now, stage=stage)
+            derived[table] = (frame, domain)
+            rejections += [rejected, orphans]
+    all_rejections = pl.concat([r.select(list(REJECTION_SCHEMA)).cast(REJECTION_SCHEMA) for r in rejections])
+    publish_rejections(ctx, all_rejections, stages=SILVER_STAGES, reprocessed=None)
+    for table, (frame, domain) in derived.items():
+        tables[table] = frame
+        if not frame.is_empty():
+            outcomes.append(publish_checked(ctx, gate, table, frame.sort("USUBJID", maintain_order=True),
+                                            unavailable=_unavailable(frame, bronze[domain], domain)))
+    held += held_back_of(outcomes)
+    if not held:
+        mark_fresh(ctx, "clinical_silver", BRONZE_TABLES)
+    not_sent = tuple(f"{d}.{v}" for d, frame in bronze.items() if not frame.is_empty() for v in absent_variables(d, frame.columns, "Expected"))
+    counts = {t: f.height for t, f in tables.items()}
+    return ClinicalSilverSummary(counts, all_rejections.height, missing, tuple(outcomes_of(outcomes)), tuple(held), not_sent)
+
+
+Derive = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
+
+
+def _per_subject(ctx: RunContext, subjects: pl.DataFrame) -> dict[str, tuple[str, str, Derive]]:
+    """Domain -> (silver table, rejection stage, derivation) of the domains keyed by subject."""
+    standards = lab_standards(ctx.settings.trial.labs)
+    return {
         "SV": ("silver/visits", "clinical_sv", lambda f: derive_visits(f, subjects=subjects)),
-        "LB": ("silver/labs", "labs",
-               lambda f: derive_labs(f, subjects=subjects, standards=lab_standards(ctx.settings.trial.labs))),
+        "LB": ("silver/labs", "labs", lambda f: derive_labs(f, subjects=subjects, standards=standards)),
         "FT": ("silver/sixmwt", "clinical_ft", lambda f: derive_sixmwt(f, subjects=subjects)),
         "RE": ("silver/lung_function", "clinical_re", lambda f: derive_lung_function(f, subjects=subjects)),
         "AE": ("silver/adverse_events", "clinical_ae", lambda f: derive_adverse_events(f, subjects=subjects)),
     }
-    for domain, (table, stage, derive) in per_subject.items():
-        if domain not in missing:
-            derived, rejected = derive(bronze[domain])
-            tables[table], orphans = split_unknown_subjects(derived, subjects, stage=stage)
-            rejections += [rejected, orphans]
-    all_rejections = pl.concat([r.select(list(REJECTION_SCHEMA)).cast(REJECTION_SCHEMA) for r in rejections])
-    publish_rejections(ctx, all_rejections, stages=SILVER_STAGES, reprocessed=None)
-    # silver/subjects first: the other suites check their subjects against it.
-    outcomes = [publish_checked(ctx, gate, t, f.sort("USUBJID", maintain_order=True)) for t, f in tables.items() if not f.is_empty()]
-    raise_if_blocked(outcomes)
-    mark_fresh(ctx, "clinical_silver", BRONZE_TABLES)
-    counts = {t: f.height for t, f in tables.items()}
-    return ClinicalSilverSummary(counts, all_rejections.height, missing, tuple(outcomes_of(outcomes)))
+
+
+def _unavailable(silver: pl.DataFrame, bronze: pl.DataFrame, domain: str) -> Mapping[str, str]:
+    """Columns of a silver table left empty because no export of ``domain`` sent their variable
+    (a --DTC variable gives the --DT column): their checks are skipped, not failed."""
+    out = {}
+    for variable in absent_variables(domain, bronze.columns, "Expected") + absent_variables(domain, bronze.columns, "Permissible"):
+        column = variable[:-1] if variable.endswith("DTC") else variable
+        if column in silver.columns and silver.get_column(column).null_count() == silver.height:
+            out[column] = f"{domain} variable {variable} not sent"
+    return out
 
 
 def _no_exposure() -> pl.DataFrame:
-    return pl.DataFrame(schema={"USUBJID": pl.String, "EXSTDT": pl.Date, "EXENDT": pl.Date})
+    return pl.DataFrame(schema={"USUBJID": pl.String, "EXSTDT": pl.Date, "EXENDT": pl.Date,
+                                **{c: REJECTION_SCHEMA[c] for c in LINEAGE_COLUMNS}})
 
 
 def _no_rejections() -> pl.DataFrame:

@@ -20,7 +20,7 @@ from trialake.imaging import CTVolume, VolumetryResult
 from trialake.lake import read_object, read_table, write_object, write_table
 from trialake.pacs import open_peer
 from trialake.pipeline.context import RunContext
-from trialake.pipeline.quality import QualityGate, publish_checked, raise_if_blocked
+from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
 from trialake.quality import ValidationOutcome
 
 TABLE = "silver/ct_dicom_results"
@@ -37,10 +37,14 @@ _BUILD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
 
 @dataclass(frozen=True)
 class CtResultsSummary:
+    """What the SEG/SR step did: series written and not built this run, series pushed to the
+    research PACS; ``held_back``: the index when a table rule held it back."""
+
     written: int
     failed: int
     pushed_series: int
     quality: tuple[ValidationOutcome, ...] = ()
+    held_back: tuple[HeldBack, ...] = ()
 
 
 def write_ct_results(ctx: RunContext, usubjid: str, series_id: str, files: Sequence[bytes], volume: CTVolume,
@@ -67,18 +71,17 @@ def write_ct_results(ctx: RunContext, usubjid: str, series_id: str, files: Seque
 
 
 def publish_ct_results(ctx: RunContext, gate: QualityGate, measured: Sequence[dict]) -> CtResultsSummary:
-    """Add this run's index rows to silver/ct_dicom_results, then push to the research PACS."""
+    """Add this run's index rows to silver/ct_dicom_results, then push to the research PACS what
+    the published index (without quarantined rows; its previous version when held back) lists."""
     new = [r[ROW_KEY] for r in measured if ROW_KEY in r]
-    table = _read_index(ctx)
     outcomes = []
     if new:
         fresh = pl.DataFrame(new, schema=SCHEMA, orient="row")
-        table = pl.concat([fresh, table]).unique(["series_id", "params_hash"], keep="first").sort("USUBJID", "series_id", "params_hash")
+        table = pl.concat([fresh, _read_index(ctx)]).unique(["series_id", "params_hash"], keep="first").sort("USUBJID", "series_id", "params_hash")
         outcomes.append(publish_checked(ctx, gate, TABLE, table, partition_by=["USUBJID"]))
-        raise_if_blocked(outcomes)
-    pushed = push_to_research_pacs(ctx, table) if ctx.settings.research_pacs is not None else 0
+    pushed = push_to_research_pacs(ctx, _read_index(ctx)) if ctx.settings.research_pacs is not None else 0
     failed = sum(1 for r in new if r["status"] != "written")
-    return CtResultsSummary(len(new) - failed, failed, pushed, tuple(o for o in outcomes if o is not None))
+    return CtResultsSummary(len(new) - failed, failed, pushed, tuple(outcomes_of(outcomes)), held_back_of(outcomes))
 
 
 def push_to_research_pacs(ctx: RunContext, table: pl.DataFrame) -> int:
@@ -104,6 +107,18 @@ def push_to_research_pacs(ctx: RunContext, table: pl.DataFrame) -> int:
         if done:
             _mark_pushed(ctx, table, done, target)
     return len({s for s, _ in done})
+
+
+def forget_ct_results(ctx: RunContext, series_ids: set[str]) -> None:
+    """Drop the SEG, SR and index rows of measured series that no longer exist."""
+    index = _read_index(ctx)
+    gone = index.filter(pl.col("series_id").is_in(list(series_ids)))
+    if gone.is_empty():
+        return
+    for name in [*gone["seg_object"].drop_nulls(), *gone["sr_object"].drop_nulls()]:
+        if ctx.lake.fs.exists(ctx.lake.path(name)):
+            ctx.lake.fs.rm(ctx.lake.path(name))
+    write_table(ctx.lake, TABLE, index.filter(~pl.col("series_id").is_in(list(series_ids))), partition_by=["USUBJID"])
 
 
 def _mark_pushed(ctx: RunContext, table: pl.DataFrame, done: list[tuple[str, str]], target: str) -> None:

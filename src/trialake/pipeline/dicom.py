@@ -7,7 +7,7 @@ publishes the tables once.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -19,18 +19,35 @@ from trialake.dicom import (
     AcceptedInstance,
     QUARANTINE_SCHEMA,
     UID_MAP_SCHEMA,
-    DeidParams,
     IngestBatchResult,
     SubjectKey,
     ingest_dicom_batch,
     merge_ingest_results,
+    reclean_copy,
 )
+from trialake.dicom.checks import Rejected
+from trialake.dicom.deid import DEID_VERSION
 from trialake.dicom.series import derive_ct_series, derive_series_rejections
-from trialake.lake import LandingFile, delete_partition, read_table, write_object, write_table
+from trialake.lake import (
+    LandingFile,
+    compute_sha256,
+    delete_partition,
+    is_hidden,
+    read_landing_bytes,
+    read_object,
+    read_table,
+    write_object,
+    write_table,
+)
+from trialake.pacs import is_pacs_id
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.ct_results import forget_ct_results
+from trialake.pipeline.params import deid_params
+from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
+from trialake.pipeline.volumetry import render_qc_index
 from trialake.pipeline.freshness import is_stale, mark_fresh
-from trialake.pipeline.inventory import derive_manifest, list_area, read_manifest, select_new, write_manifest
-from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
+from trialake.pipeline.inventory import derive_manifest, hidden_rejection, list_area, read_manifest, select_new, write_manifest
+from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
 from trialake.pipeline.rejections import publish_rejections
 from trialake.pipeline.sources import list_pacs_files, open_dicom_reader
 from trialake.quality import ValidationOutcome
@@ -45,12 +62,15 @@ SERIES_INPUTS = (INSTANCES, "silver/subjects")
 
 @dataclass(frozen=True)
 class DicomPlan:
-    """What this run will read: chunks of landing paths, and what earlier runs already settled."""
+    """What this run will read: chunks of landing paths, and what earlier runs already settled.
+    ``reingest``: the lake's DICOM data was de-identified under other rules or settings, so every
+    landing file is read again and every copy replaced (see ``rules_state``)."""
 
     chunks: tuple[tuple[str, ...], ...]
     listed: tuple[LandingFile, ...]
     known_sha256: frozenset[str]
     known_sop_ids: dict[str, str]
+    reingest: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,12 +82,15 @@ class ChunkOutcome:
 
 @dataclass(frozen=True)
 class DicomSummary:
+    """What the DICOM publishing step did; ``held_back``: tables not published this run."""
+
     files_new: int
     instances_accepted: int
     files_rejected: int
     series: int
     series_usable: int
     quality: tuple[ValidationOutcome, ...] = ()
+    held_back: tuple[HeldBack, ...] = ()
 
 
 def plan_dicom(ctx: RunContext, key: pl.DataFrame | None = None) -> DicomPlan:
@@ -77,6 +100,8 @@ def plan_dicom(ctx: RunContext, key: pl.DataFrame | None = None) -> DicomPlan:
     manifest = read_manifest(ctx)
     pacs = list_pacs_files(ctx, key, manifest)
     listed = list_area(ctx, AREA) + list(pacs.current)
+    if is_written_under_other_rules(ctx, AREA, DEID_VERSION):
+        return DicomPlan(split_into_chunks(listed), tuple(listed) + pacs.kept, frozenset(), {}, reingest=True)
     quarantine = read_table(ctx.lake, QUARANTINE)
     retry = set(quarantine.filter(pl.col("retry_on_key_change"))["source_sha256"]) if not quarantine.is_empty() else set()
     retry_paths = set(manifest.filter(pl.col("sha256").is_in(list(retry)))["relpath"]) if retry else set()
@@ -104,21 +129,23 @@ def split_into_chunks(files: Sequence[LandingFile]) -> tuple[tuple[str, ...], ..
     return tuple(tuple(f.relpath for f in ordered[start:end]) for start, end in zip(bounds, bounds[1:]))
 
 
-def ingest_dicom_chunk(
-    ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan, params: DeidParams = DeidParams()
-) -> ChunkOutcome:
-    """Read a chunk once (landing files or PACS instances), de-identify it, write the accepted
+def ingest_dicom_chunk(ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan) -> ChunkOutcome:
+    """Read a chunk once (landing files or PACS instances), de-identify it (with the trial
+    configuration's date shifting, the same offsets as the clinical data), write the accepted
     copies under bronze/dicom/.
 
     Files go through in windows of ``WINDOW_FILES``: read together (concurrently on S3), ingested,
     their copies written, then dropped, so a chunk holds a few megabytes rather than all of its
-    images.
+    images. Files under a hidden name or folder are rejected, not read as DICOM.
     """
     subject_key = SubjectKey.from_frame(key)
-    results = []
+    params = deid_params(ctx.settings.trial.deidentification)
+    hidden = {p for p in relpaths if not is_pacs_id(p) and is_hidden(p)}  # PACS instances have no file name
+    visible = [p for p in relpaths if p not in hidden]
+    results = [_reject_hidden(ctx, [p for p in relpaths if p in hidden])]
     with nullcontext() if ctx.lake.is_local else ThreadPoolExecutor(max_workers=8) as writers, open_dicom_reader(ctx) as read:
-        for start in range(0, len(relpaths), WINDOW_FILES):
-            window = relpaths[start : start + WINDOW_FILES]
+        for start in range(0, len(visible), WINDOW_FILES):
+            window = visible[start : start + WINDOW_FILES]
             contents = read(window)
             result = ingest_dicom_batch(
                 [(p, contents[p]) for p in window],
@@ -133,6 +160,16 @@ def ingest_dicom_chunk(
             _write_copies(ctx, result.accepted, writers)
             results.append(replace(result, accepted=tuple(replace(a, parts=()) for a in result.accepted)))
     return ChunkOutcome(merge_ingest_results(results, run_id=ctx.run_id))
+
+
+def _reject_hidden(ctx: RunContext, relpaths: Sequence[str]) -> IngestBatchResult:
+    """Rejections of files under a hidden name or folder (hashed, so the lake can name them)."""
+    hashed = []
+    for start in range(0, len(relpaths), WINDOW_FILES):
+        contents = read_landing_bytes(ctx.landing, relpaths[start : start + WINDOW_FILES])
+        hashed += [(path, compute_sha256(data)) for path, data in contents.items()]
+    rejections = tuple(hidden_rejection(sha, ctx.run_id, "ingest_dicom") for _, sha in hashed)
+    return IngestBatchResult(accepted=(), rejections=rejections, quarantine=(), uid_map=(), hashed=tuple(hashed))
 
 
 def _write_copies(ctx: RunContext, accepted: Sequence[AcceptedInstance], writers: ThreadPoolExecutor | None) -> None:
@@ -153,37 +190,63 @@ def publish_dicom(
     gate: QualityGate,
     plan: DicomPlan,
     outcomes: Sequence[ChunkOutcome],
-    subjects: pl.DataFrame,
+    *,
+    unsettled: Collection[str] = (),
 ) -> DicomSummary:
     """Merge chunk outcomes, publish instances, rejections, restricted maps and manifest; re-derive
-    silver/ct_series when the instances or the subjects changed since it was last derived."""
+    silver/ct_series when the instances or the subjects changed since it was last derived.
+
+    unsettled: landing paths of chunks whose task failed; they are read again by the next run.
+    Study days come from the published silver/subjects, whatever its state: without it a series
+    has no study day yet, and is derived again when silver/subjects changes.
+    """
     merged = merge_ingest_results([o.result for o in outcomes], run_id=ctx.run_id)
     for name in merged.stale_objects:
         ctx.lake.fs.rm(ctx.lake.path("bronze/dicom", name))
+    if plan.reingest:
+        merged = _reclean_orphans(ctx, merged)
     new_instances = merged.instances_frame()
-    instances = _merge_rows(ctx, INSTANCES, new_instances, INSTANCE_SCHEMA, key=["source_sha256"], publish=False)
-    checks = [publish_checked(ctx, gate, INSTANCES, instances, partition_by=["USUBJID"], mode="replace_partitions")] if not new_instances.is_empty() else []
+    if plan.reingest:
+        instances = new_instances.sort("source_sha256")
+    else:
+        instances = _merge_rows(ctx, INSTANCES, new_instances, INSTANCE_SCHEMA, key=["source_sha256"], publish=False)
+    mode = "replace_table" if plan.reingest else "replace_partitions"
+    publish = plan.reingest or not new_instances.is_empty()
+    checks = [publish_checked(ctx, gate, INSTANCES, instances, partition_by=["USUBJID"], mode=mode)] if publish else []
+    instances_held = bool(held_back_of(checks))
     quarantine = _merge_rows(ctx, QUARANTINE, merged.quarantine_frame(), QUARANTINE_SCHEMA, key=["source_sha256"], replace_keys=True)
+    instances = read_table(ctx.lake, INSTANCES) if instances_held else instances  # what readers see
+    instances = instances.select(list(INSTANCE_SCHEMA)).cast(INSTANCE_SCHEMA) if not instances.is_empty() else pl.DataFrame(schema=INSTANCE_SCHEMA)
+    if plan.reingest and not instances_held:
+        _remove_copies_not_in(ctx, set(instances["object_name"]))
     settled = quarantine.filter(pl.col("source_sha256").is_in(instances["source_sha256"].implode()))
     if not settled.is_empty():  # a retried file that is now accepted leaves quarantine
         write_table(ctx.lake, QUARANTINE, quarantine.join(settled, on="source_sha256", how="anti"))
     _merge_rows(ctx, UID_MAP, merged.uid_map_frame(), UID_MAP_SCHEMA, key=["original_uid"])
     hashed = dict(merged.hashed)
+    retry = set(unsettled) | ({a.landing_path for a in merged.accepted} if instances_held else set())
     rejections = merged.rejections_frame()
-    publish_rejections(ctx, rejections, stages=INGEST_STAGES, reprocessed=set(hashed.values()))
-    write_manifest(ctx, derive_manifest(read_manifest(ctx), AREA, list(plan.listed), hashed))
+    publish_rejections(ctx, rejections, stages=INGEST_STAGES, reprocessed=None if plan.reingest else set(hashed.values()))
+    write_manifest(ctx, derive_manifest(read_manifest(ctx), AREA, list(plan.listed), hashed, retry=retry))
     if instances.is_empty():
         series = pl.DataFrame()
-    elif not is_stale(ctx, "ct_series", SERIES_INPUTS):
+    elif not plan.reingest and not is_stale(ctx, "ct_series", SERIES_INPUTS):
         series = read_table(ctx.lake, "silver/ct_series")
     else:
-        series = derive_ct_series(instances, subjects.select("USUBJID", "RFSTDT"), run_id=ctx.run_id)
-        checks.append(publish_checked(ctx, gate, "silver/ct_series", series, partition_by=["USUBJID"]))
-        publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)
-        raise_if_blocked(checks)
-        mark_fresh(ctx, "ct_series", SERIES_INPUTS)
+        subjects = read_table(ctx.lake, "silver/subjects")
+        subjects = subjects.select("USUBJID", "RFSTDT") if not subjects.is_empty() else pl.DataFrame(schema={"USUBJID": pl.String, "RFSTDT": pl.Date})
+        series = derive_ct_series(instances, subjects, run_id=ctx.run_id)
+        series_check = publish_checked(ctx, gate, "silver/ct_series", series, partition_by=["USUBJID"])
+        checks.append(series_check)
+        if series_check is None or series_check.should_publish:
+            publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)
+            mark_fresh(ctx, "ct_series", SERIES_INPUTS)
+        series = read_table(ctx.lake, "silver/ct_series")
+    if plan.reingest and not held_back_of(checks):
+        _forget_volumetry_not_in(ctx, set(series["series_id"]) if not series.is_empty() else set())
     usable = series.filter(pl.col("status") == "usable").height if not series.is_empty() else 0
-    raise_if_blocked(checks)
+    if not retry and not held_back_of(checks):  # else part of the area is still as earlier rules left it
+        mark_rules(ctx, AREA, DEID_VERSION)
     return DicomSummary(
         files_new=len(hashed),
         instances_accepted=new_instances.height,
@@ -191,7 +254,68 @@ def publish_dicom(
         series=series.height,
         series_usable=usable,
         quality=tuple(outcomes_of(checks)),
+        held_back=held_back_of(checks),
     )
+
+
+def _reclean_orphans(ctx: RunContext, merged: IngestBatchResult) -> IngestBatchResult:
+    """On a re-ingest, the copies whose landing file is gone (not read again) are cleaned again
+    from the copy itself under the current rules, keeping their pseudonyms and moved dates."""
+    existing = read_table(ctx.lake, INSTANCES)
+    if existing.is_empty():
+        return merged
+    reread = {sha for _, sha in merged.hashed}
+    orphans = existing.filter(~pl.col("source_sha256").is_in(list(reread)))
+    if orphans.is_empty():
+        return merged
+    uid_map = read_table(ctx.lake, UID_MAP)
+    pseudonyms = frozenset(uid_map["pseudo_uid"]) if not uid_map.is_empty() else frozenset()
+    params = deid_params(ctx.settings.trial.deidentification)
+    accepted, rejections, uids = list(merged.accepted), list(merged.rejections), list(merged.uid_map)
+    for name, usubjid, sha in orphans.select("object_name", "USUBJID", "source_sha256").iter_rows():
+        try:
+            instance, mapped = reclean_copy(name, read_object(ctx.lake, f"bronze/dicom/{name}"), usubjid=usubjid,
+                                            source_sha256=sha, secret=ctx.secret, params=params,
+                                            pseudonyms=pseudonyms, run_id=ctx.run_id)
+        except (Rejected, FileNotFoundError) as exc:
+            reason = exc.reason if isinstance(exc, Rejected) else "the de-identified copy is missing from the lake"
+            rejections.append({"source_sha256": sha, "source_row": None, "stage": "deid", "run_id": ctx.run_id,
+                               "reason": f"copy of a file no longer in the landing area could not be cleaned "
+                                         f"again under the current rules ({reason}): land the file again"})
+            continue
+        write_object(ctx.lake, f"bronze/dicom/{instance.object_name}", instance.parts)
+        accepted.append(replace(instance, parts=()))
+        uids += [{"original_uid": o, "pseudo_uid": p, "USUBJID": usubjid, "run_id": ctx.run_id} for o, p in mapped.items()]
+    return replace(merged, accepted=tuple(accepted), rejections=tuple(rejections), uid_map=tuple(uids))
+
+
+def _remove_copies_not_in(ctx: RunContext, object_names: set[str]) -> None:
+    """Delete de-identified copies that no instance row names (written under older rules)."""
+    root = ctx.lake.path("bronze/dicom")
+    if not ctx.lake.fs.exists(root):
+        return
+    for path in ctx.lake.fs.find(root):
+        if path[len(root) + 1:] not in object_names:
+            ctx.lake.fs.rm(path)
+
+
+def _forget_volumetry_not_in(ctx: RunContext, series_ids: set[str]) -> None:
+    """Drop measurements, QC pictures, masks and DICOM SEG and SR of series that no longer exist
+    (their series UID was kept by older rules and is a pseudonym now)."""
+    volumetry = read_table(ctx.lake, "silver/ct_volumetry")
+    if volumetry.is_empty():
+        return
+    gone = volumetry.filter(~pl.col("series_id").is_in(list(series_ids)))
+    if gone.is_empty():
+        return
+    for usubjid, series_id in gone.select("USUBJID", "series_id").unique().iter_rows():
+        for path in (f"reports/qc/{usubjid}/{series_id}.png", f"silver/ct_masks/{usubjid}/{series_id}.nii.gz"):
+            if ctx.lake.fs.exists(ctx.lake.path(path)):
+                ctx.lake.fs.rm(ctx.lake.path(path))
+    kept = volumetry.join(gone.select("series_id").unique(), on="series_id", how="anti")
+    write_table(ctx.lake, "silver/ct_volumetry", kept, partition_by=["USUBJID"])
+    forget_ct_results(ctx, set(gone["series_id"]))
+    write_object(ctx.lake, "reports/qc/index.html", render_qc_index(kept).encode())
 
 
 def _merge_rows(

@@ -18,7 +18,7 @@ from trialake.imaging.volumetry import compute_params_hash
 from trialake.pipeline.freshness import is_stale, mark_fresh
 from trialake.pipeline.params import volumetry_params
 from trialake.pipeline.inventory import read_manifest
-from trialake.pipeline.quality import QualityGate, outcomes_of, publish_checked, raise_if_blocked
+from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
 from trialake.quality import ValidationOutcome
 from trialake.report import ReportOptions, render_endpoint_report
 
@@ -27,11 +27,15 @@ REPORT = "reports/endpoints.html"
 
 @dataclass(frozen=True)
 class GoldSummary:
+    """What the gold step built. ``missing_inputs``: silver tables without rows (gold is then not
+    built); ``held_back``: gold tables not published this run (their previous version stays)."""
+
     tables: dict[str, int]
     missing_inputs: tuple[str, ...]
     report: str | None
     primary: dict | None
     quality: tuple[ValidationOutcome, ...] = ()
+    held_back: tuple[HeldBack, ...] = ()
 
 
 def analysis_config(trial: TrialConfig) -> AnalysisConfig:
@@ -44,19 +48,28 @@ def analysis_config(trial: TrialConfig) -> AnalysisConfig:
 
 
 SILVER_INPUTS = tuple(f"silver/{name}" for name in MART_INPUTS)
+#: The inputs gold cannot be built without; the others may have no rows yet (no CT measured, no AE).
+REQUIRED_INPUTS = ("subjects",)
 
 
 def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
-    """Rebuild every gold table, the endpoint report and the data dictionary when silver changed
-    since the last build (None when it did not)."""
+    """Rebuild every gold table, the endpoint report and the data dictionary from the published
+    version of each silver input when silver changed since the last build (None when it did not).
+    When a gold table is held back, the report and dictionary keep their previous version and the
+    next run builds gold again."""
     if not is_stale(ctx, "gold", SILVER_INPUTS):
         return None
     silver = {name: read_table(ctx.lake, f"silver/{name}") for name in MART_INPUTS}
     if not silver["ct_volumetry"].is_empty():  # results of other methods or parameters stay in silver only
         silver["ct_volumetry"] = silver["ct_volumetry"].filter(pl.col("params_hash") == current_params_hash(ctx.settings.trial))
-    missing = tuple(f"silver/{n}" for n, frame in silver.items() if frame.is_empty())
+    silver = {name: frame if frame.width else _no_rows(gate, f"silver/{name}") for name, frame in silver.items()}
+    missing = tuple(f"silver/{n}" for n, frame in silver.items() if frame is None or (n in REQUIRED_INPUTS and frame.is_empty()))
     if missing:
-        return GoldSummary({}, missing, None, None)
+        why = f"not built: no rows yet in {', '.join(missing)}"
+        return GoldSummary({}, missing, None, None, held_back=(HeldBack("gold", why),))
+    # Imaging does not wait for DM: series of subjects without a published DM record stay in silver only.
+    enrolled = silver["subjects"]["USUBJID"].implode()
+    silver = {n: f if n == "subjects" else f.filter(pl.col("USUBJID").is_in(enrolled)) for n, f in silver.items()}
     trial = ctx.settings.trial
     marts = build_marts(silver, config=analysis_config(trial))
     arms = {"treatment_arm": trial.arms.treatment.arm, "control_arm": trial.arms.control.arm}
@@ -69,16 +82,26 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     gold = {**marts, "endpoints": endpoints, "ae_comparison": ae_comparison}
     # gold/adsl first: the other suites check their subjects against it.
     outcomes = [publish_checked(ctx, gate, f"gold/{name}", frame) for name, frame in gold.items()]
-    raise_if_blocked(outcomes)
-    report = render_endpoint_report(
-        endpoints, marts["adsl"], marts["adct"], marts["adft"], ae_comparison,
-        _provenance(ctx), options=ReportOptions(waterfall_visit=post_baseline[-1]),
-    )
-    write_object(ctx.lake, REPORT, report.encode())
+    counts = {f"gold/{n}": f.height for n, f in gold.items()}
+    if held := held_back_of(outcomes):
+        return GoldSummary(counts, (), None, None, tuple(outcomes_of(outcomes)), held)
+    if not endpoints.is_empty():  # no CT or functional endpoint value yet: no endpoint report
+        report = render_endpoint_report(
+            endpoints, marts["adsl"], marts["adct"], marts["adft"], ae_comparison,
+            _provenance(ctx), options=ReportOptions(waterfall_visit=post_baseline[-1]),
+        )
+        write_object(ctx.lake, REPORT, report.encode())
     _publish_data_dictionary(ctx, gold, silver)
     mark_fresh(ctx, "gold", SILVER_INPUTS)
-    counts = {f"gold/{n}": f.height for n, f in gold.items()}
-    return GoldSummary(counts, (), REPORT, _primary(endpoints, post_baseline[-1]), tuple(outcomes_of(outcomes)))
+    return GoldSummary(counts, (), REPORT if not endpoints.is_empty() else None, _primary(endpoints, post_baseline[-1]),
+                       tuple(outcomes_of(outcomes)))
+
+
+def _no_rows(gate: QualityGate, table: str) -> pl.DataFrame | None:
+    """An empty frame with the columns of the table's suite schema (a table never published yet),
+    or None without one."""
+    suite = gate.suites.get(table)
+    return pl.DataFrame(schema={c: getattr(pl, dtype) for c, dtype in suite.schema.items()}) if suite and suite.schema else None
 
 
 def endpoints_for_display(endpoints: pl.DataFrame) -> pl.DataFrame:

@@ -4,8 +4,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from trialake.clinical import MeasurementStandards, default_standards, load_test_mapping
-from trialake.config.trial import CTConfig, LabsConfig
+from trialake.config.trial import CTConfig, DeidConfig, LabsConfig
+from trialake.dicom import DeidParams
 from trialake.imaging import VolumetryParams
+
+
+def deid_params(deid: DeidConfig) -> DeidParams:
+    """De-identification parameters from the trial's deidentification section (the same date
+    offsets as the clinical data: shift_dates and max_shift_days)."""
+    return DeidParams(shift_dates=deid.shift_dates, max_shift_days=deid.max_shift_days)
 
 
 def volumetry_params(ct: CTConfig) -> VolumetryParams:

@@ -1,16 +1,19 @@
 """Validate before publishing: every bronze, silver and gold table passes its suite first.
 
-An ``error`` expectation that fails keeps the previous version of the table published and fails
-the stage (after the stage's other tables are handled); ``warn`` failures publish and are
-recorded. Results go to ``silver/dq_results`` (the latest validation of each table, or of each
-source file for tables validated file by file), row-level failures to ``silver/rejections``
-(stage ``dq_<zone>_<table>``).
+Rows that fail a row-scope ``error`` expectation are quarantined: the table is published without
+them and they go to ``silver/rejections`` (stage ``dq_<zone>_<table>``, reason = the rule and what
+the site must do). A failed table-scope ``error`` expectation holds the table back: its previous
+version stays published and the stage reports it (`HeldBack`), while the stage's other tables and
+the run's other stages go on. ``warn`` failures publish and are recorded. Results go to
+``silver/dq_results`` (the latest validation of each table, or of each source file for tables
+validated file by file).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import polars as pl
@@ -36,7 +39,16 @@ DQ_RESULTS_TABLE_SCHEMA = {**DQ_RESULTS_SCHEMA, "source_sha256": pl.String}
 
 
 class QualityGateError(RuntimeError):
-    """A table was not published because an error-severity expectation failed."""
+    """The quality gate cannot be used (the configured visit windows are invalid)."""
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A table this run did not publish, and why (one line, no values); readers of the table keep
+    using its previous version, if there is one."""
+
+    table: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -59,12 +71,15 @@ def load_quality_gate(ctx: RunContext, expectations_dir: Path) -> QualityGate:
 
 def publish_checked(
     ctx: RunContext, gate: QualityGate, table: str, frame: pl.DataFrame, *, source_sha256: str | None = None,
-    **write_options: Any
+    unavailable: Mapping[str, str] = MappingProxyType({}), **write_options: Any
 ) -> ValidationOutcome | None:
-    """Validate ``frame`` against the table's suite, record the results, publish it if allowed.
+    """Validate ``frame`` against the table's suite, record the results, and publish it without its
+    quarantined rows unless a table rule held it back (see the module docstring).
 
     source_sha256: the one source file ``frame`` holds, for tables validated file by file; its
-    results then replace that file's earlier ones only, not the table's.
+    results and quarantined rows then replace that file's earlier ones only, not the table's.
+    unavailable: columns of ``frame`` whose checks cannot run (column -> why, e.g. the variable
+    was not sent); those checks are reported as not checked.
     """
     suite = gate.suites.get(table)
     if suite is None:
@@ -72,30 +87,46 @@ def publish_checked(
         return None
     context = {name: gate.config_context[name] if name in gate.config_context else read_table(ctx.lake, name) for name in suite.context_tables}
     stage = "dq_" + table.replace("/", "_")
-    outcome = validate_table(table, frame, suite, context_tables=context, run_id=ctx.run_id, params=QualityParams(rejection_stage=stage))
-    _record(ctx, outcome, frame, stage, source_sha256)
+    params = QualityParams(rejection_stage=stage)
+    outcome = validate_table(table, frame, suite, context_tables=context, run_id=ctx.run_id, params=params, unavailable=unavailable)
+    kept = frame.with_row_index("_dq_position").filter(~pl.col("_dq_position").is_in(list(outcome.quarantined))).drop("_dq_position")
+    if outcome.should_publish and outcome.quarantined:  # table rules hold for what is left (rows remain, keys unique)
+        recheck = validate_table(table, kept, suite, context_tables=context, run_id=ctx.run_id, params=params, unavailable=unavailable)
+        outcome = _held_back_after_quarantine(outcome, recheck)
+    _record_results(ctx, outcome, source_sha256)
     if outcome.should_publish:
-        write_table(ctx.lake, table, frame, **write_options)
+        write_table(ctx.lake, table, kept, **write_options)
+        reprocessed = None if source_sha256 is None else {source_sha256}
+        publish_rejections(ctx, outcome.rejections, stages=[stage], reprocessed=reprocessed)
     return outcome
 
 
-def raise_if_blocked(outcomes: Iterable[ValidationOutcome | None]) -> None:
-    """Fail the stage when any of its tables was held back; the message names the expectations."""
-    blocked = [o.message for o in outcomes if o is not None and not o.should_publish]
-    if blocked:
-        raise QualityGateError("; ".join(blocked))
+def _held_back_after_quarantine(outcome: ValidationOutcome, recheck: ValidationOutcome) -> ValidationOutcome:
+    """The first validation, held back by the table rules that fail once quarantined rows are gone."""
+    if recheck.should_publish:
+        return outcome
+    failed = pl.col("expectation").is_in(list(recheck.held_back_by))
+    results = pl.concat([outcome.results.filter(~failed), recheck.results.filter(failed)]).sort(
+        pl.col("expectation").replace_strict({n: i for i, n in enumerate(outcome.results["expectation"])}, return_dtype=pl.Int64))
+    return replace(outcome, results=results, should_publish=False, held_back_by=recheck.held_back_by,
+                   failed_errors=tuple(dict.fromkeys(outcome.failed_errors + recheck.held_back_by)))
 
 
-def _record(ctx: RunContext, outcome: ValidationOutcome, frame: pl.DataFrame, stage: str, source: str | None) -> None:
+def held_back_of(outcomes: Iterable[ValidationOutcome | None]) -> tuple[HeldBack, ...]:
+    """The tables a stage held back, each with the table rules that failed."""
+    return tuple(
+        HeldBack(o.table, f"failed table rule(s) {', '.join(o.held_back_by or o.failed_errors)}; previous version kept")
+        for o in outcomes if o is not None and not o.should_publish
+    )
+
+
+def _record_results(ctx: RunContext, outcome: ValidationOutcome, source: str | None) -> None:
     new = outcome.results.cast(DQ_RESULTS_SCHEMA).with_columns(pl.lit(source, pl.String).alias("source_sha256"))
     # a file's results replace that file's, and any whole-table ones a lake written earlier holds
     same = (pl.col("table") == outcome.table) & (
         pl.col("source_sha256").eq_missing(pl.lit(source, pl.String)) | pl.col("source_sha256").is_null())
     kept = _read_dq_results(ctx).filter(~same)
     write_table(ctx.lake, DQ_RESULTS, pl.concat([kept, new]).sort("table", "source_sha256", "expectation", nulls_last=False))
-    rejections = outcome.rejections.with_columns(pl.lit(stage).alias("stage"))
-    validated = set(frame["source_sha256"].drop_nulls()) if "source_sha256" in frame.columns else None
-    publish_rejections(ctx, rejections, stages=[stage], reprocessed=validated)
 
 
 def _read_dq_results(ctx: RunContext) -> pl.DataFrame:

@@ -9,9 +9,8 @@ from trialake.dicom import SubjectKey
 from trialake.dicom.subject_key import KEY_COLUMNS
 from trialake.lake import read_landing_bytes, write_table
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.inventory import KEY_PATH
 from trialake.pseudonym import compute_date_shift_days
-
-KEY_PATH = "keys/subject_key.csv"
 
 
 class SubjectKeyError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -15,7 +15,7 @@ from trialake.imaging.volumetry import compute_params_hash
 from trialake.lake import read_object, read_table, write_object
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.ct_results import write_ct_results
-from trialake.pipeline.quality import QualityGate, publish_checked, raise_if_blocked
+from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
 from trialake.quality import ValidationOutcome
 
 TABLE = "silver/ct_volumetry"
@@ -29,6 +29,16 @@ SCHEMA = {
     "method": pl.String, "method_version": pl.String, "params_hash": pl.String,
     "qc_png": pl.String, "mask_nifti": pl.String, "source_sha256": pl.String, "run_id": pl.String,
 }
+
+
+@dataclass(frozen=True)
+class VolumetrySummary:
+    """What the volumetry step published: series measured and not measurable this run."""
+
+    measured: int
+    failed: int
+    quality: tuple[ValidationOutcome, ...] = ()
+    held_back: tuple[HeldBack, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,19 +89,38 @@ def measure_series(ctx: RunContext, job: SeriesJob, params: VolumetryParams) -> 
             **dicom_results}
 
 
-def publish_volumetry(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> ValidationOutcome | None:
-    """Add this run's results to silver/ct_volumetry (one row per series, method and parameters)
-    and rewrite the QC index page."""
+def publish_volumetry(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> VolumetrySummary:
+    """Add this run's results to silver/ct_volumetry (one row per series, method and parameters),
+    with every row's study day taken from silver/ct_series as it is now (it follows the subject's
+    first dose, which may arrive or change after the series was measured), and rewrite the QC
+    index page."""
+    failed = sum(r["status"] != "measured" for r in rows)
+    summary = VolumetrySummary(len(rows) - failed, failed)
     existing = read_table(ctx.lake, TABLE)
-    new = pl.DataFrame(list(rows), schema=SCHEMA, orient="row") if rows else pl.DataFrame(schema=SCHEMA)
-    if new.is_empty():
-        return None
     existing = existing.select(list(SCHEMA)).cast(SCHEMA) if not existing.is_empty() else pl.DataFrame(schema=SCHEMA)
-    table = pl.concat([new, existing]).unique(["series_id", "params_hash"], keep="first").sort("USUBJID", "ADY", "series_id")
+    new = pl.DataFrame(list(rows), schema=SCHEMA, orient="row") if rows else pl.DataFrame(schema=SCHEMA)
+    table = pl.concat([new, existing]).unique(["series_id", "params_hash"], keep="first")
+    order = ["USUBJID", "ADY", "series_id", "params_hash"]
+    table = _with_current_study_days(table, read_table(ctx.lake, "silver/ct_series")).sort(order, nulls_last=True)
+    if new.is_empty() and table.equals(existing.sort(order, nulls_last=True)):
+        return summary
     outcome = publish_checked(ctx, gate, TABLE, table, partition_by=["USUBJID"], mode="replace_partitions")
-    write_object(ctx.lake, "reports/qc/index.html", render_qc_index(table).encode())
-    raise_if_blocked([outcome])
-    return outcome
+    published = read_table(ctx.lake, TABLE)
+    if not published.is_empty():
+        write_object(ctx.lake, "reports/qc/index.html", render_qc_index(published).encode())
+    return replace(summary, quality=tuple(outcomes_of([outcome])), held_back=held_back_of([outcome]))
+
+
+def _with_current_study_days(table: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
+    """``ADY`` of each measured series as silver/ct_series has it now (kept for series no longer there)."""
+    if series.is_empty():
+        return table
+    current = series.select("series_id", pl.col("ADY").cast(pl.Int64).alias("_ady"), pl.lit(True).alias("_known")).unique("series_id")
+    return (
+        table.join(current, on="series_id", how="left", maintain_order="left")
+        .with_columns(pl.when(pl.col("_known")).then(pl.col("_ady")).otherwise(pl.col("ADY")).alias("ADY"))
+        .select(list(SCHEMA))
+    )
 
 
 def render_qc_index(table: pl.DataFrame) -> str:

@@ -66,13 +66,10 @@ class QualityParams:
     """Knobs of validation.
 
     max_sample_keys: distinct offending keys listed per failed expectation in ``sample_keys``.
-    reject_severities: row-level failures of these severities become ``silver/rejections`` rows
-        (default: only ``error``; ``warn`` rows are published and listed in ``dq_results``).
-    rejection_stage: the ``stage`` value of those rejection rows.
+    rejection_stage: the ``stage`` value of the rejection rows of quarantined rows.
     """
 
     max_sample_keys: int = 5
-    reject_severities: frozenset[str] = frozenset({"error"})
     rejection_stage: str = "dq"
 
 
@@ -80,10 +77,17 @@ class QualityParams:
 class ValidationOutcome:
     """Everything one table's validation produced.
 
-    results: rows for ``silver/dq_results`` (DQ_RESULTS_SCHEMA), one per expectation.
-    rejections: rows for ``silver/rejections`` (REJECTION_SCHEMA); empty without lineage columns.
-    should_publish: False when any error-severity expectation failed.
+    results: rows for ``silver/dq_results`` (DQ_RESULTS_SCHEMA), one per expectation; an
+        expectation that could not be run has ``success`` null and ``details`` "not checked: why".
+    rejections: rows for ``silver/rejections`` (REJECTION_SCHEMA), one per quarantined row.
+    should_publish: False when a table-scope error expectation failed (or a row-scope one whose
+        failing rows GX could not name).
+    quarantined: positions (0-based, in the validated frame) of the rows that failed a row-scope
+        error expectation: they are published to silver/rejections instead of the table.
     failed_errors / failed_warnings: names of failed expectations by severity.
+    held_back_by: the failed error expectations that held the table back (table scope).
+    not_checked: (expectation, why) of expectations that could not run: a context table not
+        published or without values, a variable the source did not send.
     gx_result: the GX suite validation result with row values stripped (for Data Docs), or None.
     """
 
@@ -94,22 +98,30 @@ class ValidationOutcome:
     should_publish: bool
     failed_errors: tuple[str, ...]
     failed_warnings: tuple[str, ...]
+    quarantined: tuple[int, ...] = ()
+    not_checked: tuple[tuple[str, str], ...] = ()
+    held_back_by: tuple[str, ...] = ()
     gx_result: Any = field(default=None, repr=False, compare=False)
 
     @property
     def message(self) -> str:
-        """One line for logs and a failed stage: which expectations failed on which table."""
-        if not self.failed_errors and not self.failed_warnings:
-            return f"{self.table}: all {self.results.height} expectations passed"
+        """One line for logs and the run summary: what failed, what was quarantined or not checked."""
         counts = dict(zip(self.results["expectation"], self.results["unexpected_count"], strict=True))
 
         def fmt(names: tuple[str, ...]) -> str:
-            return ", ".join(f"{n} ({counts[n]} rows)" if counts[n] is not None else n for n in names)
+            return ", ".join(f"{n} ({counts[n]} rows)" if counts.get(n) is not None else n for n in names)
         parts = []
-        if self.failed_errors:
-            parts.append(f"not published, failed error expectation(s): {fmt(self.failed_errors)}")
+        if not self.should_publish:
+            parts.append(f"not published, failed table rule(s): {fmt(self.held_back_by or self.failed_errors)}")
+        row_rules = tuple(n for n in self.failed_errors if n not in self.held_back_by)
+        if self.quarantined and row_rules:
+            parts.append(f"{len(self.quarantined)} row(s) quarantined by {fmt(row_rules)}")
         if self.failed_warnings:
             parts.append(f"warning(s): {fmt(self.failed_warnings)}")
+        if self.not_checked:
+            parts.append("not checked: " + ", ".join(f"{n} ({why})" for n, why in self.not_checked))
+        if not parts:
+            return f"{self.table}: all {self.results.height} expectations passed"
         return f"{self.table}: " + "; ".join(parts)
 
 
@@ -186,8 +198,11 @@ def _schema_expectation_class() -> type:
 
 
 def check_expectation_spec(exp: ExpectationSpec, *, where: str) -> None:
-    """Instantiate ``exp`` as a GX expectation; SuiteSpecError naming ``where`` if GX rejects it."""
+    """Instantiate ``exp`` as a GX expectation; SuiteSpecError naming ``where`` if GX rejects it or
+    if a row-scope expectation does not test rows one by one."""
     _make_expectation(_runtime(), exp, value_set=[] if exp.value_set_from else None, where=where)
+    if exp.scope == "row" and not _is_row_level(exp.type):
+        raise SuiteSpecError(f"{where}.scope: {exp.type} tests the whole table, so it cannot quarantine rows; use scope: table")
 
 
 def _expectation_class(runtime: _Runtime, exp_type: str) -> type | None:
@@ -232,15 +247,13 @@ def _row_condition(when: Mapping[str, str | tuple[str, ...]]) -> Any:
     return functools.reduce(lambda a, b: a & b, conditions)
 
 
-def build_suite(
-    suite: SuiteSpec, context_tables: Mapping[str, pl.DataFrame], *, only: frozenset[str] | None = None
-) -> Any:
-    """The GX ExpectationSuite for ``suite`` (or its expectations named in ``only``), with
+def build_suite(suite: SuiteSpec, context_tables: Mapping[str, pl.DataFrame], *, only: frozenset[str]) -> Any:
+    """The GX ExpectationSuite of the expectations of ``suite`` named in ``only``, with
     ``value_set_from`` sets taken from the context tables."""
     runtime = _runtime()
     gx_suite = runtime.gx.ExpectationSuite(name=suite.table)
     for exp in suite.expectations:
-        if only is not None and exp.name not in only:
+        if exp.name not in only:
             continue
         value_set = None
         if exp.value_set_from is not None:
@@ -256,14 +269,14 @@ def derive_validation_frame(
 ) -> pl.DataFrame:
     """The frame GX sees: a row index, joined context columns, derived columns, read columns only.
 
-    Joins and derivations whose input columns are missing or of another dtype are skipped, so
-    the expectations reading their outputs fail (GX reports the missing column) and the schema
-    expectation names the culprit, instead of this function raising.
+    Joins of absent context tables, and joins and derivations whose input columns are missing or
+    of another dtype, are skipped, so the expectations reading their outputs fail (GX reports the
+    missing column) and the schema expectation names the culprit, instead of this function raising.
     """
     frame = df.with_row_index(ROW_INDEX)
     for join in suite.context:
-        context = context_tables[join.table]
-        if any(c not in frame.columns or frame.schema[c] != context.schema.get(c) for c in join.by):
+        context = context_tables.get(join.table)
+        if context is None or any(c not in frame.columns or frame.schema[c] != context.schema.get(c) for c in join.by):
             continue
         clash = set(join.columns.values()) & set(frame.columns)
         if clash:
@@ -311,24 +324,31 @@ def validate_table(
     context_tables: Mapping[str, pl.DataFrame] = MappingProxyType({}),
     run_id: str,
     params: QualityParams = QualityParams(),
+    unavailable: Mapping[str, str] = MappingProxyType({}),
 ) -> ValidationOutcome:
-    """Run every expectation of ``suite`` on ``df`` in one GX batch; see ValidationOutcome.
+    """Run the expectations of ``suite`` on ``df`` in one GX batch; see ValidationOutcome.
 
-    ``context_tables`` holds every table named in ``suite.context_tables`` (``silver/subjects``,
+    ``context_tables`` holds the tables named in ``suite.context_tables`` (``silver/subjects``,
     ``gold/adsl``, ``config/arms`` ... see ``build_config_context``): pass the versions readers will
-    see after this run (the new one if it was published, else the previous one).
+    see after this run (the new one if it was published, else the previous one). An expectation
+    that needs a context table that is absent or empty, or a context column without any value, is
+    not run and is reported as not checked, as is one that needs a column of ``df`` listed in
+    ``unavailable`` (column -> why, e.g. the source did not send the variable).
     """
     if table != suite.table:
         raise ValueError(f"table {table!r} does not match suite {suite.table!r} ({suite.source.name})")
-    if missing := sorted(suite.context_tables - set(context_tables)):
-        raise ValueError(f"validating {table} needs context_tables {missing} (suite {suite.source.name})")
+    skipped = {
+        exp.name: why for exp in suite.expectations
+        if (why := _why_not_checked(suite, exp, context_tables, unavailable)) is not None
+    }
+    run = frozenset(e.name for e in suite.expectations if e.name not in skipped)
     frame = derive_validation_frame(df, suite, context_tables)
     runtime = _runtime()
     pdf = frame.to_pandas(use_pyarrow_extension_array=True)
     with runtime.lock:
         batch = runtime.batch_definition.get_batch(batch_parameters={"dataframe": pdf})
         # Pass/fail of everything first (cheap), then counts and failing rows of the failures only.
-        result = batch.validate(build_suite(suite, context_tables), result_format="BOOLEAN_ONLY")
+        result = batch.validate(build_suite(suite, context_tables, only=run), result_format="BOOLEAN_ONLY")
         failed = frozenset(r.expectation_config.meta["name"] for r in result.results if not r.success)
         if failed:
             detail = batch.validate(
@@ -336,7 +356,28 @@ def validate_table(
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_INDEX]},
             )
             _replace_results(result, detail)
-    return _outcome(table, suite, df, result, run_id=run_id, params=params)
+    return _outcome(table, suite, df, result, skipped, run_id=run_id, params=params)
+
+
+def _why_not_checked(
+    suite: SuiteSpec, exp: ExpectationSpec, context_tables: Mapping[str, pl.DataFrame], unavailable: Mapping[str, str]
+) -> str | None:
+    """Why ``exp`` cannot be run on this data, or None when it can."""
+    for table, column in sorted(suite.needs(exp)):
+        if table == suite.table:
+            if column in unavailable and exp.type != SCHEMA_EXPECTATION_TYPE:  # the column is there, only empty
+                return unavailable[column]
+            continue
+        context = context_tables.get(table)
+        if context is None or context.width == 0:
+            return f"{table} not published"
+        if context.height == 0:
+            return f"{table} has no rows"
+        if column not in context.columns:
+            return f"{table} has no column {column}"
+        if context.get_column(column).null_count() == context.height:
+            return f"{table}.{column} has no values"
+    return None
 
 
 def _replace_results(result: Any, detail: Any) -> None:
@@ -350,6 +391,7 @@ def _outcome(
     suite: SuiteSpec,
     df: pl.DataFrame,
     result: Any,
+    skipped: Mapping[str, str],
     *,
     run_id: str,
     params: QualityParams,
@@ -357,8 +399,13 @@ def _outcome(
     by_name = {r.expectation_config.meta["name"]: r for r in result.results}
     keyed = df.with_row_index(ROW_INDEX)
     keys = [k for k in suite.keys if k in keyed.columns]
-    rows, rejections = [], []
+    rows, held_back_by, reasons = [], [], {}
     for exp in suite.expectations:
+        if exp.name in skipped:
+            rows.append({"run_id": run_id, "table": table, "expectation": exp.name, "expectation_type": exp.type,
+                         "severity": exp.severity, "success": None, "unexpected_count": None, "sample_keys": None,
+                         "details": f"not checked: {skipped[exp.name]}"})
+            continue
         res = by_name[exp.name]
         failed_rows = _failed_row_indices(res)
         rows.append(
@@ -374,20 +421,27 @@ def _outcome(
                 "details": _details(exp, res),
             }
         )
-        if failed_rows and exp.severity in params.reject_severities:
-            rejections.append(_rejection_rows(keyed, failed_rows, exp.name, run_id, params.rejection_stage))
+        if not res.success and exp.severity == "error":
+            if exp.quarantines_rows and failed_rows and "source_sha256" in df.columns:
+                for row in failed_rows:
+                    reasons.setdefault(row, []).append(exp.reason())
+            else:
+                held_back_by.append(exp.name)
         _strip_values(res)
     results = pl.DataFrame(rows, schema=DQ_RESULTS_SCHEMA)
-    failed = results.filter(~pl.col("success"))
-    errors = tuple(failed.filter(pl.col("severity") == "error")["expectation"])
+    failed = results.filter(pl.col("success").not_())
+    quarantined = tuple(sorted(reasons))
     return ValidationOutcome(
         table=table,
         run_id=run_id,
         results=results,
-        rejections=pl.concat(rejections) if rejections else pl.DataFrame(schema=REJECTION_SCHEMA),
-        should_publish=not errors,
-        failed_errors=errors,
+        rejections=_rejection_rows(keyed, reasons, run_id, params.rejection_stage),
+        should_publish=not held_back_by,
+        failed_errors=tuple(failed.filter(pl.col("severity") == "error")["expectation"]),
         failed_warnings=tuple(failed.filter(pl.col("severity") == "warn")["expectation"]),
+        quarantined=quarantined,
+        not_checked=tuple(skipped.items()),
+        held_back_by=tuple(held_back_by),
         gx_result=result,
     )
 
@@ -424,15 +478,18 @@ def _details(exp: ExpectationSpec, res: Any) -> str | None:
     return None
 
 
-def _rejection_rows(keyed: pl.DataFrame, rows: list[int], reason: str, run_id: str, stage: str) -> pl.DataFrame:
-    if "source_sha256" not in keyed.columns:
+def _rejection_rows(keyed: pl.DataFrame, reasons: Mapping[int, list[str]], run_id: str, stage: str) -> pl.DataFrame:
+    """One silver/rejections row per quarantined row: the rules it failed and what to do, no values."""
+    if not reasons:
         return pl.DataFrame(schema=REJECTION_SCHEMA)
+    why = pl.DataFrame({ROW_INDEX: list(reasons), "reason": ["; ".join(r) for r in reasons.values()]},
+                       schema={ROW_INDEX: keyed.schema[ROW_INDEX], "reason": pl.String})
     source_row = pl.col("source_row") if "source_row" in keyed.columns else pl.lit(None)
-    return keyed.filter(pl.col(ROW_INDEX).is_in(rows)).select(
+    return keyed.join(why, on=ROW_INDEX, how="inner").sort(ROW_INDEX).select(
         pl.col("source_sha256").cast(pl.String),
         source_row.cast(pl.Int64).alias("source_row"),
         pl.lit(stage).alias("stage"),
-        pl.lit(reason).alias("reason"),
+        "reason",
         pl.lit(run_id).alias("run_id"),
     )
 

@@ -22,7 +22,9 @@ File format (one table per file)::
         kwargs: {column: USUBJID}
         value_set_from: {table: silver/subjects, column: USUBJID}
         when: {LBTESTCD: [CRP, HGB]}     # optional row condition: equals a value / is in a list
-        severity: error                  # error blocks publishing, warn records only
+        severity: error                  # error acts (see scope), warn records only
+        scope: row                       # row: failing rows are quarantined; table: the table is held back
+        fix: add the subject's DM record or correct USUBJID    # row scope: what the site must do
         rationale: every lab result belongs to an enrolled subject
 """
 
@@ -37,6 +39,10 @@ from typing import Any, Literal
 import yaml
 
 Severity = Literal["error", "warn"]
+#: What an error-severity failure does: ``row`` quarantines the failing rows (the table is published
+#: without them), ``table`` holds the whole table back (its previous version stays published).
+Scope = Literal["row", "table"]
+LINEAGE_COLUMN = "source_sha256"
 
 #: Polars dtype names allowed in a ``schema:`` block, mapped to the dtype of the Arrow-backed
 #: pandas column the frame becomes at the GX boundary (what GX's table.column_types observes).
@@ -52,7 +58,7 @@ SCHEMA_EXPECTATION_TYPE = "expect_table_schema_to_match"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _TYPE_RE = re.compile(r"^expect_[a-z0-9_]+$")
 _SUITE_KEYS = {"table", "description", "keys", "schema", "context", "derive", "expectations"}
-_EXPECTATION_KEYS = {"name", "type", "kwargs", "severity", "rationale", "value_set_from", "when"}
+_EXPECTATION_KEYS = {"name", "type", "kwargs", "severity", "scope", "fix", "rationale", "value_set_from", "when"}
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 _COLUMN_LIST_KWARGS = ("column_list",)
 
@@ -124,6 +130,18 @@ class ExpectationSpec:
     value_set_from: ValueSetFrom | None = None
     #: Row condition: only rows where each column equals the value (or is in the list) are checked.
     when: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
+    scope: Scope = "table"
+    #: What the site must do about a failing row (row scope): the quarantine reason, with the name.
+    fix: str = ""
+
+    @property
+    def quarantines_rows(self) -> bool:
+        """Whether a failure removes the failing rows instead of holding the table back."""
+        return self.severity == "error" and self.scope == "row"
+
+    def reason(self) -> str:
+        """The silver/rejections reason of a quarantined row: rule name and what to do, no values."""
+        return f"{self.name}: {self.fix}"
 
     def columns(self) -> frozenset[str]:
         """Columns the expectation reads, including those of its ``when`` condition."""
@@ -156,12 +174,41 @@ class SuiteSpec:
         tables.update(e.value_set_from.table for e in self.expectations if e.value_set_from)
         return frozenset(tables)
 
+    def needs(self, exp: ExpectationSpec) -> frozenset[tuple[str, str]]:
+        """(table, column) pairs an expectation reads, followed through derived and joined columns;
+        its own table's columns are named by ``self.table``, config and context tables by theirs."""
+        derived = {d.name: _derivation_inputs(d) for d in self.derive}
+        joined = {alias: (j.table, src) for j in self.context for src, alias in j.columns.items()}
+        pending, found, seen = list(exp.columns()), set(), set()
+        while pending:
+            column = pending.pop()
+            if column in seen:
+                continue
+            seen.add(column)
+            if column in derived:
+                pending.extend(derived[column])
+            elif column in joined:
+                found.add(joined[column])
+            else:
+                found.add((self.table, column))
+        if exp.value_set_from is not None:
+            found.add((exp.value_set_from.table, exp.value_set_from.column))
+        return frozenset(found)
+
     def expectation(self, name: str) -> ExpectationSpec:
         """The expectation called ``name`` (KeyError naming the suite otherwise)."""
         for exp in self.expectations:
             if exp.name == name:
                 return exp
         raise KeyError(f"suite {self.table} ({self.source.name}) has no expectation {name!r}")
+
+
+def _derivation_inputs(derivation: Derivation) -> tuple[str, ...]:
+    if isinstance(derivation, StudyDayDerivation):
+        return (derivation.date, derivation.reference)
+    if isinstance(derivation, ScaledDerivation):
+        return (derivation.column,)
+    return (derivation.key,)
 
 
 def load_suites(directory: Path) -> dict[str, SuiteSpec]:
@@ -209,6 +256,12 @@ def parse_suite(text: str, *, source: Path) -> SuiteSpec:
     keys = _names(doc["keys"], f"{where}: keys")
     if schema and (unknown := [k for k in keys if k not in schema]):
         raise SuiteSpecError(f"{where}: keys {unknown} are not in the schema block")
+    row_rules = [e.name for e in expectations if e.quarantines_rows]
+    if row_rules and LINEAGE_COLUMN not in schema:
+        raise SuiteSpecError(
+            f"{where}: row-scope error expectations {row_rules} quarantine rows by their source file, "
+            f"so the schema block must list {LINEAGE_COLUMN}"
+        )
     return SuiteSpec(
         table=table,
         source=source,
@@ -248,6 +301,7 @@ def _schema_expectations(schema: Mapping[str, str], table: str) -> tuple[Expecta
             kwargs={"column_types": {col: SCHEMA_DTYPES[dtype] for col, dtype in schema.items()}},
             severity="error",
             rationale=f"downstream code reads these columns of {table} with these types (tables.md)",
+            scope="table",
         ),
     )
 
@@ -281,6 +335,14 @@ def _parse_expectation(raw: Any, where: str) -> ExpectationSpec:
         raise SuiteSpecError(
             f"{where}.when: GX 1.24 ignores row conditions on column-pair expectations; use a lookup derivation"
         )
+    scope = doc.get("scope")
+    if scope not in ("row", "table"):
+        raise SuiteSpecError(f"{where}.scope: {scope!r} must be 'row' (quarantine the failing rows) or 'table' (hold the table back)")
+    fix = doc.get("fix", "")
+    if scope == "row":
+        fix = _text(fix, f"{where}.fix (what the site must do about a quarantined row)")
+    elif fix:
+        raise SuiteSpecError(f"{where}.fix: only row-scope expectations quarantine rows and say what to fix")
     return ExpectationSpec(
         name=name,
         type=exp_type,
@@ -289,6 +351,8 @@ def _parse_expectation(raw: Any, where: str) -> ExpectationSpec:
         rationale=_text(doc["rationale"], f"{where}.rationale"),
         value_set_from=value_set_from,
         when=_parse_when(doc.get("when", {}), f"{where}.when"),
+        scope=scope,
+        fix=" ".join(fix.split()),
     )
 
 

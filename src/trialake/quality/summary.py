@@ -49,23 +49,32 @@ def render_nightly_summary(
     ct_series: pl.DataFrame,
     ct_volumetry: pl.DataFrame,
     links: Mapping[str, str] = MappingProxyType({}),
+    status: str = "",
+    held_back: Sequence[tuple[str, str, str]] = (),
+    failures: Sequence[tuple[str, str]] = (),
+    not_sent: Sequence[str] = (),
 ) -> NightlySummary:
     """Summarise one nightly run for the data manager.
 
     rejections: ``silver/rejections`` (only rows with this ``run_id`` are counted);
     outcomes: this run's validation outcomes; ct_series / ct_volumetry: the current silver tables
     (every series not measurable is listed, whichever run found it); links: label -> relative URL
-    (data docs, QC pictures, endpoint report ...).
+    (data docs, QC pictures, endpoint report ...); status: the run's one-line status;
+    held_back: (table, why, what its readers do meanwhile) of tables not published; failures: (stage, message) of stages that failed; not_sent: Expected SDTM variables
+    no export sent (``DM.RFICDTC``).
     """
     sections = (
+        _held_back_section(held_back),
+        _failure_section(failures),
         _intake_section(intake),
         _rejection_section(rejections, run_id),
         _status_section(outcomes),
         _dq_section(outcomes),
+        _not_checked_section(outcomes, not_sent),
         _unmeasurable_section(ct_series, ct_volumetry),
     )
     title = f"Trialake nightly summary, run {run_id}"
-    return NightlySummary(html=_to_html(title, sections, links), markdown=_to_markdown(title, sections, links))
+    return NightlySummary(html=_to_html(title, sections, links, status), markdown=_to_markdown(title, sections, links, status))
 
 
 def render_dq_summary_markdown(outcomes: Sequence[ValidationOutcome]) -> str:
@@ -81,10 +90,27 @@ def _status_section(outcomes: Sequence[ValidationOutcome]) -> _Section:
             "published" if o.should_publish else "NOT published",
             ", ".join(o.failed_errors) or "-",
             ", ".join(o.failed_warnings) or "-",
+            str(len(o.quarantined)),
         )
         for o in outcomes
     )
-    return _Section("Tables", ("table", "status", "failed errors", "failed warnings"), rows, "No table validated.")
+    header = ("table", "status", "failed errors", "failed warnings", "rows quarantined")
+    return _Section("Tables", header, rows, "No table validated.")
+
+
+def _held_back_section(held_back: Sequence[tuple[str, str, str]]) -> _Section:
+    return _Section("Held back this run", ("table", "why", "meanwhile"), tuple(held_back), "Nothing held back.")
+
+
+def _failure_section(failures: Sequence[tuple[str, str]]) -> _Section:
+    return _Section("Stages failed", ("stage", "error"), tuple(failures), "No stage failed.")
+
+
+def _not_checked_section(outcomes: Sequence[ValidationOutcome], not_sent: Sequence[str]) -> _Section:
+    rows = tuple((o.table, name, why) for o in outcomes for name, why in o.not_checked)
+    rows += tuple((variable.split(".")[0], "-", f"Expected SDTM variable {variable.split('.')[1]} not sent by any export")
+                  for variable in not_sent)
+    return _Section("Checks not run (warnings)", ("table or domain", "expectation", "why"), rows, "Every check ran.")
 
 
 def _intake_section(intake: Sequence[IntakeCounts]) -> _Section:
@@ -123,21 +149,22 @@ def _dq_section(outcomes: Sequence[ValidationOutcome]) -> _Section:
 
 
 def _unmeasurable_section(ct_series: pl.DataFrame, ct_volumetry: pl.DataFrame) -> _Section:
-    unusable = ct_series.filter(pl.col("status") == "unusable").select(
-        "USUBJID", "series_id", pl.lit("series QC").alias("step"), pl.col("qc_reasons").alias("why")
-    )
-    failed = ct_volumetry.filter(pl.col("status") == "failed").select(
-        "USUBJID", "series_id", pl.lit("volumetry").alias("step"), pl.col("reason").alias("why")
-    )
-    rows = tuple(pl.concat([unusable, failed]).sort("USUBJID", "series_id").fill_null("").iter_rows())
+    """Series QC found unusable and series volumetry failed on (tables not published yet: none)."""
+    parts = [
+        frame.filter(pl.col("status") == status).select(
+            "USUBJID", "series_id", pl.lit(step).alias("step"), pl.col(why).cast(pl.String).alias("why"))
+        for frame, status, step, why in ((ct_series, "unusable", "series QC", "qc_reasons"), (ct_volumetry, "failed", "volumetry", "reason"))
+        if "status" in frame.columns
+    ]
+    rows = tuple(pl.concat(parts).sort("USUBJID", "series_id").fill_null("").iter_rows()) if parts else ()
     return _Section("Series not measurable", ("USUBJID", "series_id", "step", "why"), rows, "Every series was measured.")
 
 
-def _to_markdown(title: str, sections: Sequence[_Section], links: Mapping[str, str]) -> str:
+def _to_markdown(title: str, sections: Sequence[_Section], links: Mapping[str, str], status: str = "") -> str:
     def cell(value: str) -> str:
         return value.replace("|", "\\|").replace("\n", " ")
 
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", ""] + ([f"**Status**: {status}", ""] if status else [])
     for s in sections:
         lines += [f"## {s.title}", ""]
         if not s.rows:
@@ -151,10 +178,10 @@ def _to_markdown(title: str, sections: Sequence[_Section], links: Mapping[str, s
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _to_html(title: str, sections: Sequence[_Section], links: Mapping[str, str]) -> str:
+def _to_html(title: str, sections: Sequence[_Section], links: Mapping[str, str], status: str = "") -> str:
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title></head><body>",
-             f"<h1>{esc(title)}</h1>"]
+             f"<h1>{esc(title)}</h1>"] + ([f"<p><b>Status</b>: {esc(status)}</p>"] if status else [])
     for s in sections:
         parts.append(f"<h2>{esc(s.title)}</h2>")
         if not s.rows:

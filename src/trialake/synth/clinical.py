@@ -12,6 +12,8 @@ from trialake.synth.model import STREAM_IDENTITY, Measurement, SubjectPlan, comp
 from trialake.synth.params import SynthParams
 
 Pair = tuple[SubjectPlan, Identity]
+#: An EDC export before it is rendered: header and rows of cells (rendered with ``render_csv``).
+Table = tuple[tuple[str, ...], list[list[Cell]]]
 COUNTRIES = ("USA", "ESP", "GBR")
 FT_TEST = "Six Minute Walk Test Distance"
 RE_TESTS = {"FVC": "Forced Vital Capacity", "MVC": "Maximum Vital Capacity",
@@ -56,7 +58,7 @@ def render_subject_key(pairs: Sequence[Pair], ledger: PhiLedger) -> bytes:
     return render_csv(("SITEID", "PATIENT_ID", "USUBJID"), rows)
 
 
-def render_dm(pairs: Sequence[Pair], params: SynthParams, ledger: PhiLedger) -> bytes:
+def build_dm_table(pairs: Sequence[Pair], params: SynthParams, ledger: PhiLedger) -> Table:
     """dm.csv with consent/first/last dose dates, arms, and two identifying columns (INVNAM, BRTHDTC)."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "SUBJID", "SITEID", "INVNAM", "BRTHDTC", "AGE", "AGEU", "SEX", "RACE",
               "COUNTRY", "RFICDTC", "RFSTDTC", "RFENDTC", "ARMCD", "ARM", "ACTARMCD", "ACTARM")
@@ -71,10 +73,10 @@ def render_dm(pairs: Sequence[Pair], params: SynthParams, ledger: PhiLedger) -> 
             f"{s.consent_date:%Y-%m-%d}", f"{s.first_dose_date:%Y-%m-%d}", f"{last_dose:%Y-%m-%d}",
             s.arm.armcd, s.arm.arm, s.arm.armcd, s.arm.arm,
         ])
-    return render_csv(header, rows)
+    return header, rows
 
 
-def render_ex(pairs: Sequence[Pair], params: SynthParams) -> bytes:
+def build_ex_table(pairs: Sequence[Pair], params: SynthParams) -> Table:
     """ex.csv: one row per infusion (study days ``params.dosing_days``)."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRM", "EXROUTE",
               "EXSTDTC", "EXENDTC")
@@ -84,32 +86,32 @@ def render_ex(pairs: Sequence[Pair], params: SynthParams) -> bytes:
             when = f"{compute_date_for_day(s.first_dose_date, day):%Y-%m-%d}"
             rows.append([params.study_id, "EX", s.usubjid, seq, s.arm.extrt, f"{s.arm.dose:.0f}", params.dose_unit,
                          "SUSPENSION", "INTRAVENOUS", when, when])
-    return render_csv(header, rows)
+    return header, rows
 
 
-def render_sv(pairs: Sequence[Pair], params: SynthParams) -> bytes:
+def build_sv_table(pairs: Sequence[Pair], params: SynthParams) -> Table:
     """sv.csv: screening (consent), each attended visit, unscheduled repeat scans."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "VISITNUM", "VISIT", "SVSTDTC", "SVENDTC")
     rows = [[params.study_id, "SV", s.usubjid, f"{v.visitnum:g}", v.name, f"{v.date:%Y-%m-%d}", f"{v.date:%Y-%m-%d}"]
             for s, _ in pairs for v in s.visits]
-    return render_csv(header, rows)
+    return header, rows
 
 
 def _measurements(subject: SubjectPlan, testcds: set[str]) -> list[Measurement]:
     return [m for m in subject.measurements if m.testcd in testcds]
 
 
-def render_ft(pairs: Sequence[Pair], params: SynthParams) -> bytes:
+def build_ft_table(pairs: Sequence[Pair], params: SynthParams) -> Table:
     """ft.csv: 6-minute walk distance in metres."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "FTSEQ", "FTTESTCD", "FTTEST", "FTORRES", "FTORRESU", "VISITNUM",
               "VISIT", "FTDTC")
     rows = [[params.study_id, "FT", s.usubjid, seq, m.testcd, FT_TEST, f"{m.value:.0f}", "m", f"{m.visitnum:g}",
              m.visit, f"{m.date:%Y-%m-%d}"]
             for s, _ in pairs for seq, m in enumerate(_measurements(s, {"SIXMW"}), start=1)]
-    return render_csv(header, rows)
+    return header, rows
 
 
-def render_re(pairs: Sequence[Pair], params: SynthParams, n_sites: int) -> bytes:
+def build_re_table(pairs: Sequence[Pair], params: SynthParams, n_sites: int) -> Table:
     """re.csv: FVC, MVC, DLCO in each site's units (see ``compute_re_unit``)."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "RESEQ", "RETESTCD", "RETEST", "REORRES", "REORRESU", "VISITNUM",
               "VISIT", "REDTC")
@@ -120,10 +122,10 @@ def render_re(pairs: Sequence[Pair], params: SynthParams, n_sites: int) -> bytes
             text, _ = compute_reported(m.value, unit)
             rows.append([params.study_id, "RE", s.usubjid, seq, m.testcd, RE_TESTS[m.testcd], text, unit.unit,
                          f"{m.visitnum:g}", m.visit, f"{m.date:%Y-%m-%d}"])
-    return render_csv(header, rows)
+    return header, rows
 
 
-def render_ae(pairs: Sequence[Pair], params: SynthParams, seed: int, ledger: PhiLedger) -> bytes:
+def build_ae_table(pairs: Sequence[Pair], params: SynthParams, seed: int, ledger: PhiLedger) -> Table:
     """ae.csv; a few verbatim terms name the nurse who reported them (free text with PHI)."""
     header = ("STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AETERM", "AEDECOD", "AEBODSYS", "AESEV", "AESER", "AEREL",
               "AESTDTC", "AEENDTC")
@@ -139,7 +141,7 @@ def render_ae(pairs: Sequence[Pair], params: SynthParams, seed: int, ledger: Phi
             end = None if ae.end_day is None else f"{compute_date_for_day(s.first_dose_date, ae.end_day):%Y-%m-%d}"
             rows.append([params.study_id, "AE", s.usubjid, seq, term, ae.decod, ae.bodsys, ae.severity, ae.serious,
                          ae.relation, f"{compute_date_for_day(s.first_dose_date, ae.start_day):%Y-%m-%d}", end])
-    return render_csv(header, rows)
+    return header, rows
 
 
 def compute_standard_measurement(m: Measurement, site_index: int, n_sites: int) -> tuple[float, str]:

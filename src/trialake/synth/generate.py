@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trialake.synth import clinical, ct, effects, labs
+from trialake.synth import clinical, ct, effects, labs, mess
 from trialake.synth.clinical import Pair
 from trialake.synth.formats import Cell, render_csv
 from trialake.synth.identity import Identity, PhiLedger, compute_age, make_identity
@@ -163,22 +163,35 @@ def _subject_rows(pairs: Sequence[Pair], params: SynthParams) -> list[dict[str, 
 
 
 def _write_clinical(
-    landing: Path, pairs: Sequence[Pair], seed: int, n_sites: int, params: SynthParams, ledger: PhiLedger
+    landing: Path, truth: Path, pairs: Sequence[Pair], seed: int, n_sites: int, params: SynthParams, ledger: PhiLedger
 ) -> list[dict[str, Cell]]:
-    """Key, EDC domains and site lab files. Returns the lab truth rows."""
+    """Key, EDC domains and site lab files, with the configured mess (``params.mess``); writes
+    truth/quarantine.csv, truth/mess.json and truth/late_dm.csv. Returns the lab truth rows."""
     _put(landing / "keys/subject_key.csv", clinical.render_subject_key(pairs, ledger))
-    edc = {"dm": clinical.render_dm(pairs, params, ledger), "ex": clinical.render_ex(pairs, params),
-           "sv": clinical.render_sv(pairs, params), "ft": clinical.render_ft(pairs, params),
-           "re": clinical.render_re(pairs, params, n_sites), "ae": clinical.render_ae(pairs, params, seed, ledger)}
-    for domain, data in edc.items():
-        _put(landing / f"clinical/{domain}.csv", data)
+    plan = mess.plan_mess(params.mess, seed, [s.usubjid for s, _ in pairs])
+    consent = {s.usubjid: s.consent_date for s, _ in pairs}
+    edc = {"dm": clinical.build_dm_table(pairs, params, ledger), "ex": clinical.build_ex_table(pairs, params),
+           "sv": clinical.build_sv_table(pairs, params), "ft": clinical.build_ft_table(pairs, params),
+           "re": clinical.build_re_table(pairs, params, n_sites), "ae": clinical.build_ae_table(pairs, params, seed, ledger)}
+    quarantine: list[dict[str, Cell]] = []
+    added: list[dict[str, Cell]] = []
+    for domain, table in edc.items():
+        (header, rows), late, rejected, copies = mess.apply_to_table(plan, domain, table, consent)
+        added += copies
+        _put(landing / f"clinical/{domain}.csv", render_csv(header, rows))
+        if late is not None:
+            _put(truth / "late_dm.csv", render_csv(*late))
+        quarantine += rejected
     lab_truth: list[dict[str, Cell]] = []
     for site_index in range(n_sites):
         site_pairs = [(s, i) for s, i in pairs if s.site_index == site_index]
         rows = labs.build_site_lab_rows(site_index, site_pairs, params.lab_visits, seed)
-        data, truth = labs.render_site_lab_file(site_index, rows, ledger)
+        data, site_truth = labs.render_site_lab_file(site_index, mess.apply_to_lab_rows(plan, site_index, rows, consent), ledger)
         _put(landing / f"clinical/{labs.LAB_FILE_NAMES[site_index]}", data)
-        lab_truth += truth
+        lab_truth += site_truth
+    quarantine += mess.lab_quarantine_truth(lab_truth)
+    _put(truth / "quarantine.csv", _table(mess.QUARANTINE_COLUMNS, quarantine))
+    _put(truth / "mess.json", (json.dumps(mess.describe(plan, added + mess.lab_added_rows(lab_truth)), indent=1) + "\n").encode())
     return lab_truth
 
 
@@ -241,7 +254,7 @@ def generate_trial(
     ledger = PhiLedger()
     for job in jobs:
         ct.record_series_phi(ledger, job.subject, job.identity, job.scan_index, seed, slices)
-    lab_rows = _write_clinical(landing, pairs, seed, sites, params, ledger)
+    lab_rows = _write_clinical(landing, truth, pairs, seed, sites, params, ledger)
     generator = {"subjects": subjects, "seed": seed, "matrix": matrix, "slices": slices, "sites": sites}
     _write_truth(truth, pairs, ct_rows, lab_rows, sites, params, generator)
     _put(truth / "phi.json", ledger.render_json())

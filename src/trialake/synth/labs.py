@@ -120,7 +120,7 @@ BAD_KINDS = ("unknown_test", "unknown_unit", "unparseable_value", "unknown_subje
 TRUTH_COLUMNS = (
     "file", "source_row", "USUBJID", "SITEID", "PATIENT_ID", "LBTEST", "LBORRES", "LBORRESU", "LBTESTCD",
     "factor", "LBSTRESN", "LBSTRESU", "censored", "censor_limit", "LBSTNRLO", "LBSTNRHI", "LBNRIND", "LBDT", "VISIT",
-    "status", "category",
+    "status", "category", "quarantine",
 )
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from trialake.synth.params import Arm, OutcomeModel, SynthParams, VisitPlan
 
-STREAM_SUBJECT, STREAM_IDENTITY, STREAM_LABS, STREAM_FILES = 0, 1, 2, 3
+STREAM_SUBJECT, STREAM_IDENTITY, STREAM_LABS, STREAM_FILES, STREAM_MESS = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,39 @@ class ScanModel:
     p_chest_wall_consolidation: float = 0.5
 
 
+@dataclass(frozen=True)
+class MessParams:
+    """Deliberate, realistic mess in the clinical exports, at rates from 0 (none, the default) to 1.
+
+    Each kind leaves the rows of the clean trial as they are (so the endpoint truth holds) and adds
+    rows, drops a column or holds records back; ``truth/quarantine.csv`` names every landing row
+    the lake must keep out of silver, with the stage that does it.
+
+    before_consent: per subject, a copy of its first lab result and 6-minute walk dated 1-3 days
+        before informed consent (a local result sent with the study data): quarantined.
+    missing_expected: per EDC export, one Expected SDTM variable left out (DM RFICDTC or RACE, EX
+        EXENDTC, SV SVENDTC, FT FTTEST, RE RETEST, AE AEREL or AEBODSYS): its checks are skipped.
+        Without RFICDTC, nothing is quarantined for being before consent.
+    unknown_unit: per 6-minute walk and lung function row, a copy with a unit no mapping knows.
+    partial_date: per lab, 6-minute walk and AE row, a copy dated to the month only.
+    duplicate: per row of every export, an exact copy sent right after it.
+    late_dm: per subject, its DM record left out of dm.csv (it is in ``truth/late_dm.csv``, to be
+        landed later): every other clinical row of the subject waits for it.
+    """
+
+    before_consent: float = 0.0
+    missing_expected: float = 0.0
+    unknown_unit: float = 0.0
+    partial_date: float = 0.0
+    duplicate: float = 0.0
+    late_dm: float = 0.0
+
+    @classmethod
+    def uniform(cls, rate: float) -> MessParams:
+        """Every kind of mess at the same rate."""
+        return cls(rate, rate, rate, rate, rate, rate)
+
+
 def _default_arms() -> tuple[Arm, ...]:
     return (
         Arm(armcd="UCMSC", arm="UC-MSC", ratio=2, extrt="UC-MSC", dose=4.0e7, treated=True),
@@ -139,3 +172,4 @@ class SynthParams:
     ae_rate: float = 1.4  # adverse events per subject, Poisson, same in both arms
     ae_ongoing_fraction: float = 0.1
     p_phi_in_aeterm: float = 0.08  # verbatim AE terms that mention a person's name
+    mess: MessParams = field(default_factory=MessParams)
