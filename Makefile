@@ -21,10 +21,13 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/trialake demo --out $(DEMO_DIR)
 
-# R double-programs the endpoint statistics in the tests (Debian package r-base-core).
+# The tests double-program the endpoint statistics in R (Debian r-base-core) and run a real
+# Orthanc with its DICOMweb plugin as the PACS (Debian orthanc, orthanc-dicomweb).
 test-tools:
 	@command -v Rscript >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends r-base-core >/dev/null; }
+	@command -v Orthanc >/dev/null && test -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null; }
 
 test: setup test-tools
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"; rc=$$?; \
@@ -35,7 +38,7 @@ bench-tools:
 	@command -v dcm2niix >/dev/null && command -v dcmdump >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq dcm2niix dcmtk >/dev/null; }
 
-bench: setup bench-tools
+bench: setup bench-tools test-tools
 	$(BIN)/python -m bench
 
 # Prefect: `make server` (local, SQLite under $PREFECT_HOME), `make deploy`, `make worker`.
@@ -50,6 +53,7 @@ deploy: setup
 	TRIALAKE_TIMEZONE="$$tz" \
 	TRIALAKE_LANDING="$${TRIALAKE_LANDING:-$(CURDIR)/$(DEMO_DIR)/landing}" \
 	TRIALAKE_LAKE="$${TRIALAKE_LAKE:-$(CURDIR)/$(DEMO_DIR)/lake}" \
+	TRIALAKE_PACS="$${TRIALAKE_PACS:-}" \
 	  $(BIN)/prefect deploy --no-prompt --all --prefect-file infra/prefect.yaml
 
 worker: setup

@@ -218,6 +218,22 @@ def bench_lake(sizes: Sizes, workdir: str | None) -> list[Result]:
     return rows
 
 
+def bench_pacs(sizes: Sizes, workdir: str | None) -> list[Result]:
+    """One CT series from Orthanc over WADO-RS and C-GET against copying its files; SEG and SR."""
+    from bench import pacs
+
+    rows, columns, slices = sizes.series
+    t = pacs.run(rows=rows, columns=columns, slices=slices, workdir=workdir)
+    label = f"1 CT series {rows}x{columns}x{slices} ({t['files']:.0f} files, {t['mb']:.0f} MB)"
+    copy = Floor("folder copy", t["copy_s"])
+    return [
+        Result("pacs", f"{label} from Orthanc over DICOMweb (WADO-RS)", t["wado_rs_s"], "s", "-", None, (copy,)),
+        Result("pacs", f"{label} from Orthanc over DIMSE (C-GET)", t["c_get_s"], "s", "-", None,
+               (copy, Floor("WADO-RS", t["wado_rs_s"]))),
+        Result("pacs", f"DICOM SEG + SR of the series (3 segments, highdicom)", t["seg_sr_s"], "s", "-", None, (copy,)),
+    ]
+
+
 CASES: dict[str, Callable[[Sizes, str | None], list[Result]]] = {
     "ingest": bench_ingest,
     "volumetry": bench_volumetry,
@@ -226,4 +242,5 @@ CASES: dict[str, Callable[[Sizes, str | None], list[Result]]] = {
     "nightly": bench_nightly,
     "dask": bench_dask,
     "lake": bench_lake,
+    "pacs": bench_pacs,
 }

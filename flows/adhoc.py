@@ -15,6 +15,7 @@ from tasks.stages import (
     measure_series_task,
     open_lake_task,
     plan_volumetry_task,
+    publish_ct_results_task,
     publish_volumetry_task,
 )
 from trialake.config import Settings, read_settings
@@ -94,14 +95,18 @@ def remeasure_volumetry(
         jobs = plan_volumetry_task(ctx, params)
         measured = measure_series_task.map(unmapped(ctx), jobs, unmapped(params)).result()
         lease.check()
-        return publish_volumetry_task(ctx, gate, measured)
+        summary = publish_volumetry_task(ctx, gate, measured)
+        lease.check()
+        publish_ct_results_task(ctx, gate, measured)
+        return summary
 
     return run_holding_lease(settings, stages, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
 
 
 @flow(name="reprocess-subject", flow_run_name="reprocess {usubjid} in {lake}")
 def reprocess_subject(
-    landing: str, lake: str, usubjid: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0
+    landing: str, lake: str, usubjid: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0,
+    pacs: str | None = None,
 ) -> RunReport:
     """Ingest, assemble and measure one subject's images again (after a fix), then update the marts.
 
@@ -112,6 +117,8 @@ def reprocess_subject(
         config: Trial configuration YAML; empty for the reference trial.
         lease_wait_s: Seconds to wait while another run is writing the same lake, then stop.
         lease_ttl_s: Seconds after which the lease of a run that crashed expires.
+        pacs: The PACS the subject's images came from, if any (as for the nightly flow): they are
+            retrieved from it again.
     """
     settings = read_settings(landing=landing, lake=lake, environ=os.environ, config_path=config)
 
@@ -119,7 +126,8 @@ def reprocess_subject(
         return forget_subject_images_task(open_lake_task(settings, run_id), usubjid)
 
     run_holding_lease(settings, forget, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
-    return nightly(landing=landing, lake=lake, config=config, lease_wait_s=lease_wait_s, lease_ttl_s=lease_ttl_s)
+    return nightly(landing=landing, lake=lake, config=config, lease_wait_s=lease_wait_s, lease_ttl_s=lease_ttl_s,
+                   pacs=pacs)
 
 
 @flow(name="backfill", flow_run_name="backfill {lake} from {landing}")

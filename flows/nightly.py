@@ -1,7 +1,8 @@
-"""The nightly flow: landing area -> lake, every stage in order.
+"""The nightly flow: landing area (and a PACS, when configured) -> lake, every stage in order.
 
 Imaging and clinical are independent branches: a stage that fails is recorded and the stages that
-do not need its output go on. The run ends Completed when everything publishable was published,
+do not need its output go on (a PACS that cannot be listed fails the imaging branch only; the
+DICOM SEG and SR step belongs to the imaging branch too). The run ends Completed when everything publishable was published,
 and Failed, with a message naming every table held back and every stage that failed, otherwise
 (the rest was still published); in both cases it carries the run report.
 """
@@ -30,6 +31,7 @@ from tasks.stages import (
     open_lake_task,
     plan_dicom_task,
     plan_volumetry_task,
+    publish_ct_results_task,
     publish_dicom_task,
     publish_run_report_task,
     publish_volumetry_task,
@@ -46,7 +48,8 @@ T = TypeVar("T")
 
 @flow(name="nightly", flow_run_name="nightly {lake}", log_prints=False)
 def nightly(
-    landing: str, lake: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0
+    landing: str, lake: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0,
+    pacs: str | None = None,
 ) -> RunReport:
     """Ingest what arrived in the landing area since the last run into the lake.
 
@@ -56,8 +59,11 @@ def nightly(
         config: Trial configuration YAML; empty for the reference trial.
         lease_wait_s: Seconds to wait while another run is writing the same lake, then stop.
         lease_ttl_s: Seconds after which the lease of a run that crashed expires.
+        pacs: A PACS to pull the key's patients' images from, besides the landing area:
+            dicomweb+http(s)://host/path or dimse://CALLED_AET@host:port?calling=AET (credentials
+            from TRIALAKE_PACS_USER/_PASSWORD or _TOKEN); empty for pacs.source of the configuration.
     """
-    settings = read_settings(landing=landing, lake=lake, environ=os.environ, config_path=config)
+    settings = read_settings(landing=landing, lake=lake, environ=os.environ, config_path=config, pacs=pacs or None)
     return run_holding_lease(settings, _stages, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
 
 
@@ -87,26 +93,30 @@ def _stages(settings: Settings, run_id: str, lease: Lease) -> State:
     ctx = open_lake_task(settings, run_id)
     gate_future = run_beside_flow(load_quality_gate_task, ctx)  # Great Expectations loads while DICOM is read
     key, shifts = load_subject_key_task(ctx)
-    plan = plan_dicom_task(ctx)
+    failures: list[StageFailure] = []
+    plan = run_stage(failures, plan_dicom_task, ctx, key)  # lists the landing area and the PACS, if any
     chunks = ingest_dicom_chunk_task.map(
         unmapped(ctx), plan.chunks, unmapped(key), unmapped(plan), [len(c) for c in plan.chunks]
-    )
+    ) if plan is not None else []
     gate = gate_future.result()
-    failures: list[StageFailure] = []
     lease.check()
     clinical = run_stage(failures, clinical_bronze_task, ctx, gate, key, shifts)
     silver = run_stage(failures, clinical_silver_task, ctx, gate)
-    outcomes, unsettled = settle_chunks(failures, plan, chunks)
-    lease.check()
-    dicom = run_stage(failures, publish_dicom_task, ctx, gate, plan, outcomes, unsettled)
+    dicom = None
+    if plan is not None:
+        outcomes, unsettled = settle_chunks(failures, plan, chunks)
+        lease.check()
+        dicom = run_stage(failures, publish_dicom_task, ctx, gate, plan, outcomes, unsettled)
     params = volumetry_params(settings.trial.ct)
     jobs = run_stage(failures, plan_volumetry_task, ctx, params) or []
     measured = settled_results(failures, "measure series", measure_series_task.map(unmapped(ctx), jobs, unmapped(params)))
     lease.check()
     volumetry = run_stage(failures, publish_volumetry_task, ctx, gate, measured)
     lease.check()
+    ct_results = run_stage(failures, publish_ct_results_task, ctx, gate, measured)  # DICOM SEG and SR
+    lease.check()
     gold = run_stage(failures, build_gold_task, ctx, gate)
-    report = RunReport(clinical, silver, dicom, volumetry, gold, tuple(failures))
+    report = RunReport(clinical, silver, dicom, volumetry, gold, tuple(failures), ct_results)
     run_stage(failures, publish_run_report_task, ctx, report)
     return final_state(replace(report, failures=tuple(failures)))
 

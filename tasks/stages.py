@@ -20,6 +20,7 @@ from trialake.pipeline.clinical import (
     ingest_clinical_bronze,
 )
 from trialake.pipeline.database_lock import EndpointsAsOf, publish_as_of, rebuild_endpoints_as_of
+from trialake.pipeline.ct_results import CtResultsSummary, publish_ct_results
 from trialake.pipeline.dicom import ChunkOutcome, forget_subject_images, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
 from trialake.pipeline.freshness import forget_stage
 from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display
@@ -86,8 +87,8 @@ def clinical_silver_task(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSu
 
 
 @stage_task("plan DICOM ingest")
-def plan_dicom_task(ctx: RunContext) -> DicomPlan:
-    plan = plan_dicom(ctx)
+def plan_dicom_task(ctx: RunContext, key: pl.DataFrame | None = None) -> DicomPlan:
+    plan = plan_dicom(ctx, key)
     get_run_logger().info("DICOM: %d chunks to ingest", len(plan.chunks))
     return plan
 
@@ -130,6 +131,16 @@ def publish_volumetry_task(ctx: RunContext, gate: QualityGate, rows: Sequence[di
                           summary.measured, summary.flagged, summary.failed)
     _log_held_back(summary.held_back)
     _dq_artifact("dq-volumetry", summary.quality)
+    return summary
+
+
+@stage_task("publish DICOM SEG and SR")
+def publish_ct_results_task(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> CtResultsSummary:
+    summary = publish_ct_results(ctx, gate, rows)
+    get_run_logger().info("DICOM SEG and SR: %d series written, %d not built, %d series pushed to the research PACS",
+                          summary.written, summary.failed, summary.pushed_series)
+    _log_held_back(summary.held_back)
+    _dq_artifact("dq-ct-dicom-results", summary.quality)
     return summary
 
 

@@ -140,6 +140,7 @@ def test_make_deploy_registers_nightly_with_its_schedule_and_defaults(stack: Sta
     assert deployment.parameters == {
         "landing": stack.environ["TRIALAKE_LANDING"],
         "lake": stack.environ["TRIALAKE_LAKE"],
+        "pacs": stack.environ.get("TRIALAKE_PACS", ""),  # empty: no PACS, or pacs.source of the configuration
     }
     [schedule] = deployment.schedules
     assert schedule.active

@@ -175,6 +175,21 @@ def clean_tables() -> dict[str, pl.DataFrame]:
             ADY=pl.Int64, check_method=pl.String, check_lung_volume_ml=pl.Float64, disagreement_pct=pl.Float64,
             qc_flags=pl.String, convolution_kernel=pl.String, kernel_class=pl.String,
         ),
+        "silver/ct_dicom_results": frame(
+            {
+                "USUBJID": ["S1", "S2", "S2"], "series_id": ["2.25.11", "2.25.21", "2.25.21"],
+                "params_hash": ["h1", "h1", "h2"], "status": ["written", "written", "failed"],
+                "reason": [None, None, "DICOM SEG/SR not built (ValueError: grid)"],
+                "seg_object": ["silver/ct_seg/S1/2.25.11_h1.dcm", "silver/ct_seg/S2/2.25.21_h1.dcm", None],
+                "sr_object": ["silver/ct_sr/S1/2.25.11_h1.dcm", "silver/ct_sr/S2/2.25.21_h1.dcm", None],
+                "seg_series_uid": ["2.25.5", "2.25.6", None], "seg_sop_uid": ["2.25.51", "2.25.61", None],
+                "sr_series_uid": ["2.25.7", "2.25.8", None], "sr_sop_uid": ["2.25.71", "2.25.81", None],
+                "n_seg_frames": [90, 110, None], "run_id": ["r0"] * 3, "pushed_to": [None] * 3, "push_run_id": [None] * 3,
+            },
+            n_seg_frames=pl.Int64, reason=pl.String, seg_object=pl.String, sr_object=pl.String, seg_series_uid=pl.String,
+            seg_sop_uid=pl.String, sr_series_uid=pl.String, sr_sop_uid=pl.String, pushed_to=pl.String,
+            push_run_id=pl.String,
+        ),
         "silver/rejections": frame(
             {
                 "source_sha256": ["c" * 64, "d" * 64], "source_row": [3, None], "stage": ["clinical_lb", "ingest_dicom"],

@@ -413,3 +413,86 @@ def test_a_landing_area_never_seen_minimal_exports_and_strange_dicom(tmp_path: P
     labs = read_table(lake, "silver/labs")  # the month-only date is quarantined; nothing checks consent (no RFICDTC)
     assert sorted(labs["source_row"]) == [1, 2, 3]
     assert rejections.filter(pl.col("stage") == "dq_silver_labs")["source_row"].to_list() == [4]
+
+
+
+#: The smallest landing area the contract allows: a subject key and DM/EX exports of two subjects.
+MINIMAL_LANDING = {
+    "keys/subject_key.csv": b"SITEID,PATIENT_ID,USUBJID\n01,A1,X-001\n01,A2,X-002\n",
+    "clinical/dm.csv": b"USUBJID,ARMCD,ARM,RFSTDTC\nX-001,UCMSC,UC-MSC,2020-03-01\nX-002,PBO,Placebo,2020-03-02\n",
+    "clinical/ex.csv": b"USUBJID,EXTRT,EXSTDTC\nX-001,UC-MSC,2020-03-01\nX-002,PLACEBO,2020-03-02\n",
+}
+
+
+def _write_landing(landing: Path, files: dict[str, bytes]) -> None:
+    for relpath, data in files.items():
+        (landing / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (landing / relpath).write_bytes(data)
+
+
+def test_a_run_whose_every_dicom_file_is_rejected_completes_with_its_summary(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """Every DICOM file is unreadable or of a patient the key does not have: no instance is
+    accepted, so silver/ct_series is never published; the run still completes (exit 0), every
+    file is rejected, the clinical side and gold publish, and the run summary is written (it once
+    failed here with "column status not found")."""
+    from dicom_factory import encode, synthesize_ct_series
+    from trialake.cli import main
+    from trialake.pipeline.dicom import INGEST_STAGES
+    from trialake.pipeline.run_report import SUMMARY
+
+    landing = tmp_path / "landing"
+    files = {**MINIMAL_LANDING, "dicom/A1/empty.dcm": b"", "dicom/A1/notes.dcm": b"this is not DICOM\n"}
+    for i, ds in enumerate(synthesize_ct_series(patient_id="A9", n_slices=3)):  # A9 is in no subject key
+        files[f"dicom/A9/{i:03d}.dcm"] = encode(ds)
+    _write_landing(landing, files)
+
+    status = main(["run", "nightly", "--landing", str(landing), "--lake", str(tmp_path / "lake")])
+    out, err = capfd.readouterr()
+    assert status == 0 and "Traceback" not in out + err, err[-3000:]
+    lake = open_lake(str(tmp_path / "lake"))
+    rejections = read_table(lake, "silver/rejections").filter(pl.col("stage").is_in(INGEST_STAGES))
+    dicom = {relpath: hashlib.sha256(data).hexdigest() for relpath, data in files.items() if relpath.startswith("dicom/")}
+    assert set(dicom.values()) <= set(rejections["source_sha256"])
+    assert read_table(lake, "bronze/dicom_instances").is_empty() and read_table(lake, "silver/ct_series").is_empty()
+    assert read_table(lake, "silver/ct_dicom_results").is_empty()
+    assert sorted(read_table(lake, "gold/adsl")["USUBJID"]) == ["X-001", "X-002"]
+    summary = read_object(lake, SUMMARY).decode()
+    assert "complete: everything publishable was published" in summary and "Every series was measured." in summary
+
+
+def test_a_pacs_that_fails_during_the_run_fails_the_imaging_branch_only(tmp_path: Path) -> None:
+    """The configured PACS stops answering after start-up (a closed port; the flow itself has no
+    start-up check): planning the DICOM ingest fails, the clinical branch and gold still publish,
+    the run ends Failed naming the stage, and the landing area's DICOM files wait for the next run,
+    which (without the PACS) ingests them."""
+    import socket
+
+    from dicom_factory import encode, synthesize_ct_series
+    from flows.nightly import nightly
+    from trialake.config import default_trial_config_path
+
+    landing = tmp_path / "landing"
+    series = {f"dicom/A1/{i:03d}.dcm": encode(ds) for i, ds in enumerate(synthesize_ct_series(patient_id="A1", n_slices=3))}
+    _write_landing(landing, {**MINIMAL_LANDING, **series})
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    config = tmp_path / "trial.yaml"
+    config.write_text(default_trial_config_path().read_text() + "\npacs:\n  retries: 0\n  timeout_s: 5\n")
+    lake = open_lake(str(tmp_path / "lake"))
+
+    state = nightly(landing=str(landing), lake=lake.url, config=str(config), pacs=f"dicomweb+http://127.0.0.1:{closed}/dw",
+                    return_state=True)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, RunIncomplete)
+    assert [f.stage for f in error.report.failures] == ["plan DICOM ingest"], error.report.failures
+    assert error.report.dicom is None and error.report.clinical is not None
+    assert sorted(read_table(lake, "silver/subjects")["USUBJID"]) == ["X-001", "X-002"]
+    assert read_table(lake, "gold/adsl").height == 2
+    assert read_table(lake, "bronze/dicom_instances").is_empty()
+
+    report = nightly(landing=str(landing), lake=lake.url, config=str(config))
+    assert report.complete
+    accepted = set(read_table(lake, "bronze/dicom_instances")["source_sha256"])
+    assert accepted == {hashlib.sha256(data).hexdigest() for data in series.values()}

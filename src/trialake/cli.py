@@ -49,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--task-runner", choices=("thread", "dask"), default="thread", help="where per-chunk and per-series tasks run")
     run.add_argument("--dask-address", default=None, help="scheduler of an existing Dask cluster (default: a local cluster)")
     run.add_argument("--workers", type=int, default=2, help="threads, or local Dask worker processes")
+    run.add_argument("--pacs", default=None, help="also pull the key's patients' images from a PACS: "
+                     "dicomweb+http(s)://host/path or dimse://CALLED_AET@host:port?calling=AET")
+
+    receive = commands.add_parser("receive", help="a C-STORE receiver (DICOM SCP) writing into the landing area")
+    receive.add_argument("--port", type=int, required=True, help="TCP port to listen on (0: any free port, printed)")
+    receive.add_argument("--ae-title", required=True, help="this receiver's AE title")
+    receive.add_argument("--landing", required=True, help="landing area: local path or s3://bucket/prefix")
+    receive.add_argument("--host", default="0.0.0.0", help="address to listen on (default: every interface)")
+    receive.add_argument("--allow", action="append", default=None, metavar="AET",
+                         help="accept only these calling AE titles (repeat the option; default: any)")
 
     volumetry = commands.add_parser("volumetry", help="measure lung and lesion volumes of one CT series")
     volumetry.add_argument("series_dir", type=Path)
@@ -98,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     handlers = {
-        "generate": _generate, "run": _run, "volumetry": _volumetry, "unblind": _unblind, "demo": _demo, "lock": _lock,
+        "generate": _generate, "run": _run, "receive": _receive, "volumetry": _volumetry, "unblind": _unblind, "demo": _demo, "lock": _lock,
         "history": _history, "endpoints": _endpoints, "vacuum": _vacuum, "upgrade": _upgrade,
     }
     try:
@@ -130,13 +140,25 @@ def _run(args: argparse.Namespace) -> int:
     from trialake.pipeline.startup import StartupError, check_can_start
 
     try:
-        settings = read_settings(landing=args.landing, lake=args.lake, environ=os.environ, config_path=args.config)
+        settings = read_settings(landing=args.landing, lake=args.lake, environ=os.environ, config_path=args.config,
+                                 pacs=args.pacs)
         check_can_start(settings)
     except (ConfigError, StartupError) as exc:
         raise CommandError(_one_line(exc)) from exc
-    options = {"lease_wait_s": args.lease_wait, "lease_ttl_s": args.lease_ttl}
+    options = {"lease_wait_s": args.lease_wait, "lease_ttl_s": args.lease_ttl, "pacs": args.pacs}
     runner = {"kind": args.task_runner, "address": args.dask_address, "n_workers": args.workers}
     return _run_nightly(landing=settings.landing, lake=settings.lake, config=args.config, options=options, runner=runner)
+
+
+def _receive(args: argparse.Namespace) -> int:
+    from trialake.config import storage_options_from_env
+    from trialake.pacs.receiver import run_receiver
+
+    try:
+        return run_receiver(landing_url=args.landing, storage_options=storage_options_from_env(os.environ),
+                            host=args.host, port=args.port, ae_title=args.ae_title, allowed=args.allow)
+    except (ValueError, OSError) as exc:
+        raise CommandError(_one_line(exc)) from exc
 
 
 def _run_nightly(

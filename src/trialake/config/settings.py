@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trialake.config.trial import TrialConfig, load_trial_config
+from trialake.config.trial import ConfigError, TrialConfig, load_trial_config
+from trialake.pacs.address import PacsConnection, read_pacs_connection
 
 
 def default_expectations_dir() -> Path:
@@ -23,6 +24,8 @@ class Settings:
     trial: TrialConfig
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     expectations_dir: Path = field(default_factory=default_expectations_dir)
+    pacs: PacsConnection | None = None  # a PACS pulled besides the landing area's dicom/ folder
+    research_pacs: PacsConnection | None = None  # receives de-identified series, SEG and SR
 
 
 def storage_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -47,15 +50,35 @@ def storage_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def read_settings(
-    *, landing: str, lake: str, environ: Mapping[str, str], config_path: str | Path | None = None
+    *, landing: str, lake: str, environ: Mapping[str, str], config_path: str | Path | None = None,
+    pacs: str | None = None,
 ) -> Settings:
-    """Build the settings of one run from its arguments and the process environment."""
+    """Build the settings of one run from its arguments and the process environment.
+
+    ``pacs`` (else ``pacs.source`` of the trial configuration) adds a PACS as a DICOM source; its
+    credentials come from TRIALAKE_PACS_USER / TRIALAKE_PACS_PASSWORD or TRIALAKE_PACS_TOKEN, the
+    research PACS's from the same names with TRIALAKE_RESEARCH_PACS_.
+    """
+    trial = load_trial_config(config_path)
     return Settings(
         landing=normalize_url(landing),
         lake=normalize_url(lake),
-        trial=load_trial_config(config_path),
+        trial=trial,
         storage_options=storage_options_from_env(environ),
+        pacs=_pacs_connection(pacs or trial.pacs.source, trial, environ, "TRIALAKE_PACS"),
+        research_pacs=_pacs_connection(trial.pacs.research, trial, environ, "TRIALAKE_RESEARCH_PACS"),
     )
+
+
+def _pacs_connection(url: str | None, trial: TrialConfig, environ: Mapping[str, str], prefix: str) -> PacsConnection | None:
+    if not url:
+        return None
+    options = trial.pacs
+    try:
+        return read_pacs_connection(url, environ, prefix=prefix, timeout_s=options.timeout_s,
+                                    retries=options.retries, backoff_s=options.backoff_s)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def normalize_url(url: str) -> str:

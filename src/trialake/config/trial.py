@@ -142,6 +142,26 @@ class AdamConfig(_Strict):
         return self
 
 
+class PacsConfig(_Strict):
+    """PACS peers: a source pulled by every nightly run (``--pacs`` on the command line wins) and a
+    research PACS that receives the de-identified series with their DICOM SEG and SR."""
+
+    source: str | None = None
+    research: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff_s: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _urls_parse(self) -> PacsConfig:
+        from trialake.pacs.address import parse_pacs_url
+
+        for url in (self.source, self.research):
+            if url is not None:
+                parse_pacs_url(url)
+        return self
+
+
 class TrialConfig(_Strict):
     """Everything trial-specific. Nothing in the code knows the reference trial; this does."""
 
@@ -158,6 +178,7 @@ class TrialConfig(_Strict):
     adam: AdamConfig = AdamConfig()
     # A new trial starts blinded: arms and arm-level results only under <lake>/unblinded/.
     blinding: Literal["blinded", "unblinded"] = "blinded"
+    pacs: PacsConfig = PacsConfig()
 
     @model_validator(mode="after")
     def _visits_distinct_and_apart(self) -> TrialConfig:

@@ -39,7 +39,9 @@ from trialake.lake import (
     write_object,
     write_table,
 )
+from trialake.pacs import is_pacs_id
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.ct_results import forget_ct_results
 from trialake.pipeline.params import deid_params
 from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
 from trialake.pipeline.volumetry import render_qc_index
@@ -47,6 +49,7 @@ from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
 from trialake.pipeline.inventory import derive_manifest, hidden_rejection, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
 from trialake.pipeline.rejections import publish_rejections
+from trialake.pipeline.sources import list_pacs_files, open_dicom_reader
 from trialake.quality import ValidationOutcome
 
 AREA = "dicom"
@@ -90,13 +93,15 @@ class DicomSummary:
     held_back: tuple[HeldBack, ...] = ()
 
 
-def plan_dicom(ctx: RunContext) -> DicomPlan:
+def plan_dicom(ctx: RunContext, key: pl.DataFrame | None = None) -> DicomPlan:
     """Chunks of new or changed landing files (plus files rejected only because their patient was
-    not yet in the subject key, which are retried every run)."""
+    not yet in the subject key, which are retried every run), and of new instances of the key's
+    patients in the configured PACS (see ``pipeline/sources.py``)."""
     manifest = read_manifest(ctx)
-    listed = list_area(ctx, AREA)
+    pacs = list_pacs_files(ctx, key, manifest)
+    listed = list_area(ctx, AREA) + list(pacs.current)
     if is_written_under_other_rules(ctx, AREA, DEID_VERSION):
-        return DicomPlan(split_into_chunks(listed), tuple(listed), frozenset(), {}, reingest=True)
+        return DicomPlan(split_into_chunks(listed), tuple(listed) + pacs.kept, frozenset(), {}, reingest=True)
     quarantine = read_table(ctx.lake, QUARANTINE)
     retry = set(quarantine.filter(pl.col("retry_on_key_change"))["source_sha256"]) if not quarantine.is_empty() else set()
     retry_paths = set(manifest.filter(pl.col("sha256").is_in(list(retry)))["relpath"]) if retry else set()
@@ -105,7 +110,7 @@ def plan_dicom(ctx: RunContext) -> DicomPlan:
     rejected = set(quarantine["source_sha256"]) - retry if not quarantine.is_empty() else set()
     accepted = set(instances["source_sha256"]) if not instances.is_empty() else set()
     sops = dict(instances.select("sop_id", "source_sha256").iter_rows()) if not instances.is_empty() else {}
-    return DicomPlan(split_into_chunks(todo), tuple(listed), frozenset(accepted | rejected), sops)
+    return DicomPlan(split_into_chunks(todo), tuple(listed) + pacs.kept, frozenset(accepted | rejected), sops)
 
 
 def split_into_chunks(files: Sequence[LandingFile]) -> tuple[tuple[str, ...], ...]:
@@ -125,8 +130,9 @@ def split_into_chunks(files: Sequence[LandingFile]) -> tuple[tuple[str, ...], ..
 
 
 def ingest_dicom_chunk(ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan) -> ChunkOutcome:
-    """Read a chunk once, de-identify it (with the trial configuration's date shifting, the same
-    offsets as the clinical data), write the accepted copies under bronze/dicom/.
+    """Read a chunk once (landing files or PACS instances), de-identify it (with the trial
+    configuration's date shifting, the same offsets as the clinical data), write the accepted
+    copies under bronze/dicom/.
 
     Files go through in windows of ``WINDOW_FILES``: read together (concurrently on S3), ingested,
     their copies written, then dropped, so a chunk holds a few megabytes rather than all of its
@@ -134,12 +140,13 @@ def ingest_dicom_chunk(ctx: RunContext, relpaths: Sequence[str], key: pl.DataFra
     """
     subject_key = SubjectKey.from_frame(key)
     params = deid_params(ctx.settings.trial.deidentification)
-    visible = [p for p in relpaths if not is_hidden(p)]
-    results = [_reject_hidden(ctx, [p for p in relpaths if is_hidden(p)])]
-    with nullcontext() if ctx.lake.is_local else ThreadPoolExecutor(max_workers=8) as writers:
+    hidden = {p for p in relpaths if not is_pacs_id(p) and is_hidden(p)}  # PACS instances have no file name
+    visible = [p for p in relpaths if p not in hidden]
+    results = [_reject_hidden(ctx, [p for p in relpaths if p in hidden])]
+    with nullcontext() if ctx.lake.is_local else ThreadPoolExecutor(max_workers=8) as writers, open_dicom_reader(ctx) as read:
         for start in range(0, len(visible), WINDOW_FILES):
             window = visible[start : start + WINDOW_FILES]
-            contents = read_landing_bytes(ctx.landing, window)
+            contents = read(window)
             result = ingest_dicom_batch(
                 [(p, contents[p]) for p in window],
                 key=subject_key,
@@ -294,8 +301,8 @@ def _remove_copies_not_in(ctx: RunContext, object_names: set[str]) -> None:
 
 
 def _forget_volumetry_not_in(ctx: RunContext, series_ids: set[str]) -> None:
-    """Drop measurements, QC pictures and masks of series that no longer exist (their series UID
-    was kept by older rules and is a pseudonym now)."""
+    """Drop measurements, QC pictures, masks and DICOM SEG and SR of series that no longer exist
+    (their series UID was kept by older rules and is a pseudonym now)."""
     volumetry = read_table(ctx.lake, "silver/ct_volumetry")
     if volumetry.is_empty():
         return
@@ -308,6 +315,7 @@ def _forget_volumetry_not_in(ctx: RunContext, series_ids: set[str]) -> None:
                 ctx.lake.fs.rm(ctx.lake.path(path))
     kept = volumetry.join(gone.select("series_id").unique(), on="series_id", how="anti")
     write_table(ctx.lake, "silver/ct_volumetry", kept, partition_by=["USUBJID"])
+    forget_ct_results(ctx, set(gone["series_id"]))
     write_object(ctx.lake, "reports/qc/index.html", render_qc_index(kept).encode())
 
 
@@ -339,9 +347,10 @@ def forget_subject_images(ctx: RunContext, usubjid: str) -> int:
     and its files from the manifest, so that the next run ingests them again; returns the files."""
     instances = read_table(ctx.lake, INSTANCES, columns=["USUBJID", "source_sha256"])
     shas = set(instances.filter(pl.col("USUBJID") == usubjid)["source_sha256"]) if not instances.is_empty() else set()
-    for table in (INSTANCES, "silver/ct_series", "silver/ct_volumetry"):
+    for table in (INSTANCES, "silver/ct_series", "silver/ct_volumetry", "silver/ct_dicom_results"):
         delete_partition(ctx.lake, table, {"USUBJID": usubjid})
-    for folder in (f"bronze/dicom/{usubjid}", f"reports/qc/{usubjid}", f"silver/ct_masks/{usubjid}"):
+    for folder in (f"bronze/dicom/{usubjid}", f"reports/qc/{usubjid}", f"silver/ct_masks/{usubjid}",
+                   f"silver/ct_seg/{usubjid}", f"silver/ct_sr/{usubjid}"):
         if ctx.lake.fs.exists(ctx.lake.path(folder)):
             ctx.lake.fs.rm(ctx.lake.path(folder), recursive=True)
     manifest = read_manifest(ctx)

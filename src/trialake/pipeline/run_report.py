@@ -9,6 +9,7 @@ import polars as pl
 from trialake.lake import list_tables, read_table, table_exists, versions_by_run, write_object
 from trialake.pipeline.clinical import ClinicalBronzeSummary, ClinicalSilverSummary
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.ct_results import CtResultsSummary
 from trialake.pipeline.dicom import DicomSummary
 from trialake.pipeline.gold import GoldSummary
 from trialake.pipeline.quality import HeldBack
@@ -29,6 +30,7 @@ _READERS = {
     "silver/subjects": "the other clinical silver tables, silver/ct_series (study days) and gold",
     "bronze/dicom_instances": "silver/ct_series and volumetry",
     "silver/ct_series": "volumetry and gold",
+    "silver/ct_dicom_results": "the push to the research PACS",
     "gold/adsl": "the other gold tables and the endpoint report",
 }
 
@@ -44,7 +46,7 @@ class StageFailure:
 @dataclass(frozen=True)
 class RunReport:
     """The stage summaries of one run (None: the stage had nothing to do, or failed) and the
-    stages that failed."""
+    stages that failed; ``ct_results``: the DICOM SEG and SR step."""
 
     clinical: ClinicalBronzeSummary | None
     clinical_silver: ClinicalSilverSummary | None
@@ -52,10 +54,12 @@ class RunReport:
     volumetry: VolumetrySummary | None
     gold: GoldSummary | None
     failures: tuple[StageFailure, ...] = ()
+    ct_results: CtResultsSummary | None = None
 
     @property
     def _stages(self) -> tuple:
-        return tuple(s for s in (self.clinical, self.clinical_silver, self.dicom, self.volumetry, self.gold) if s is not None)
+        stages = (self.clinical, self.clinical_silver, self.dicom, self.volumetry, self.ct_results, self.gold)
+        return tuple(s for s in stages if s is not None)
 
     @property
     def outcomes(self) -> list[ValidationOutcome]:

@@ -1,7 +1,8 @@
 """Can a run start? Checks made before anything is written: one line per problem, nothing created.
 
 A run that cannot start (landing area missing or laid out otherwise, subject key unusable, storage
-unreachable or refusing the credentials, lake in an unusable place) stops here, before the lake
+unreachable or refusing the credentials, lake in an unusable place, the PACS to pull from
+unreachable or refusing the association or the credentials) stops here, before the lake
 folder, the lease or the lake secret exist.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import fsspec
 
 from trialake.config import Settings
 from trialake.lake import Lake, read_landing_bytes
+from trialake.pacs import PacsError, check_pacs
 from trialake.pipeline.inventory import DATA_AREAS, KEY_PATH
 from trialake.pipeline.subjects import SubjectKeyError, parse_subject_key
 
@@ -31,6 +33,11 @@ def check_can_start(settings: Settings) -> None:
     check_reachable(lake, "lake")
     _check_landing_layout(landing)
     _check_lake_location(lake, landing)
+    if settings.pacs is not None:
+        try:
+            check_pacs(settings.pacs)
+        except PacsError as exc:
+            raise StartupError(str(exc)) from None
 
 
 def check_reachable(place: Lake, what: str) -> None:

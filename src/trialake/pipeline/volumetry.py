@@ -15,6 +15,7 @@ from trialake.imaging.volumetry import FAILED, FLAGGED, compute_params_hash
 from trialake.lake import read_object, read_table, write_object
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.params import volumetry_method, volumetry_params_hash
+from trialake.pipeline.ct_results import write_ct_results
 from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
 from trialake.quality import ValidationOutcome
 
@@ -89,7 +90,8 @@ def measure_series(ctx: RunContext, job: SeriesJob, params: VolumetryParams) -> 
     method = {"method": segmenter.name, "method_version": segmenter.version,
               "params_hash": compute_params_hash(params, segmenter, check)}
     try:
-        volume = load_series([read_object(ctx.lake, f"bronze/dicom/{name}") for name in job.object_names])
+        files = [read_object(ctx.lake, f"bronze/dicom/{name}") for name in job.object_names]
+        volume = load_series(files)
         result = measure_volume(volume, params, segmenter, check)
     except (NotMeasurable, ValueError) as exc:
         return {**base, **method, "status": FAILED, "reason": " ".join(str(exc).split())}
@@ -97,7 +99,9 @@ def measure_series(ctx: RunContext, job: SeriesJob, params: VolumetryParams) -> 
     png = render_qc_png(volume, result, subject=job.USUBJID, day=job.ADY)
     qc_png = write_object(ctx.lake, f"reports/qc/{stem}.png", png)
     mask = write_object(ctx.lake, f"silver/ct_masks/{stem}.nii.gz", write_masks_nifti(volume, result))
-    return {**base, **result.to_record(), "qc_png": qc_png, "mask_nifti": mask}
+    dicom_results = write_ct_results(ctx, job.USUBJID, job.series_id, files, volume, result)  # DICOM SEG and SR
+    return {**base, **result.to_record(), "qc_png": qc_png, "mask_nifti": mask,
+            **dicom_results}
 
 
 def publish_volumetry(ctx: RunContext, gate: QualityGate, rows: Sequence[dict]) -> VolumetrySummary:
