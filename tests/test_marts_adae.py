@@ -122,8 +122,8 @@ def test_incidence_counts_subjects_per_actual_arm_in_safety_set() -> None:
 def test_pooled_incidence_and_terms_name_no_arm() -> None:
     adae = derive_adae(AES, ADSL)
     pooled = summarize_ae_incidence(adae, ADSL, arm_variable=None)
-    assert pooled.columns == ["category", "n", "N", "pct"]
-    assert pooled.select("n", "N").rows()[:2] == [(2, 3), (1, 3)]  # any: A1, A2 of A1, A2, A4
+    assert pooled.columns == ["category", "n", "n_safety", "pct"]
+    assert pooled.select("n", "n_safety").rows()[:2] == [(2, 3), (1, 3)]  # any: A1, A2 of A1, A2, A4
     terms = summarize_ae_by_term(adae, ADSL, arm_variable=None)
     # every body system has one subject: alphabetical, each followed by its terms
     assert terms.select("AEBODSYS", "AEDECOD", "n").rows() == [

@@ -97,7 +97,7 @@ def _adae() -> pl.DataFrame:
 
 def _ae_incidence() -> pl.DataFrame:
     rows = [("Any TEAE", TRT, 2, 5), ("Any TEAE", CTL, 1, 4), ("Fatal TEAE", TRT, 0, 5), ("Fatal TEAE", CTL, 1, 4)]
-    return pl.DataFrame(rows, schema=["category", "TRT01A", "n", "N"], orient="row")
+    return pl.DataFrame(rows, schema=["category", "TRT01A", "n", "n_safety"], orient="row")
 
 
 def _endpoints() -> pl.DataFrame:
@@ -270,7 +270,7 @@ def test_blinded_report_names_no_arm_and_compares_nothing() -> None:
         pl.lit(None, pl.Float64).alias(c) for c in ("estimate", "ci_low", "ci_high", "p_value", "median_trt", "median_ctl")
     ).with_columns(*(pl.lit(None, pl.Int64).alias(c) for c in ("n_trt", "n_ctl")), method=pl.lit(BLINDED))
     adsl = _adsl().drop("TRT01P", "TRT01A")
-    pooled = _ae_incidence().group_by("category", maintain_order=True).agg(pl.col("n").sum(), pl.col("N").sum())
+    pooled = _ae_incidence().group_by("category", maintain_order=True).agg(pl.col("n").sum(), pl.col("n_safety").sum())
     page = render_endpoint_report(
         _inputs(endpoints=endpoints, adsl=adsl, ae_incidence=pooled, ae_comparison=None),
         ReportOptions(**{**OPTIONS.__dict__, "blinded": True}),

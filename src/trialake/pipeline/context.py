@@ -72,15 +72,22 @@ def config_sha256(trial: TrialConfig) -> str:
 
 
 def record_config(lake: Lake, trial: TrialConfig) -> str:
-    """Keep the configuration at ``_configs/<sha256>.json`` (once); returns the sha256."""
+    """Keep the configuration at ``_configs/<sha256>.json`` (once), or under ``unblinded/_configs/``
+    for a blinded trial (it names the arms); returns the sha256."""
     digest = config_sha256(trial)
-    create_object(lake, f"{CONFIGS}/{digest}.json", trial.model_dump_json().encode())
+    create_object(lake, f"{_configs_folder(trial.blinded)}/{digest}.json", trial.model_dump_json().encode())
     return digest
 
 
 def read_config(lake: Lake, digest: str) -> TrialConfig:
     """A configuration a commit or stage state names by its sha256."""
-    return TrialConfig.model_validate_json(read_object(lake, f"{CONFIGS}/{digest}.json"))
+    public = f"{CONFIGS}/{digest}.json"
+    name = public if lake.fs.exists(lake.path(public)) else f"{_configs_folder(True)}/{digest}.json"
+    return TrialConfig.model_validate_json(read_object(lake, name))
+
+
+def _configs_folder(blinded: bool) -> str:
+    return f"unblinded/{CONFIGS}" if blinded else CONFIGS
 
 
 @functools.cache

@@ -33,6 +33,7 @@ from trialake.quality import (
 )
 
 DQ_RESULTS = "silver/dq_results"
+UNBLINDED_ZONE = "unblinded"
 #: The lake table's columns: the validation results plus the source file a result is about (null
 #: when the whole table was validated).
 DQ_RESULTS_TABLE_SCHEMA = {**DQ_RESULTS_SCHEMA, "source_sha256": pl.String}
@@ -125,12 +126,19 @@ def _record_results(ctx: RunContext, outcome: ValidationOutcome, source: str | N
     # a file's results replace that file's, and any whole-table ones a lake written earlier holds
     same = (pl.col("table") == outcome.table) & (
         pl.col("source_sha256").eq_missing(pl.lit(source, pl.String)) | pl.col("source_sha256").is_null())
-    kept = _read_dq_results(ctx).filter(~same)
-    write_table(ctx.lake, DQ_RESULTS, pl.concat([kept, new]).sort("table", "source_sha256", "expectation", nulls_last=False))
+    results = dq_results_table(outcome.table)
+    kept = _read_dq_results(ctx, results).filter(~same)
+    write_table(ctx.lake, results, pl.concat([kept, new]).sort("table", "source_sha256", "expectation", nulls_last=False))
 
 
-def _read_dq_results(ctx: RunContext) -> pl.DataFrame:
-    existing = read_table(ctx.lake, DQ_RESULTS)
+def dq_results_table(table: str) -> str:
+    """Where a table's validation results go: beside it in the unblinded zone (they may name arms),
+    else ``silver/dq_results``."""
+    return f"{UNBLINDED_ZONE}/dq_results" if table.split("/", 1)[0] == UNBLINDED_ZONE else DQ_RESULTS
+
+
+def _read_dq_results(ctx: RunContext, results: str = DQ_RESULTS) -> pl.DataFrame:
+    existing = read_table(ctx.lake, results)
     if existing.is_empty():
         return pl.DataFrame(schema=DQ_RESULTS_TABLE_SCHEMA)
     if "source_sha256" not in existing.columns:  # written before results were kept per source file
