@@ -19,7 +19,8 @@ import trialake
 from trialake.blinding import split_treatment
 from trialake.config import TrialConfig
 from trialake.dictionary import build_data_dictionary, load_descriptions
-from trialake.lake import compute_sha256, read_table, write_object, write_table
+from trialake.lake import compute_sha256, read_table, table_exists, write_object, write_table
+from trialake.lake.tables import file_names
 from trialake.marts import AnalysisConfig, ArmSpec, VisitWindow, build_marts, summarize_ae_incidence
 from trialake.marts.build import MART_INPUTS, OPTIONAL_MART_INPUTS
 from trialake.marts.define import build_define
@@ -32,8 +33,8 @@ from trialake.marts.endpoints import (
 )
 from trialake.marts.toxicity import load_toxicity_criteria, plan_toxicity_grading
 from trialake.pipeline.blinding import ZONE, publish_public, read_with_treatment, unblinded_table
-from trialake.pipeline.context import RunContext
-from trialake.pipeline.freshness import compute_fingerprint, is_stale, mark_fresh, with_inputs
+from trialake.pipeline.context import RunContext, config_sha256
+from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
 from trialake.pipeline.inventory import read_manifest
 from trialake.pipeline.params import lab_standards, volumetry_params, volumetry_params_hash
 from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
@@ -358,9 +359,12 @@ def current_params_hash(trial: TrialConfig) -> str:
 
 
 def _lake_version(ctx: RunContext) -> str:
-    """What identifies the data gold was derived from (until tables carry versions): the
-    fingerprint of its input tables and the configuration."""
-    return "inputs " + compute_fingerprint(ctx, GOLD_INPUTS)[:16]
+    """What identifies the data gold was derived from: a digest of the configuration and of the
+    content-named data files of every input table, so that the same data gives the same value in
+    any lake (a database lock's tables recomputed elsewhere included)."""
+    files = [f"{table}:{name}" for table in sorted(GOLD_INPUTS) for name in sorted(file_names(ctx.lake, table))
+             if table_exists(ctx.lake, table)]
+    return "inputs " + _digest_of([config_sha256(ctx.settings.trial), *files])[:16]
 
 
 def _provenance(ctx: RunContext) -> dict:
