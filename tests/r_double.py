@@ -19,10 +19,10 @@ KEY = ["PARAMCD", "AVISIT", "AVAR"]
 
 
 def require_r() -> str:
-    """The Rscript executable, or skip the test saying how to get it."""
+    """The Rscript executable; without it the test fails saying how to get it (the R check is part of the suite, never silently left out)."""
     rscript = shutil.which("Rscript")
     if rscript is None:
-        pytest.skip("Rscript not found: install the Debian package r-base-core (make test does) to double-program in R")
+        pytest.fail("Rscript not found: install the Debian package r-base-core (make test does) to double-program in R")
     return rscript
 
 
