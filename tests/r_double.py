@@ -19,7 +19,7 @@ KEY = ["PARAMCD", "AVISIT", "AVAR"]
 
 
 def require_r() -> str:
-    """The Rscript executable; without it the test fails saying how to get it (the R check is part of the suite, never silently left out)."""
+    """The Rscript executable; without it the test fails saying how to get it (never skipped)."""
     rscript = shutil.which("Rscript")
     if rscript is None:
         pytest.fail("Rscript not found: install the Debian package r-base-core (make test does) to double-program in R")
