@@ -16,6 +16,8 @@ import polars as pl
 
 from trialake.quality.spec import SuiteSpec
 
+UNBLINDED_ZONE = "unblinded"
+"""The lake prefix of the treatment assignment and arm-level results (access granted separately)."""
 TREATMENT_VARIABLES = frozenset({
     # SDTM DM and EX
     "ARMCD", "ARM", "ACTARMCD", "ACTARM", "ARMNRS", "ACTARMUD", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSTXT",

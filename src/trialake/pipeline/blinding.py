@@ -15,13 +15,13 @@ from typing import Any
 
 import polars as pl
 
-from trialake.blinding import expectation_columns, split_suite, split_treatment, treatment_columns
+from trialake.blinding import UNBLINDED_ZONE, expectation_columns, split_suite, split_treatment, treatment_columns
 from trialake.lake import delete_partition, read_table, scan_table, table_exists, write_table
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.quality import QualityGate, publish_checked
 from trialake.quality import ValidationOutcome
 
-ZONE = "unblinded"
+ZONE = UNBLINDED_ZONE
 
 
 def unblinded_table(table: str) -> str:

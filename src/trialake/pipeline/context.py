@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import trialake
+from trialake.blinding import UNBLINDED_ZONE
 from trialake.config import Settings, TrialConfig
 from trialake.lake import Lake, create_object, is_upgraded, open_lake, read_object, upgrade_lake, write_object
 
@@ -87,7 +88,7 @@ def read_config(lake: Lake, digest: str) -> TrialConfig:
 
 
 def _configs_folder(blinded: bool) -> str:
-    return f"unblinded/{CONFIGS}" if blinded else CONFIGS
+    return f"{UNBLINDED_ZONE}/{CONFIGS}" if blinded else CONFIGS
 
 
 @functools.cache

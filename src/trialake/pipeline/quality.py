@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from trialake.blinding import UNBLINDED_ZONE
 from trialake.lake import read_table, write_table
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.rejections import publish_rejections
@@ -33,7 +34,6 @@ from trialake.quality import (
 )
 
 DQ_RESULTS = "silver/dq_results"
-UNBLINDED_ZONE = "unblinded"
 #: The lake table's columns: the validation results plus the source file a result is about (null
 #: when the whole table was validated).
 DQ_RESULTS_TABLE_SCHEMA = {**DQ_RESULTS_SCHEMA, "source_sha256": pl.String}
