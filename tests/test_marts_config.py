@@ -32,7 +32,7 @@ def test_baseline_must_come_first() -> None:
 
 
 def test_duplicate_visit_number() -> None:
-    with pytest.raises(ValueError, match="names and AVISITN must be unique"):
+    with pytest.raises(ValueError, match="AVISITN.* used twice: 0.0"):
         AnalysisConfig(visits=(BASELINE, VisitWindow("Day 10", 0.0, 10, 7, 13)))
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from test_quality_suites import CONSENT, EXPECTATIONS_DIR, SHA_A, clean_tables, set_cell
+from test_quality_suites import CONSENT, EXPECTATIONS_DIR, PACKAGED_STANDARDS, SHA_A, clean_tables, set_cell
 from trialake.clinical.common import REJECTION_SCHEMA
+from trialake.visits import VisitWindow
 from trialake.quality import (
     DQ_RESULTS_SCHEMA,
     IntakeCounts,
@@ -31,7 +32,7 @@ from trialake.quality import (
 
 @pytest.fixture(scope="session")
 def suites() -> dict[str, SuiteSpec]:
-    return load_suites(EXPECTATIONS_DIR)
+    return load_suites(EXPECTATIONS_DIR, standards=PACKAGED_STANDARDS)
 
 
 def validate(suites: dict[str, SuiteSpec], tables: dict[str, pl.DataFrame], table: str, **kw: object):
@@ -243,11 +244,11 @@ def test_bad_suite_file_is_named_with_the_key(tmp_path: Path, old: str, new: str
     assert old in GOOD_SUITE
     write_suite(tmp_path, GOOD_SUITE.replace(old, new, 1))
     with pytest.raises(SuiteSpecError, match=message):
-        load_suites(tmp_path)
+        load_suites(tmp_path, standards={})
 
 
 def test_good_suite_file_loads(tmp_path: Path) -> None:
-    suite = load_suites(write_suite(tmp_path, GOOD_SUITE))["silver/things"]
+    suite = load_suites(write_suite(tmp_path, GOOD_SUITE), standards={})["silver/things"]
     assert [e.name for e in suite.expectations] == ["schema", "aval_range"]
     assert suite.expectation("aval_range").kwargs == {"column": "AVAL", "min_value": 0, "max_value": 10}
 
@@ -256,7 +257,7 @@ def test_two_files_for_one_table_rejected(tmp_path: Path) -> None:
     write_suite(tmp_path, GOOD_SUITE)
     write_suite(tmp_path, GOOD_SUITE, name="silver__things_again.yaml")
     with pytest.raises(SuiteSpecError, match=r"silver__things_again\.yaml: table 'silver/things' already defined"):
-        load_suites(tmp_path)
+        load_suites(tmp_path, standards={})
 
 
 def test_row_condition_on_column_pair_rejected(tmp_path: Path) -> None:
@@ -270,28 +271,33 @@ def test_row_condition_on_column_pair_rejected(tmp_path: Path) -> None:
     rationale: r
 """
     with pytest.raises(SuiteSpecError, match=r"expectations\[pair\]\.when: GX 1\.24 ignores row conditions"):
-        load_suites(write_suite(tmp_path, text))
+        load_suites(write_suite(tmp_path, text), standards={})
 
 
 def test_empty_directory_rejected(tmp_path: Path) -> None:
     with pytest.raises(SuiteSpecError, match="no suite files"):
-        load_suites(tmp_path)
+        load_suites(tmp_path, standards={})
 
 
 # --- visit windows -----------------------------------------------------------------------------
 
 def test_reference_visit_windows_are_valid() -> None:
-    outcome = check_visit_windows([("Baseline", None, 1), ("Day 10", 7, 13), ("Day 28", 21, 35)], run_id="r")
-    assert outcome.should_publish and outcome.results["success"].to_list() == [True, True]
+    from trialake.config import load_trial_config
+
+    outcome = check_visit_windows(load_trial_config().visits, run_id="r")
+    assert outcome.should_publish and outcome.results["success"].to_list() == [True]
 
 
-def test_overlapping_and_inverted_windows_fail() -> None:
-    outcome = check_visit_windows([("Baseline", None, 7), ("Day 10", 7, 13), ("Day 28", 35, 21)], run_id="r")
-    assert outcome.should_publish is False
-    assert outcome.failed_errors == ("visit_window_bounds_ordered", "visit_windows_do_not_overlap")
-    details = dict(zip(outcome.results["expectation"], outcome.results["details"], strict=True))
-    assert details["visit_windows_do_not_overlap"] == "Baseline and Day 10 share days 7..7"
-    assert details["visit_window_bounds_ordered"] == "Day 28: first day 35 after last day 21"
+def test_overlapping_windows_fail_with_the_shared_days() -> None:
+    visits = [VisitWindow("Baseline", 0.0, 1, -30, 7), VisitWindow("Day 10", 10.0, 10, 7, 13), VisitWindow("Day 28", 28.0, 28, 21, 35)]
+    outcome = check_visit_windows(visits, run_id="r")
+    assert outcome.should_publish is False and outcome.failed_errors == ("visit_windows_consistent",)
+    assert outcome.results["details"].to_list() == ["windows 'Baseline' and 'Day 10' overlap (days 7..7)"]
+
+
+def test_an_inverted_window_cannot_be_made() -> None:
+    with pytest.raises(ValueError, match="'Day 28': window 35..21 does not contain target_day 28"):
+        VisitWindow("Day 28", 28.0, 28, 35, 21)
 
 
 # --- reports -----------------------------------------------------------------------------------
@@ -407,7 +413,7 @@ ROW_RULE = """\
 )
 def test_every_expectation_says_whether_it_quarantines_rows_or_holds_the_table(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SuiteSpecError, match=message):
-        load_suites(write_suite(tmp_path, text))
+        load_suites(write_suite(tmp_path, text), standards={})
 
 
 def test_every_shipped_row_rule_says_what_the_site_must_do_without_values(suites) -> None:
@@ -438,3 +444,41 @@ def test_nightly_summary_says_what_was_held_back_failed_quarantined_or_not_check
     assert "| silver/visits | subject_enrolled | silver/subjects not published |" in md
     assert "| DM | - | Expected SDTM variable RFICDTC not sent by any export |" in md
     assert "Every series was measured." in md
+
+
+CUSTOM_LB_MAPPING = """version: "t1"
+domain: LB
+tests:
+  - {code: CRP, name: C Reactive Protein, unit: mg/dL, plausible: [0, 100], names: [CRP]}
+  - {code: HGB, name: Hemoglobin, unit: g/dL, names: [HGB]}
+"""
+
+
+def test_lab_units_and_limits_of_the_suite_come_from_the_configured_mapping(tmp_path: Path) -> None:
+    """One definition of the standard units: the silver/labs suite reads the configured mapping."""
+    from trialake.clinical import derive_standard_lookups
+    from trialake.config.trial import LabsConfig
+    from trialake.pipeline.params import measurement_standards
+
+    (tmp_path / "lb.yaml").write_text(CUSTOM_LB_MAPPING, encoding="utf-8")
+    standards = derive_standard_lookups(measurement_standards(LabsConfig(mapping=str(tmp_path / "lb.yaml"))))
+    derive = {d.name: d for d in load_suites(EXPECTATIONS_DIR, standards=standards)["silver/labs"].derive}
+    assert derive["standard_unit"].values == {"CRP": "mg/dL", "HGB": "g/dL"}
+    assert derive["physiological_min"].values == {"CRP": 0.0}  # HGB has no limits: not range-checked
+    assert derive["physiological_max"].values == {"CRP": 100.0}
+    packaged = {d.name: d for d in load_suites(EXPECTATIONS_DIR, standards=PACKAGED_STANDARDS)["silver/labs"].derive}
+    assert packaged["standard_unit"].values["CRP"] == "mg/L" and packaged["physiological_max"].values["HGB"] == 250.0
+
+
+def test_a_suite_naming_a_standard_that_is_not_given_is_refused(tmp_path: Path) -> None:
+    text = GOOD_SUITE.replace("expectations:", "derive:\n  - {name: unit, lookup: {key: USUBJID, standard: XX.unit}}\nexpectations:")
+    with pytest.raises(SuiteSpecError, match=r"silver__things\.yaml: derive\[unit\]\.lookup\.standard: 'XX\.unit'"):
+        load_suites(write_suite(tmp_path, text), standards={})
+
+
+def test_a_mapping_with_inverted_plausible_limits_is_refused(tmp_path: Path) -> None:
+    from trialake.clinical import load_test_mapping
+
+    (tmp_path / "lb.yaml").write_text(CUSTOM_LB_MAPPING.replace("[0, 100]", "[100, 0]"), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"lb.yaml: test CRP: plausible"):
+        load_test_mapping(tmp_path / "lb.yaml")

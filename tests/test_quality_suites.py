@@ -12,6 +12,11 @@ import pytest
 
 from trialake.quality import SuiteSpec, load_suites, validate_table
 from trialake.quality.spec import ExpectationSpec, LookupDerivation, ScaledDerivation, StudyDayDerivation, parse_suite
+from trialake.clinical import derive_standard_lookups
+from trialake.config.trial import LabsConfig
+from trialake.pipeline.params import measurement_standards
+
+PACKAGED_STANDARDS = derive_standard_lookups(measurement_standards(LabsConfig()))
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "expectations"
 
@@ -253,7 +258,7 @@ def clean_tables() -> dict[str, pl.DataFrame]:
 
 @pytest.fixture(scope="session")
 def suites() -> dict[str, SuiteSpec]:
-    return load_suites(EXPECTATIONS_DIR)
+    return load_suites(EXPECTATIONS_DIR, standards=PACKAGED_STANDARDS)
 
 
 def run(suite: SuiteSpec, tables: dict[str, pl.DataFrame]) -> set[str]:

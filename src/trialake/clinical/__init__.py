@@ -22,7 +22,7 @@ from trialake.clinical.domains import (
 from trialake.clinical.labs import LAB_COLUMNS, derive_labs
 from trialake.clinical.mapping import TestMapping, TestSpec, load_test_mapping
 from trialake.clinical.readers import ClinicalFileError, ParsedFile, parse_clinical_file
-from trialake.clinical.standardize import MeasurementStandards, default_standards
+from trialake.clinical.standardize import MeasurementStandards, default_standards, derive_standard_lookups
 from trialake.clinical.units import UnitCatalog, UnitConversionError, compute_conversion_factor, load_unit_catalog
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "UnitConversionError",
     "compute_conversion_factor",
     "default_standards",
+    "derive_standard_lookups",
     "derive_adverse_events",
     "derive_bronze_clinical",
     "derive_disposition",

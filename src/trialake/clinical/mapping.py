@@ -17,7 +17,9 @@ __all__ = ["TestSpec", "TestMapping", "load_test_mapping", "normalize_test_name"
 @dataclass(frozen=True)
 class TestSpec:
     """One standard test: code (--TESTCD), name, loinc (nullable), unit (standard --STRESU),
-    per_mole (amount of analyte per mole, e.g. "113.12 g"; None when not needed)."""
+    per_mole (amount of analyte per mole, e.g. "113.12 g"; None when not needed), plausible
+    ((low, high) limits of a result in the standard unit: outside them is a unit or entry error;
+    None when not range-checked)."""
 
     __test__ = False  # not a pytest test class
 
@@ -26,6 +28,7 @@ class TestSpec:
     loinc: str | None
     unit: str
     per_mole: str | None
+    plausible: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ def load_test_mapping(source: str | Path) -> TestMapping:
             loinc=str(entry["loinc"]) if entry.get("loinc") else None,
             unit=str(entry["unit"]),
             per_mole=str(entry["per_mole"]) if entry.get("per_mole") else None,
+            plausible=_plausible(entry.get("plausible"), f"{source}: test {entry['code']}: plausible"),
         )
         if spec.code in tests:
             raise ValueError(f"{source}: test code {spec.code} appears twice")
@@ -90,3 +94,14 @@ def load_test_mapping(source: str | Path) -> TestMapping:
             if names.setdefault(key, spec.code) != spec.code:
                 raise ValueError(f"{source}: name {name!r} maps to both {names[key]} and {spec.code}")
     return TestMapping(version=str(data["version"]), domain=str(data["domain"]), tests=tests, names=names)
+
+
+def _plausible(raw: object, where: str) -> tuple[float, float] | None:
+    """(low, high) from a two-number list, low < high; None when absent."""
+    if raw is None:
+        return None
+    numbers = raw if isinstance(raw, list | tuple) else ()
+    if len(numbers) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers) \
+            or not numbers[0] < numbers[1]:
+        raise ValueError(f"{where}: expected [low, high] with low < high, got {raw!r}")
+    return float(numbers[0]), float(numbers[1])

@@ -19,7 +19,7 @@ from trialake.clinical.units import (
     split_basis,
 )
 
-__all__ = ["MeasurementStandards", "default_standards", "derive_standardized"]
+__all__ = ["MeasurementStandards", "default_standards", "derive_standard_lookups", "derive_standardized"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,19 @@ class MeasurementStandards:
 def default_standards(domain: str) -> MeasurementStandards:
     """Packaged standards for a domain ("LB", "FT" or "RE"): ``<dom>_mapping.yaml`` + ``units.yaml``."""
     return MeasurementStandards(load_test_mapping(f"{domain.lower()}_mapping.yaml"), load_unit_catalog())
+
+
+def derive_standard_lookups(standards: Mapping[str, MeasurementStandards]) -> dict[str, dict[str, float | str]]:
+    """The quality suites' look-up tables, from the same mappings as the conversions:
+    ``<domain>.unit`` (code -> standard unit), ``<domain>.plausible_min`` and ``.plausible_max``
+    (code -> limit, for the tests that have limits)."""
+    tables: dict[str, dict[str, float | str]] = {}
+    for domain, standard in standards.items():
+        tests = standard.mapping.tests.values()
+        tables[f"{domain}.unit"] = {t.code: t.unit for t in tests}
+        tables[f"{domain}.plausible_min"] = {t.code: t.plausible[0] for t in tests if t.plausible}
+        tables[f"{domain}.plausible_max"] = {t.code: t.plausible[1] for t in tests if t.plausible}
+    return tables
 
 
 def derive_standardized(

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from trialake.imaging.params import VolumetryParams as CTConfig  # the ct: section is defined once, there
+from trialake.visits import VisitWindow, compute_window_problems
 
 
 class ConfigError(ValueError):
@@ -29,20 +30,8 @@ class ArmsConfig(_Strict):
     control: ArmConfig
 
 
-class VisitConfig(_Strict):
-    """An analysis visit: records with study day in [low_day, high_day]; nearest to target wins."""
-
-    name: str = Field(min_length=1)
-    avisitn: float
-    target_day: int
-    low_day: int
-    high_day: int
-
-    @model_validator(mode="after")
-    def _window_contains_target(self) -> VisitConfig:
-        if not self.low_day <= self.target_day <= self.high_day:
-            raise ValueError(f"window {self.low_day}..{self.high_day} does not contain target_day {self.target_day}")
-        return self
+#: A ``visits:`` entry is an analysis visit window, defined once for every stage.
+VisitConfig = VisitWindow
 
 
 class DeidConfig(_Strict):
@@ -170,7 +159,7 @@ class TrialConfig(_Strict):
     timezone: str = "UTC"
     nightly_cron: str = "0 2 * * *"
     arms: ArmsConfig
-    visits: tuple[VisitConfig, ...] = Field(min_length=2)
+    visits: tuple[VisitWindow, ...] = Field(min_length=2)
     deidentification: DeidConfig = DeidConfig()
     ct: CTConfig = Field(default_factory=CTConfig)
     labs: LabsConfig = LabsConfig()
@@ -182,13 +171,10 @@ class TrialConfig(_Strict):
 
     @model_validator(mode="after")
     def _visits_distinct_and_apart(self) -> TrialConfig:
+        problems = compute_window_problems(self.visits)
+        if problems:
+            raise ValueError(f"visits: {problems[0]}")
         names = [v.name for v in self.visits]
-        if len(set(names)) != len(names):
-            raise ValueError(f"visit names must be unique, got {names}")
-        ordered = sorted(self.visits, key=lambda v: v.low_day)
-        for before, after in zip(ordered, ordered[1:]):
-            if after.low_day <= before.high_day:
-                raise ValueError(f"visit windows {before.name!r} and {after.name!r} overlap")
         post_baseline = set(names) - {self.baseline_visit.name}
         sap = self.endpoints
         for test in [*([sap.primary] if sap.primary else []), *sap.hierarchy.order]:
@@ -216,7 +202,7 @@ class TrialConfig(_Strict):
         return self.blinding == "blinded"
 
     @property
-    def baseline_visit(self) -> VisitConfig:
+    def baseline_visit(self) -> VisitWindow:
         """The first visit is the baseline visit."""
         return min(self.visits, key=lambda v: v.avisitn)
 

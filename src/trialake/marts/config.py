@@ -1,12 +1,14 @@
 """Analysis parameters for the ADaM derivations: arms, analysis visit windows, populations.
 
-The defaults are the reference trial (NCT04288102); the lead maps the trial YAML onto these
-frozen dataclasses at the edge and passes them down.
+The defaults are the reference trial (NCT04288102); the pipeline maps the trial configuration onto
+these frozen dataclasses at the edge (``trialake.pipeline.gold``) and passes them down.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+from trialake.visits import VisitWindow, compute_window_problems
 
 
 @dataclass(frozen=True)
@@ -15,28 +17,6 @@ class ArmSpec:
 
     armcd: str
     arm: str
-
-
-@dataclass(frozen=True)
-class VisitWindow:
-    """An analysis visit: records with study day in [low_day, high_day] belong to it.
-
-    In a post-baseline window the record nearest ``target_day`` is the analysis record; in the
-    baseline window (the visit with the lowest AVISITN) the latest valid record is.
-    """
-
-    name: str
-    avisitn: float
-    target_day: int
-    low_day: int
-    high_day: int
-
-    def __post_init__(self) -> None:
-        if not self.low_day <= self.target_day <= self.high_day:
-            raise ValueError(
-                f"visit {self.name!r}: window {self.low_day}..{self.high_day} "
-                f"does not contain target_day {self.target_day}"
-            )
 
 
 _REFERENCE_VISITS = (
@@ -75,18 +55,9 @@ class AnalysisConfig:
     def __post_init__(self) -> None:
         if self.treatment.armcd == self.control.armcd:
             raise ValueError(f"treatment and control share ARMCD {self.control.armcd!r}")
-        if len(self.visits) < 2:
-            raise ValueError("visits: need a baseline visit and at least one post-baseline visit")
-        names = [v.name for v in self.visits]
-        numbers = [v.avisitn for v in self.visits]
-        if len(set(names)) != len(names) or len(set(numbers)) != len(numbers):
-            raise ValueError(f"visits: names and AVISITN must be unique, got {list(zip(names, numbers))}")
-        ordered = sorted(self.visits, key=lambda v: v.low_day)
-        for before, after in zip(ordered, ordered[1:]):
-            if after.low_day <= before.high_day:
-                raise ValueError(f"visits: windows {before.name!r} and {after.name!r} overlap")
-        if ordered[0] != self.baseline:
-            raise ValueError(f"visits: the baseline visit {self.baseline.name!r} must come first in time")
+        problems = compute_window_problems(self.visits)
+        if problems:
+            raise ValueError(f"visits: {problems[0]}")
         if self.outside_window not in ("exclude", "nearest"):
             raise ValueError(f"outside_window: expected 'exclude' or 'nearest', got {self.outside_window!r}")
         if list(self.age_groups) != sorted(set(self.age_groups)):

@@ -21,7 +21,7 @@ from trialake.config import TrialConfig
 from trialake.dictionary import build_data_dictionary, load_descriptions
 from trialake.lake import compute_sha256, read_table, table_exists, write_object, write_table
 from trialake.lake.tables import file_names
-from trialake.marts import AnalysisConfig, ArmSpec, VisitWindow, build_marts, summarize_ae_incidence
+from trialake.marts import AnalysisConfig, ArmSpec, build_marts, summarize_ae_incidence
 from trialake.marts.build import MART_INPUTS, OPTIONAL_MART_INPUTS
 from trialake.marts.define import build_define
 from trialake.marts.endpoints import (
@@ -83,7 +83,7 @@ def analysis_config(trial: TrialConfig) -> AnalysisConfig:
     return AnalysisConfig(
         treatment=ArmSpec(armcd=trial.arms.treatment.armcd, arm=trial.arms.treatment.arm),
         control=ArmSpec(armcd=trial.arms.control.armcd, arm=trial.arms.control.arm),
-        visits=tuple(VisitWindow(**v.model_dump()) for v in trial.visits),
+        visits=trial.visits,
         outside_window=trial.endpoints.outside_window,
         age_groups=trial.adam.age_groups,
         per_protocol_min_doses=trial.adam.per_protocol_min_doses,

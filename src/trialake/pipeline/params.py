@@ -42,3 +42,8 @@ def lab_standards(labs: LabsConfig) -> MeasurementStandards:
     mapping = load_test_mapping(labs.mapping) if labs.mapping else base.mapping
     factors = {(c.test, c.from_basis, c.to_basis): c.factor for c in labs.basis_conversions}
     return replace(base, mapping=mapping, basis_factors=factors)
+
+
+def measurement_standards(labs: LabsConfig) -> dict[str, MeasurementStandards]:
+    """The standards of every standardized domain: labs as configured, function and lung function tests packaged."""
+    return {"LB": lab_standards(labs), "FT": default_standards("FT"), "RE": default_standards("RE")}

@@ -20,7 +20,9 @@ import polars as pl
 
 from trialake.blinding import UNBLINDED_ZONE
 from trialake.lake import read_table, write_table
+from trialake.clinical import derive_standard_lookups
 from trialake.pipeline.context import RunContext
+from trialake.pipeline.params import measurement_standards
 from trialake.pipeline.rejections import publish_rejections
 from trialake.quality import (
     DQ_RESULTS_SCHEMA,
@@ -63,11 +65,12 @@ class QualityGate:
 def load_quality_gate(ctx: RunContext, expectations_dir: Path) -> QualityGate:
     """Load every suite and check the configured visit windows (overlap fails the run)."""
     trial = ctx.settings.trial
-    windows = check_visit_windows([(v.name, v.low_day, v.high_day) for v in trial.visits], run_id=ctx.run_id)
+    windows = check_visit_windows(trial.visits, run_id=ctx.run_id)
     if not windows.should_publish:
         raise QualityGateError(windows.message)
     arms = {trial.arms.treatment.armcd: trial.arms.treatment.arm, trial.arms.control.armcd: trial.arms.control.arm}
-    return QualityGate(load_suites(expectations_dir), build_config_context(arms=arms, visits=[v.name for v in trial.visits]))
+    standards = derive_standard_lookups(measurement_standards(trial.labs))
+    return QualityGate(load_suites(expectations_dir, standards=standards), build_config_context(arms=arms, visits=[v.name for v in trial.visits]))
 
 
 def publish_checked(

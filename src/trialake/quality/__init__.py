@@ -12,7 +12,7 @@ from trialake.quality.gx import (
 from trialake.quality.report import render_data_docs
 from trialake.quality.spec import SuiteSpec, SuiteSpecError, load_suites
 from trialake.quality.summary import IntakeCounts, NightlySummary, render_dq_summary_markdown, render_nightly_summary
-from trialake.quality.trial_config import VisitWindow, build_config_context, check_visit_windows
+from trialake.quality.trial_config import build_config_context, check_visit_windows
 
 __all__ = [
     "DQ_RESULTS_SCHEMA",
@@ -22,7 +22,6 @@ __all__ = [
     "SuiteSpec",
     "SuiteSpecError",
     "ValidationOutcome",
-    "VisitWindow",
     "build_config_context",
     "check_visit_windows",
     "load_suites",

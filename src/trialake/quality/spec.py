@@ -15,6 +15,7 @@ File format (one table per file)::
       - {name: expected_lbdy, study_day: {date: LBDT, reference: ref_first_dose_date}}
       - {name: phys_hi, lookup: {key: LBTESTCD, values: {CRP: 1000, HGB: 250}}}
       - {name: std_unit, lookup: {key: LBTESTCD, values: {CRP: mg/L, HGB: g/L}}}
+      - {name: unit, lookup: {key: LBTESTCD, standard: LB.unit}}   # from the configured test mapping
       - {name: max_spacing, scaled: {column: slice_thickness_mm, factor: 1.1}}
     expectations:
       - name: labs_subject_known
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,12 +91,15 @@ class LookupDerivation:
     """``name`` = ``values[key column]`` (Float64 or String; null for codes not listed).
 
     Per-code limits and units: GX 1.24 ignores row conditions on column-pair expectations, so
-    per-code rules compare a column with a looked-up column instead.
+    per-code rules compare a column with a looked-up column instead. ``standard`` names a table of
+    the measurement standards (``LB.unit``, ``LB.plausible_min``...) that ``load_suites`` fills
+    ``values`` from, so a suite never repeats the test mapping.
     """
 
     name: str
     key: str
     values: Mapping[str, float | str]
+    standard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,11 +215,13 @@ def _derivation_inputs(derivation: Derivation) -> tuple[str, ...]:
     return (derivation.key,)
 
 
-def load_suites(directory: Path) -> dict[str, SuiteSpec]:
+def load_suites(directory: Path, *, standards: Mapping[str, Mapping[str, float | str]]) -> dict[str, SuiteSpec]:
     """Parse and check every ``*.yaml`` suite in ``directory``; keyed by table (``silver/labs``).
 
+    standards: the measurement standards' look-up tables by name (``LB.unit`` -> {code: unit}),
+    which fill the suites' ``lookup: {standard: ...}`` derivations.
     Raises SuiteSpecError naming the file and key for malformed files, for expectation kwargs
-    Great Expectations rejects, and for two files describing the same table.
+    Great Expectations rejects, for a standard not given, and for two files describing the same table.
     """
     from trialake.quality.gx import check_expectation_spec
 
@@ -225,7 +231,7 @@ def load_suites(directory: Path) -> dict[str, SuiteSpec]:
         raise SuiteSpecError(f"{directory}: no suite files (*.yaml) found")
     suites: dict[str, SuiteSpec] = {}
     for path in files:
-        suite = parse_suite(path.read_text(encoding="utf-8"), source=path)
+        suite = _with_standards(parse_suite(path.read_text(encoding="utf-8"), source=path), standards)
         if suite.table in suites:
             raise SuiteSpecError(
                 f"{path.name}: table {suite.table!r} already defined in {suites[suite.table].source.name}"
@@ -234,6 +240,19 @@ def load_suites(directory: Path) -> dict[str, SuiteSpec]:
             check_expectation_spec(exp, where=f"{path.name}: expectations[{exp.name}]")
         suites[suite.table] = suite
     return suites
+
+
+def _with_standards(suite: SuiteSpec, standards: Mapping[str, Mapping[str, float | str]]) -> SuiteSpec:
+    """The suite with its ``standard`` look-ups filled from ``standards``."""
+    derive = []
+    for d in suite.derive:
+        if isinstance(d, LookupDerivation) and d.standard is not None:
+            if not standards.get(d.standard):
+                raise SuiteSpecError(f"{suite.source.name}: derive[{d.name}].lookup.standard: {d.standard!r} is not a "
+                                     f"measurement standard (known: {sorted(standards)})")
+            d = replace(d, values=dict(standards[d.standard]))
+        derive.append(d)
+    return replace(suite, derive=tuple(derive))
 
 
 def parse_suite(text: str, *, source: Path) -> SuiteSpec:
@@ -403,16 +422,17 @@ def _parse_derive(raw: Any, where: str) -> Derivation:
             date=_text(spec["date"], f"{where}.study_day.date"),
             reference=_text(spec["reference"], f"{where}.study_day.reference"),
         )
-    spec = _mapping(doc["lookup"], f"{where}.lookup", allowed={"key", "values"}, required={"key", "values"})
+    spec = _mapping(doc["lookup"], f"{where}.lookup", allowed={"key", "values", "standard"}, required={"key"})
+    if ("values" in spec) == ("standard" in spec):
+        raise SuiteSpecError(f"{where}.lookup: give exactly one of values or standard")
+    key = _text(spec["key"], f"{where}.lookup.key")
+    if "standard" in spec:
+        return LookupDerivation(name=name, key=key, values={}, standard=_text(spec["standard"], f"{where}.lookup.standard"))
     values = _mapping(spec["values"], f"{where}.lookup.values")
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values())
     if not values or not (numeric or all(isinstance(v, str) for v in values.values())):
         raise SuiteSpecError(f"{where}.lookup.values: expected a non-empty mapping to all numbers or all strings")
-    return LookupDerivation(
-        name=name,
-        key=_text(spec["key"], f"{where}.lookup.key"),
-        values={str(k): float(v) if numeric else v for k, v in values.items()},
-    )
+    return LookupDerivation(name=name, key=key, values={str(k): float(v) if numeric else v for k, v in values.items()})
 
 
 def _check_unique_names(expectations: tuple[ExpectationSpec, ...], where: str) -> None:

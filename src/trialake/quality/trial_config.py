@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import combinations
 
 import polars as pl
 
 from trialake.clinical.common import REJECTION_SCHEMA
 from trialake.quality.gx import DQ_RESULTS_SCHEMA, ValidationOutcome
-
-#: A visit window as configured: (AVISIT name, first study day or None, last study day or None),
-#: bounds inclusive, None = open ended (e.g. Baseline = (None, 1)).
-VisitWindow = tuple[str, int | None, int | None]
+from trialake.visits import VisitWindow, compute_window_problems
 
 WINDOWS_TABLE = "config/visit_windows"
 
 
-def compute_window_problems(windows: Sequence[VisitWindow]) -> tuple[list[str], list[str]]:
-    """(inverted windows, overlapping pairs) as readable messages; both empty when valid."""
-    inverted = [
-        f"{name}: first day {lo} after last day {hi}"
-        for name, lo, hi in windows
-        if lo is not None and hi is not None and lo > hi
-    ]
-    overlaps = []
-    for (n1, lo1, hi1), (n2, lo2, hi2) in combinations(windows, 2):
-        start = max(lo1 if lo1 is not None else -(10**9), lo2 if lo2 is not None else -(10**9))
-        end = min(hi1 if hi1 is not None else 10**9, hi2 if hi2 is not None else 10**9)
-        if start <= end:
-            overlaps.append(f"{n1} and {n2} share days {start}..{end}")
-    return inverted, overlaps
-
-
 def check_visit_windows(windows: Sequence[VisitWindow], *, run_id: str) -> ValidationOutcome:
-    """Validate configured visit windows as two error-severity checks (dq_results rows)."""
-    inverted, overlaps = compute_window_problems(windows)
-    checks = [("visit_window_bounds_ordered", inverted), ("visit_windows_do_not_overlap", overlaps)]
+    """Validate configured visit windows as one error-severity check (dq_results rows)."""
+    checks = [("visit_windows_consistent", compute_window_problems(windows))]
     results = pl.DataFrame(
         [
             {
