@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trialake.clinical import compute_conversion_factor, default_standards, derive_bronze_clinical, derive_labs
-from trialake.clinical.dates import study_day
+from trialake.visits import study_day
 from trialake.clinical.numbers import parse_number
 from trialake.clinical.readers import parse_clinical_file
 

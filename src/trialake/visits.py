@@ -1,12 +1,24 @@
-"""Analysis visits and their windows: the one definition every stage uses (trial configuration,
-ADaM derivations, data quality)."""
+"""Study days, analysis visits and their windows: the one definition every stage uses (clinical
+and imaging silver tables, trial configuration, ADaM derivations, data quality)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
+import polars as pl
 from pydantic import ConfigDict
+
+
+def study_day(date: pl.Expr | str, reference: pl.Expr | str) -> pl.Expr:
+    """SDTM study day of ``date`` relative to ``reference`` (expressions or column names): day 1 is
+    the reference day and there is no day 0 (date - reference + 1 on or after it, else date - reference)."""
+    days = (_column(date) - _column(reference)).dt.total_days()
+    return pl.when(days >= 0).then(days + 1).otherwise(days).cast(pl.Int64)
+
+
+def _column(value: pl.Expr | str) -> pl.Expr:
+    return pl.col(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from trialake.clinical.dates import study_day
+from trialake.lineage import LINEAGE_COLUMNS, REJECTION_SCHEMA
+from trialake.visits import study_day
 
 __all__ = [
     "LINEAGE_COLUMNS",
@@ -22,10 +23,6 @@ __all__ = [
     "with_study_day",
 ]
 
-LINEAGE_COLUMNS = ("source_sha256", "source_row", "run_id")
-REJECTION_SCHEMA = pl.Schema(
-    {"source_sha256": pl.String, "source_row": pl.Int64, "stage": pl.String, "reason": pl.String, "run_id": pl.String}
-)
 
 
 def require_columns(frame: pl.DataFrame, columns: Iterable[str], *, argument: str) -> None:

@@ -69,9 +69,3 @@ def shifted_dtc(date: pl.Expr, precision: pl.Expr, time: pl.Expr) -> pl.Expr:
         .when(precision == PRECISION_YEAR).then(date.dt.strftime("%Y"))
     )
     return pl.when(time.is_null()).then(text).otherwise(pl.concat_str(text, pl.lit("T"), time))
-
-
-def study_day(date: pl.Expr, reference: pl.Expr) -> pl.Expr:
-    """SDTM study day with no day 0: date - reference + 1 on/after the reference, else date - reference."""
-    days = (date - reference).dt.total_days()
-    return pl.when(days >= 0).then(days + 1).otherwise(days).cast(pl.Int64)

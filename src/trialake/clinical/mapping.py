@@ -55,6 +55,11 @@ def normalize_test_name(name: str) -> str:
     return " ".join(re.sub(r"[\W_]+", " ", stripped.casefold()).split())
 
 
+def packaged_mapping_path(name: str) -> Path:
+    """A mapping shipped with the package (``lb_mapping.yaml``)."""
+    return Path(str(resources.files("trialake.clinical") / name))
+
+
 def load_test_mapping(source: str | Path) -> TestMapping:
     """Load a mapping YAML: a packaged name ("lb_mapping.yaml") or a path to one.
 
@@ -62,7 +67,7 @@ def load_test_mapping(source: str | Path) -> TestMapping:
     name points at two codes.
     """
     path = Path(source)
-    packaged = resources.files("trialake.clinical").joinpath(str(source))
+    packaged = packaged_mapping_path(str(source))
     if path.is_file():
         text = path.read_text(encoding="utf-8")
     elif packaged.is_file():

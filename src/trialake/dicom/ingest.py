@@ -30,6 +30,7 @@ from trialake.dicom.pixels import NativeLayout, PixelTextError, compute_clean_en
 from trialake.dicom.profile import DeidParams
 from trialake.dicom.subject_key import SubjectKey
 from trialake.lake.landing import compute_sha256
+from trialake.lineage import REJECTION_SCHEMA
 
 STAGE_INGEST, STAGE_DEID = "ingest_dicom", "deid"
 
@@ -59,10 +60,6 @@ INSTANCE_SCHEMA: dict[str, pl.DataType] = {
     "study_date": pl.Date(), "series_date": pl.Date(), "acquisition_date": pl.Date(),
     "content_date": pl.Date(), "acquisition_time": pl.String(),
     "burned_in_annotation": pl.String(), "lossy_compression": pl.String(),
-}
-REJECTION_SCHEMA: dict[str, pl.DataType] = {
-    "source_sha256": pl.String(), "source_row": pl.Int64(), "stage": pl.String(), "reason": pl.String(),
-    "run_id": pl.String(),
 }
 #: restricted/ only: the landing path may itself carry PHI.
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from trialake.imaging.volume import compute_kernel_class
+from trialake.visits import study_day
 
 _ORIENTATION = ["orientation_row_x", "orientation_row_y", "orientation_row_z",
                 "orientation_col_x", "orientation_col_y", "orientation_col_z"]
@@ -107,9 +108,8 @@ def derive_ct_series(instances: pl.DataFrame, subjects: pl.DataFrame, *, run_id:
     frame = derive_volumetry_choice(
         pl.DataFrame(rows, schema={k: v for k, v in CT_SERIES_SCHEMA.items() if k not in derived}, orient="row"))
     first_dose = subjects.select("USUBJID", pl.col("RFSTDT").cast(pl.Date)).unique("USUBJID")
-    days = (pl.col("acquisition_date") - pl.col("RFSTDT")).dt.total_days()
     return (frame.join(first_dose, on="USUBJID", how="left")
-            .with_columns(ADY=pl.when(days >= 0).then(days + 1).otherwise(days).cast(pl.Int64),
+            .with_columns(ADY=study_day("acquisition_date", "RFSTDT"),
                           run_id=pl.lit(run_id, pl.String()))
             .select(list(CT_SERIES_SCHEMA)))
 

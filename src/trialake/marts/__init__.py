@@ -9,9 +9,10 @@ from trialake.marts.adct import CT_PARAMETERS, derive_adct
 from trialake.marts.adft import derive_adft
 from trialake.marts.adlb import derive_adlb
 from trialake.marts.adsl import derive_adsl, derive_fasfl
-from trialake.marts.bds import derive_bds, derive_param, study_day
+from trialake.marts.bds import derive_bds, derive_param
 from trialake.marts.build import MART_INPUTS, OPTIONAL_MART_INPUTS, build_marts
 from trialake.marts.config import AnalysisConfig, ArmSpec, VisitWindow
+from trialake.visits import study_day
 
 __all__ = [
     "CT_PARAMETERS",

@@ -29,7 +29,7 @@ from collections.abc import Collection
 
 import polars as pl
 
-from trialake.marts.bds import study_day
+from trialake.visits import study_day
 from trialake.marts.checks import check_columns, check_unique
 from trialake.marts.dates import imputed_date
 

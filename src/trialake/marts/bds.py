@@ -44,6 +44,7 @@ import polars as pl
 from trialake.clinical.mapping import TestSpec
 from trialake.marts.checks import check_columns, check_unique
 from trialake.marts.config import AnalysisConfig, VisitWindow
+from trialake.visits import study_day
 
 ADSL_VARIABLES = ("STUDYID", "SITEID", "TRT01P", "TRT01A", "TRTSDT")
 OPTIONAL_ADSL_VARIABLES = {"TRT01PN": pl.Int64, "TRT01AN": pl.Int64, "TRTEDT": pl.Date, "RANDDT": pl.Date}
@@ -56,12 +57,6 @@ RECORD_COLUMNS = {
     "USUBJID": "text", "PARAMCD": "text", "PARAM": "text", "AVAL": "number", "AVALU": "text", "ADT": "date",
 }
 _GROUP = ("USUBJID", "PARAMCD")
-
-
-def study_day(date: str, reference: str) -> pl.Expr:
-    """Study day of column ``date`` relative to column ``reference`` (day 1 = reference, no day 0)."""
-    days = (pl.col(date) - pl.col(reference)).dt.total_days()
-    return pl.when(days >= 0).then(days + 1).otherwise(days).cast(pl.Int64)
 
 
 def derive_param(records: pl.DataFrame, argument: str, *, tests: Mapping[str, TestSpec]) -> pl.DataFrame:

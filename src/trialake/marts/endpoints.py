@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trialake.marts.bds import study_day
+from trialake.visits import study_day
 from trialake.marts.checks import check_columns, check_unique
 from trialake.stats import NotEstimableError, compute_incidence_difference, hodges_lehmann
 

@@ -29,13 +29,13 @@ from trialake.clinical.common import LINEAGE_COLUMNS, split_unknown_subjects
 from trialake.clinical.domains import absent_variables, missing_required_variables
 from trialake.clinical.readers import domain_from_name
 from trialake.lake import compute_sha256, delete_partition, is_hidden, read_landing_bytes, read_table
+from trialake.lineage import REJECTION_SCHEMA
 from trialake.pipeline.blinding import blind_existing, delete_unblinded_partition, publish_blinded, read_with_treatment
 from trialake.pipeline.context import RunContext
-from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
+from trialake.pipeline.freshness import StageDependencies, mark_fresh, stale_reasons, with_inputs
 from trialake.pipeline.inventory import derive_manifest, hidden_rejection, list_area, read_manifest, select_new, write_manifest
 from trialake.pipeline.params import lab_standards
-from trialake.pipeline.quality import HeldBack, QualityGate, forget_source_results, held_back_of, outcomes_of
-from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
+from trialake.pipeline.quality import HeldBack, QualityGate, forget_source_results, held_back_of, outcomes_of, suite_files
 from trialake.pipeline.rejections import publish_rejections
 from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
 from trialake.quality import ValidationOutcome
@@ -45,6 +45,8 @@ STAGE = "clinical_read"
 BRONZE_KEYS = ("USUBJID", "source_sha256", "source_row")
 """The columns that join a clinical row's treatment variables back to it (blinded lakes)."""
 SUBJECTS = "silver/subjects"
+SILVER_TABLES = (SUBJECTS, "silver/exposure", "silver/visits", "silver/labs", "silver/sixmwt", "silver/lung_function",
+                 "silver/adverse_events", "silver/disposition")
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,8 @@ def read_bronze_domain(ctx: RunContext, domain: str) -> pl.DataFrame:
 class ClinicalSilverSummary:
     """What the silver clinical step did. ``missing_domains``: no bronze rows yet; ``not_sent``:
     Expected SDTM variables no export of a domain sent (``DM.RFICDTC``), whose checks were skipped;
-    ``held_back``: tables not published this run (their previous version stays)."""
+    ``held_back``: tables not published this run (their previous version stays);
+    ``rederived_because``: what changed since the tables were last derived."""
 
     tables: dict[str, int]
     rows_rejected: int
@@ -164,6 +167,7 @@ class ClinicalSilverSummary:
     quality: tuple[ValidationOutcome, ...] = ()
     held_back: tuple[HeldBack, ...] = ()
     not_sent: tuple[str, ...] = ()
+    rederived_because: tuple[str, ...] = ()
 
 
 SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_ft", "clinical_re", "clinical_ae",
@@ -172,6 +176,10 @@ SILVER_STAGES = ("clinical_ex", "clinical_dm", "clinical_sv", "labs", "clinical_
 
 DOMAINS = ("DM", "EX", "SV", "LB", "FT", "RE", "AE", "DS")
 BRONZE_TABLES = tuple(f"bronze/{d.lower()}" for d in DOMAINS)
+#: The silver clinical tables are derived from bronze with the lab standards, validated against the
+#: configured arms and visits, and split by the blinding.
+CLINICAL_SILVER = StageDependencies(tables=BRONZE_TABLES, config=("arms", "blinding", "labs", "visits"),
+                                    suites=SILVER_TABLES, code=("trialake.clinical", "trialake.quality"))
 _NO_SUBJECTS = {"USUBJID": pl.String, "RFSTDT": pl.Date}
 
 
@@ -184,7 +192,9 @@ def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilver
     subject has no published DM record is rejected until it has one. A domain with no bronze rows
     yet is named in the summary; without DM, the other domains' rows all wait for it.
     """
-    if not is_stale(ctx, "clinical_silver", BRONZE_TABLES):
+    suites = suite_files(gate)
+    reasons = stale_reasons(ctx, "clinical_silver", CLINICAL_SILVER, suites)
+    if not reasons:
         return None
     ctx = with_inputs(ctx, tables=BRONZE_TABLES)
     bronze = {d: read_bronze_domain(ctx, d) for d in DOMAINS}
@@ -221,10 +231,11 @@ def derive_clinical_silver(ctx: RunContext, gate: QualityGate) -> ClinicalSilver
                                         unavailable=_unavailable(frame, bronze[domain], domain))
     held += held_back_of(outcomes)
     if not held:
-        mark_fresh(ctx, "clinical_silver", BRONZE_TABLES)
+        mark_fresh(ctx, "clinical_silver", CLINICAL_SILVER, suites, reasons)
     not_sent = tuple(f"{d}.{v}" for d, frame in bronze.items() if not frame.is_empty() for v in absent_variables(d, frame.columns, "Expected"))
     counts = {t: f.height for t, f in tables.items()}
-    return ClinicalSilverSummary(counts, all_rejections.height, missing, tuple(outcomes_of(outcomes)), tuple(held), not_sent)
+    return ClinicalSilverSummary(counts, all_rejections.height, missing, tuple(outcomes_of(outcomes)), tuple(held), not_sent,
+                                 reasons)
 
 
 Derive = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]

@@ -45,9 +45,9 @@ from trialake.pipeline.ct_results import forget_ct_results
 from trialake.pipeline.params import deid_params
 from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
 from trialake.pipeline.volumetry import render_qc_index
-from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
+from trialake.pipeline.freshness import StageDependencies, mark_fresh, stale_reasons, with_inputs
 from trialake.pipeline.inventory import derive_manifest, hidden_rejection, list_area, read_manifest, select_new, write_manifest
-from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
+from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked, suite_files
 from trialake.pipeline.rejections import publish_rejections
 from trialake.pipeline.sources import list_pacs_files, open_dicom_reader
 from trialake.quality import ValidationOutcome
@@ -58,6 +58,9 @@ WINDOW_FILES = 16
 INGEST_STAGES = ("ingest_dicom", "deid")
 INSTANCES, QUARANTINE, UID_MAP = "bronze/dicom_instances", "restricted/dicom_quarantine", "restricted/uid_map"
 SERIES_INPUTS = (INSTANCES, "silver/subjects")
+#: silver/ct_series is derived from the instances and the subjects' first dose (study days).
+CT_SERIES = StageDependencies(tables=SERIES_INPUTS, config=(), suites=("silver/ct_series",),
+                              code=("trialake.dicom", "trialake.quality"))
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class DicomSummary:
     series_usable: int
     quality: tuple[ValidationOutcome, ...] = ()
     held_back: tuple[HeldBack, ...] = ()
+    rederived_because: tuple[str, ...] = ()  # why silver/ct_series was derived again (empty: it was not)
 
 
 def plan_dicom(ctx: RunContext, key: pl.DataFrame | None = None) -> DicomPlan:
@@ -229,9 +233,11 @@ def publish_dicom(
     rejections = merged.rejections_frame()
     publish_rejections(ctx, rejections, stages=INGEST_STAGES, reprocessed=None if plan.reingest else set(hashed.values()))
     write_manifest(ctx, derive_manifest(read_manifest(ctx), AREA, list(plan.listed), hashed, retry=retry))
+    suites = suite_files(gate)
+    reasons = ("the DICOM data was ingested again",) if plan.reingest else stale_reasons(ctx, "ct_series", CT_SERIES, suites)
     if instances.is_empty():
         series = pl.DataFrame()
-    elif not plan.reingest and not is_stale(ctx, "ct_series", SERIES_INPUTS):
+    elif not reasons:
         series = read_table(ctx.lake, "silver/ct_series")
     else:
         subjects = read_table(ctx.lake, "silver/subjects")
@@ -241,7 +247,7 @@ def publish_dicom(
         checks.append(series_check)
         if series_check is None or series_check.should_publish:
             publish_rejections(ctx, derive_series_rejections(series), stages=["series_qc"], reprocessed=None)
-            mark_fresh(ctx, "ct_series", SERIES_INPUTS)
+            mark_fresh(ctx, "ct_series", CT_SERIES, suites, reasons)
         series = read_table(ctx.lake, "silver/ct_series")
     if plan.reingest and not held_back_of(checks):
         _forget_volumetry_not_in(ctx, set(series["series_id"]) if not series.is_empty() else set())
@@ -256,6 +262,7 @@ def publish_dicom(
         series_usable=usable,
         quality=tuple(outcomes_of(checks)),
         held_back=held_back_of(checks),
+        rederived_because=reasons if not instances.is_empty() else (),
     )
 
 

@@ -34,10 +34,10 @@ from trialake.marts.endpoints import (
 from trialake.marts.toxicity import load_toxicity_criteria, plan_toxicity_grading
 from trialake.pipeline.blinding import ZONE, publish_public, read_with_treatment, unblinded_table
 from trialake.pipeline.context import RunContext, config_sha256
-from trialake.pipeline.freshness import is_stale, mark_fresh, with_inputs
+from trialake.pipeline.freshness import StageDependencies, mark_fresh, stale_reasons, with_inputs
 from trialake.pipeline.inventory import read_manifest
 from trialake.pipeline.params import lab_standards, volumetry_params, volumetry_params_hash
-from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
+from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked, suite_files
 from trialake.quality import SuiteSpec, ValidationOutcome
 from trialake.report import ReportInputs, ReportOptions, change_label, render_endpoint_report
 
@@ -48,6 +48,12 @@ UNBLINDING_LOG = f"{ZONE}/unblinding_log"
 TREATMENT_KEYS = ("USUBJID", "source_sha256", "source_row")
 SILVER_INPUTS = tuple(f"silver/{name}" for name in (*MART_INPUTS, *OPTIONAL_MART_INPUTS))
 GOLD_INPUTS = (*SILVER_INPUTS, f"{ZONE}/subjects", f"{ZONE}/exposure")
+#: Gold reads the analysis plan and the ADaM choices, the arms and visits, the lab standards, the
+#: volumetry settings (which measurements are current) and the blinding; the report names the study.
+GOLD = StageDependencies(
+    tables=GOLD_INPUTS, config=("adam", "arms", "blinding", "ct", "endpoints", "labs", "study_id", "visits"),
+    suites=("gold/",),
+    code=("trialake.marts", "trialake.report", "trialake.stats", "trialake.quality"))
 """Tables gold is derived from (the unblinded zone's treatment variables of a blinded lake too)."""
 REQUIRED_INPUTS = ("subjects",)
 """The inputs gold cannot be built without; the others may have no rows yet (no CT measured, no AE)."""
@@ -56,7 +62,8 @@ REQUIRED_INPUTS = ("subjects",)
 @dataclass(frozen=True)
 class GoldSummary:
     """What the gold step built. ``missing_inputs``: silver tables without rows (gold is then not
-    built); ``held_back``: gold tables not published this run (their previous version stays)."""
+    built); ``held_back``: gold tables not published this run (their previous version stays);
+    ``rederived_because``: what changed since gold was last built."""
 
     tables: dict[str, int]
     missing_inputs: tuple[str, ...]
@@ -64,6 +71,7 @@ class GoldSummary:
     primary: dict | None
     quality: tuple[ValidationOutcome, ...] = ()
     held_back: tuple[HeldBack, ...] = ()
+    rederived_because: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,9 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     dictionary from the published version of each silver input when silver changed since the last
     build (None when it did not). When a gold table is held back, the report, specification and
     dictionary keep their previous version and the next run builds gold again."""
-    if not is_stale(ctx, "gold", GOLD_INPUTS):
+    suites = suite_files(gate)
+    reasons = stale_reasons(ctx, "gold", GOLD, suites)
+    if not reasons:
         return None
     trial = ctx.settings.trial
     ctx = with_inputs(ctx, tables=GOLD_INPUTS)
@@ -119,9 +129,9 @@ def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
     write_object(ctx.lake, DEFINE, _define_json(gold, trial, zone="gold"))
     public_silver = {n: split_treatment(f, keys=[])[0] if trial.blinded else f for n, f in silver.items()}
     _publish_data_dictionary(ctx, gold, public_silver)
-    mark_fresh(ctx, "gold", GOLD_INPUTS)
+    mark_fresh(ctx, "gold", GOLD, suites, reasons)
     return GoldSummary(counts, (), REPORT if has_endpoints else None, None if trial.blinded else _primary(gold["endpoints"]),
-                       tuple(outcomes_of(outcomes)))
+                       tuple(outcomes_of(outcomes)), rederived_because=reasons)
 
 
 def unblind(ctx: RunContext, gate: QualityGate, *, by: str, reason: str = "") -> UnblindingEvent:

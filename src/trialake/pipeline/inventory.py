@@ -14,8 +14,8 @@ from collections.abc import Collection
 import polars as pl
 
 from trialake.lake import LandingFile, compute_sha256, list_landing_files, object_version, read_landing_bytes, read_table, write_table
+from trialake.lineage import REJECTION_SCHEMA
 from trialake.pipeline.context import RunContext
-from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
 from trialake.pipeline.rejections import publish_rejections
 
 MANIFEST = "restricted/landing_files"

@@ -62,6 +62,11 @@ class QualityGate:
     config_context: Mapping[str, pl.DataFrame]
 
 
+def suite_files(gate: QualityGate) -> dict[str, Path]:
+    """{table: the file its suite was loaded from}."""
+    return {table: suite.source for table, suite in gate.suites.items()}
+
+
 def load_quality_gate(ctx: RunContext, expectations_dir: Path) -> QualityGate:
     """Load every suite and check the configured visit windows (overlap fails the run)."""
     trial = ctx.settings.trial

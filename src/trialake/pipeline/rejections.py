@@ -6,10 +6,10 @@ from collections.abc import Collection
 import polars as pl
 
 from trialake.lake import read_table, write_table
+from trialake.lineage import REJECTION_SCHEMA as SCHEMA
 from trialake.pipeline.context import RunContext
 
 TABLE = "silver/rejections"
-SCHEMA = {"source_sha256": pl.String, "source_row": pl.Int64, "stage": pl.String, "reason": pl.String, "run_id": pl.String}
 _IDENTITY = ["source_sha256", "source_row", "stage", "reason"]
 
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import polars as pl
 
 from trialake.lake import list_tables, read_table, table_exists, versions_by_run, write_object
+from trialake.lineage import REJECTION_SCHEMA
 from trialake.pipeline.clinical import ClinicalBronzeSummary, ClinicalSilverSummary
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.ct_results import CtResultsSummary
 from trialake.pipeline.dicom import DicomSummary
 from trialake.pipeline.gold import GoldSummary
 from trialake.pipeline.quality import HeldBack
-from trialake.pipeline.rejections import SCHEMA as REJECTION_SCHEMA
 from trialake.pipeline.rejections import TABLE as REJECTIONS
 from trialake.pipeline.volumetry import VolumetrySummary
 from trialake.quality import IntakeCounts, ValidationOutcome, render_data_docs, render_nightly_summary
@@ -69,6 +69,13 @@ class RunReport:
     def held_back(self) -> tuple[HeldBack, ...]:
         """Tables this run did not publish."""
         return tuple(h for stage in self._stages for h in stage.held_back)
+
+    @property
+    def rederived(self) -> list[tuple[str, str]]:
+        """(derived tables, why) for each derived stage this run derived again."""
+        stages = (("silver clinical tables", self.clinical_silver), ("silver/ct_series", self.dicom), ("gold", self.gold))
+        return [(name, "; ".join(stage.rederived_because)) for name, stage in stages
+                if stage is not None and stage.rederived_because]
 
     @property
     def complete(self) -> bool:
@@ -139,6 +146,7 @@ def publish_run_report(ctx: RunContext, report: RunReport) -> str:
         held_back=[(h.table, h.reason, _meanwhile(ctx, h.table)) for h in report.held_back],
         failures=[(f.stage, f.message) for f in report.failures],
         not_sent=not_sent,
+        rederived=report.rederived,
     )
     write_object(ctx.lake, SUMMARY, summary.html.encode())
     return summary.markdown

@@ -18,8 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from trialake.clinical.common import REJECTION_SCHEMA
-from trialake.clinical.dates import study_day
+from trialake.lineage import REJECTION_SCHEMA
 from trialake.quality.spec import (
     SCHEMA_EXPECTATION_TYPE,
     Derivation,
@@ -30,6 +29,7 @@ from trialake.quality.spec import (
     SuiteSpec,
     SuiteSpecError,
 )
+from trialake.visits import study_day
 
 ROW_INDEX = "_dq_row"
 

@@ -54,6 +54,7 @@ def render_nightly_summary(
     held_back: Sequence[tuple[str, str, str]] = (),
     failures: Sequence[tuple[str, str]] = (),
     not_sent: Sequence[str] = (),
+    rederived: Sequence[tuple[str, str]] = (),
 ) -> NightlySummary:
     """Summarise one nightly run for the data manager.
 
@@ -62,7 +63,8 @@ def render_nightly_summary(
     (every series not measurable is listed, whichever run found it); links: label -> relative URL
     (data docs, QC pictures, endpoint report ...); status: the run's one-line status;
     held_back: (table, why, what its readers do meanwhile) of tables not published; failures: (stage, message) of stages that failed; not_sent: Expected SDTM variables
-    no export sent (``DM.RFICDTC``); versions: {table: versions this run committed}.
+    no export sent (``DM.RFICDTC``); versions: {table: versions this run committed}; rederived:
+    (derived tables, why) of derived stages this run derived again.
     """
     sections = (
         _held_back_section(held_back),
@@ -73,6 +75,7 @@ def render_nightly_summary(
         _dq_section(outcomes),
         _not_checked_section(outcomes, not_sent),
         _unmeasurable_section(ct_series, ct_volumetry),
+        _rederived_section(rederived),
         _versions_section(versions),
     )
     title = f"Trialake nightly summary, run {run_id}"
@@ -102,6 +105,10 @@ def _status_section(outcomes: Sequence[ValidationOutcome]) -> _Section:
 
 def _held_back_section(held_back: Sequence[tuple[str, str, str]]) -> _Section:
     return _Section("Held back this run", ("table", "why", "meanwhile"), tuple(held_back), "Nothing held back.")
+
+
+def _rederived_section(rederived: Sequence[tuple[str, str]]) -> _Section:
+    return _Section("Derived again", ("tables", "because"), tuple(rederived), "No derived table needed deriving again.")
 
 
 def _failure_section(failures: Sequence[tuple[str, str]]) -> _Section:

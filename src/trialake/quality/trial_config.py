@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from trialake.clinical.common import REJECTION_SCHEMA
+from trialake.lineage import REJECTION_SCHEMA
 from trialake.quality.gx import DQ_RESULTS_SCHEMA, ValidationOutcome
 from trialake.visits import VisitWindow, compute_window_problems
 
