@@ -49,8 +49,9 @@ server: setup
 deploy: setup
 	@test -n "$$PREFECT_API_URL" || { echo "make deploy: PREFECT_API_URL is not set; point it at a Prefect server, e.g. PREFECT_API_URL=http://127.0.0.1:4200/api (start one with 'make server')" >&2; exit 2; }
 	$(BIN)/prefect work-pool inspect trialake >/dev/null 2>&1 || $(BIN)/prefect work-pool create trialake --type process
-	tz=$$($(BIN)/python -c 'import sys; from trialake.config import load_trial_config; print(load_trial_config(sys.argv[1] or None).timezone)' "$$TRIALAKE_CONFIG") || exit 2; \
-	TRIALAKE_TIMEZONE="$$tz" \
+	schedule=$$($(BIN)/python -c 'import sys; from trialake.config import load_trial_config; c = load_trial_config(sys.argv[1] or None); print(c.timezone); print(c.nightly_cron)' "$$TRIALAKE_CONFIG") || exit 2; \
+	TRIALAKE_TIMEZONE="$$(echo "$$schedule" | sed -n 1p)" \
+	TRIALAKE_CRON="$$(echo "$$schedule" | sed -n 2p)" \
 	TRIALAKE_LANDING="$${TRIALAKE_LANDING:-$(CURDIR)/$(DEMO_DIR)/landing}" \
 	TRIALAKE_LAKE="$${TRIALAKE_LAKE:-$(CURDIR)/$(DEMO_DIR)/lake}" \
 	TRIALAKE_PACS="$${TRIALAKE_PACS:-}" \

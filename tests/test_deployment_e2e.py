@@ -144,7 +144,7 @@ def test_make_deploy_registers_nightly_with_its_schedule_and_defaults(stack: Sta
     }
     [schedule] = deployment.schedules
     assert schedule.active
-    assert schedule.schedule.cron == "0 2 * * *"
+    assert schedule.schedule.cron == load_trial_config(None).nightly_cron == "0 2 * * *"
     assert schedule.schedule.timezone == load_trial_config(None).timezone
     assert {"landing", "lake"} <= set(deployment.parameter_openapi_schema["required"])
 

@@ -142,15 +142,19 @@ def test_nightly_runs_at_two_in_the_trials_time_zone(deployments: list[dict[str,
 
     [nightly] = [d for d in deployments if d["name"] == "nightly"]
     [schedule] = nightly["schedules"]
-    cron = CronSchedule(cron=schedule["cron"], timezone="Asia/Shanghai")
-    assert cron.cron == "0 2 * * *"
-    assert schedule["timezone"] == "{{ $TRIALAKE_TIMEZONE }}"  # filled by `make deploy` from the trial config
-    assert "TRIALAKE_TIMEZONE=" in (REPO / "Makefile").read_text()
+    # both filled by `make deploy` from the trial configuration (nightly_cron, timezone)
+    assert (schedule["cron"], schedule["timezone"]) == ("{{ $TRIALAKE_CRON }}", "{{ $TRIALAKE_TIMEZONE }}")
+    makefile = (REPO / "Makefile").read_text()
+    assert "TRIALAKE_TIMEZONE=" in makefile and "TRIALAKE_CRON=" in makefile
+    from trialake.config import load_trial_config
+
+    reference = load_trial_config(None)
+    assert CronSchedule(cron=reference.nightly_cron, timezone=reference.timezone).cron == "0 2 * * *"
 
 
 def test_prefect_yaml_variables_are_documented_and_the_pool_matches_make() -> None:
     used = set(re.findall(r"\{\{ \$([A-Z_]+) \}\}", _yaml_text("prefect.yaml")))
-    assert used == {"TRIALAKE_HOME", "TRIALAKE_LANDING", "TRIALAKE_LAKE", "TRIALAKE_PACS", "TRIALAKE_TIMEZONE"}
+    assert used == {"TRIALAKE_CRON", "TRIALAKE_HOME", "TRIALAKE_LANDING", "TRIALAKE_LAKE", "TRIALAKE_PACS", "TRIALAKE_TIMEZONE"}
     assert used <= _documented_variables()
     makefile = (REPO / "Makefile").read_text()
     assert "--pool trialake" in makefile and "work-pool create trialake --type process" in makefile

@@ -157,7 +157,7 @@ class TrialConfig(_Strict):
     version: int
     study_id: str = Field(min_length=1)
     timezone: str = "UTC"
-    nightly_cron: str = "0 2 * * *"
+    nightly_cron: str = Field(default="0 2 * * *", pattern=r"^\s*\S+(\s+\S+){4}\s*$")  # five cron fields
     arms: ArmsConfig
     visits: tuple[VisitWindow, ...] = Field(min_length=2)
     deidentification: DeidConfig = DeidConfig()
