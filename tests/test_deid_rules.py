@@ -185,7 +185,7 @@ def test_without_the_registered_uid_safeguard_the_dicom_root_would_pass() -> Non
 
 def test_unregistered_transfer_syntax_and_sop_class_are_rejected_without_echoing_them() -> None:
     data = encode(_slice()).replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.9\x00", 1)  # same length
-    result = ingest_dicom_batch([("dicom/x.dcm", data)], key=KEY, secret=SECRET, run_id="r")
+    result = ingest_dicom_batch([("dicom/x.dcm", data)], key=KEY, secret=SECRET, run_id="r", params=DeidParams())
     assert not result.accepted and "unregistered transfer syntax" in result.rejections[0]["reason"]
     assert "1.2.840" not in result.rejections[0]["reason"]
     ds = _slice()

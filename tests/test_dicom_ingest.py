@@ -21,6 +21,7 @@ from pydicom.uid import (
 )
 
 from trialake.dicom import SubjectKey, ingest_dicom_batch, merge_ingest_results
+from trialake.dicom import DeidParams
 
 SECRET = b"trialake-test-secret-0123456789ab"
 KEY = SubjectKey.from_frame(pl.DataFrame({
@@ -31,7 +32,7 @@ PATH = "dicom/Quixwell_Zebulon_MRN0042/20200301_ACC99887766/1.dcm"  # PHI in the
 
 
 def _ingest(files, **kwargs):
-    return ingest_dicom_batch(files, key=KEY, secret=SECRET, run_id="run-1", **kwargs)
+    return ingest_dicom_batch(files, key=KEY, secret=SECRET, run_id="run-1", **{"params": DeidParams(), **kwargs})
 
 
 def _one_rejection(data: bytes, path: str = PATH) -> dict:

@@ -24,6 +24,7 @@ from trialake.dicom.results import (
     read_sources,
 )
 from trialake.imaging import load_series
+from trialake.dicom import DeidParams
 
 KEY = SubjectKey.from_frame(pl.DataFrame({"SITEID": ["S1"], "PATIENT_ID": ["MRN-RESULTS-1"], "USUBJID": ["TRIAL-001"]}))
 SECRET = b"r" * 32
@@ -88,7 +89,7 @@ def deidentified() -> tuple[list[bytes], list[str]]:
     for ds in datasets:
         add_phi(ds, referenced_sop_uid=datasets[0].SOPInstanceUID)
     batch = ingest_dicom_batch([(f"f{i}", encode(ds)) for i, ds in enumerate(datasets)], key=KEY, secret=SECRET,
-                               run_id="r")
+                               run_id="r", params=DeidParams())
     assert len(batch.accepted) == len(datasets)
     return [a.data for a in batch.accepted], phi_values(datasets)
 

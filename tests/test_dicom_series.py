@@ -20,6 +20,7 @@ from trialake.dicom.series import (
     derive_series_rejections,
 )
 from trialake.pseudonym import compute_date_shift_days
+from trialake.dicom import DeidParams
 
 SECRET = b"trialake-test-secret-0123456789ab"
 USUBJID = "T-01-001"
@@ -31,7 +32,7 @@ PARAMS = SeriesQcParams(min_slices=8)
 
 def _instances(*series_lists) -> pl.DataFrame:
     files = [(f"folder/{i}", encode(ds)) for i, ds in enumerate(ds for series in series_lists for ds in series)]
-    result = ingest_dicom_batch(files, key=KEY, secret=SECRET, run_id="run-1")
+    result = ingest_dicom_batch(files, key=KEY, secret=SECRET, run_id="run-1", params=DeidParams())
     assert not result.rejections
     return result.instances_frame()
 

@@ -29,6 +29,7 @@ from orthanc import Orthanc, free_port, run_orthanc
 from trialake.lake import Lake, open_lake, read_object, read_table, write_object
 from trialake.pacs import PacsError, open_peer, read_pacs_connection
 from trialake.pipeline.context import SECRET_OBJECT
+from trialake.dicom import DeidParams
 
 pytestmark = pytest.mark.xdist_group("prefect-flows")
 ZONES = ("bronze", "silver", "gold")
@@ -394,7 +395,8 @@ def test_pushes_land_in_the_landing_area_and_are_ingested(trial: Path, landing_w
 
     key = SubjectKey.from_frame(pl.read_csv(landing / "keys" / "subject_key.csv", infer_schema=False))
     batch = ingest_dicom_batch([(str(p), p.read_bytes()) for p in received], key=key,
-                               secret=read_object(folder_lake, SECRET_OBJECT), run_id="received")
+                               secret=read_object(folder_lake, SECRET_OBJECT), run_id="received",
+                               params=DeidParams())
     assert len(batch.accepted) == len(files) and not batch.rejections
     copies = {hashlib.sha256(a.data).hexdigest() for a in batch.accepted}
     assert copies <= set(_copies(folder_lake))  # the same de-identified copies as from the landing files

@@ -134,7 +134,7 @@ def ingest_dicom_batch(
     key: SubjectKey,
     secret: bytes,
     run_id: str,
-    params: DeidParams = DeidParams(),
+    params: DeidParams,
     known_sha256: frozenset[str] = frozenset(),
     known_sop_ids: Mapping[str, str] | None = None,
 ) -> IngestBatchResult:

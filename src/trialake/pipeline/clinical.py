@@ -34,7 +34,7 @@ from trialake.pipeline.blinding import blind_existing, delete_unblinded_partitio
 from trialake.pipeline.context import RunContext
 from trialake.pipeline.freshness import StageDependencies, mark_fresh, stale_reasons, with_inputs
 from trialake.pipeline.inventory import derive_manifest, hidden_rejection, list_area, read_manifest, select_new, write_manifest
-from trialake.pipeline.params import lab_standards
+from trialake.pipeline.params import measurement_standards
 from trialake.pipeline.quality import HeldBack, QualityGate, forget_source_results, held_back_of, outcomes_of, suite_files
 from trialake.pipeline.rejections import publish_rejections
 from trialake.pipeline.rules_state import is_written_under_other_rules, mark_rules
@@ -243,12 +243,13 @@ Derive = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 
 def _per_subject(ctx: RunContext, subjects: pl.DataFrame) -> dict[str, tuple[str, str, Derive]]:
     """Domain -> (silver table, rejection stage, derivation) of the domains keyed by subject."""
-    standards = lab_standards(ctx.settings.trial.labs)
+    standards = measurement_standards(ctx.settings.trial.labs)
     return {
         "SV": ("silver/visits", "clinical_sv", lambda f: derive_visits(f, subjects=subjects)),
-        "LB": ("silver/labs", "labs", lambda f: derive_labs(f, subjects=subjects, standards=standards)),
-        "FT": ("silver/sixmwt", "clinical_ft", lambda f: derive_sixmwt(f, subjects=subjects)),
-        "RE": ("silver/lung_function", "clinical_re", lambda f: derive_lung_function(f, subjects=subjects)),
+        "LB": ("silver/labs", "labs", lambda f: derive_labs(f, subjects=subjects, standards=standards["LB"])),
+        "FT": ("silver/sixmwt", "clinical_ft", lambda f: derive_sixmwt(f, subjects=subjects, standards=standards["FT"])),
+        "RE": ("silver/lung_function", "clinical_re",
+               lambda f: derive_lung_function(f, subjects=subjects, standards=standards["RE"])),
         "AE": ("silver/adverse_events", "clinical_ae", lambda f: derive_adverse_events(f, subjects=subjects)),
         "DS": ("silver/disposition", "clinical_ds", lambda f: derive_disposition(f, subjects=subjects)),
     }

@@ -21,7 +21,7 @@ from trialake.config import TrialConfig
 from trialake.dictionary import build_data_dictionary, load_descriptions
 from trialake.lake import compute_sha256, read_table, table_exists, write_object, write_table
 from trialake.lake.tables import file_names
-from trialake.marts import AnalysisConfig, ArmSpec, build_marts, summarize_ae_incidence
+from trialake.marts import build_marts, summarize_ae_incidence
 from trialake.marts.build import MART_INPUTS, OPTIONAL_MART_INPUTS
 from trialake.marts.define import build_define
 from trialake.marts.endpoints import (
@@ -36,7 +36,7 @@ from trialake.pipeline.blinding import ZONE, publish_public, read_with_treatment
 from trialake.pipeline.context import RunContext, config_sha256
 from trialake.pipeline.freshness import StageDependencies, mark_fresh, stale_reasons, with_inputs
 from trialake.pipeline.inventory import read_manifest
-from trialake.pipeline.params import lab_standards, volumetry_params, volumetry_params_hash
+from trialake.pipeline.params import analysis_config, lab_standards, volumetry_params, volumetry_params_hash
 from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked, suite_files
 from trialake.quality import SuiteSpec, ValidationOutcome
 from trialake.report import ReportInputs, ReportOptions, change_label, render_endpoint_report
@@ -84,19 +84,6 @@ class UnblindingEvent:
     reason: str
     tables: dict[str, int]
     report: str
-
-
-def analysis_config(trial: TrialConfig) -> AnalysisConfig:
-    """The marts' configuration from the trial configuration."""
-    return AnalysisConfig(
-        treatment=ArmSpec(armcd=trial.arms.treatment.armcd, arm=trial.arms.treatment.arm),
-        control=ArmSpec(armcd=trial.arms.control.armcd, arm=trial.arms.control.arm),
-        visits=trial.visits,
-        outside_window=trial.endpoints.outside_window,
-        age_groups=trial.adam.age_groups,
-        per_protocol_min_doses=trial.adam.per_protocol_min_doses,
-        treatment_window_days=trial.adam.treatment_window_days,
-    )
 
 
 def build_gold(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:

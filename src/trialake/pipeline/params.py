@@ -1,13 +1,17 @@
-"""Trial configuration sections mapped onto the parameter objects of the library modules."""
+"""The one place the trial configuration is mapped onto the parameter objects of the library
+modules: de-identification, volumetry, measurement standards (labs, function and lung function
+tests) and the ADaM derivations. Stages receive these validated, immutable objects and build no
+defaults of their own."""
 from __future__ import annotations
 
 from dataclasses import replace
 
 from trialake.clinical import MeasurementStandards, default_standards, load_test_mapping
-from trialake.config.trial import CTConfig, DeidConfig, LabsConfig
+from trialake.config.trial import CTConfig, DeidConfig, LabsConfig, TrialConfig
 from trialake.dicom import DeidParams
 from trialake.imaging import VolumetryParams, compute_params_hash, get_segmenter
 from trialake.imaging.volumetry import Segmenter
+from trialake.marts import AnalysisConfig, ArmSpec
 
 
 def deid_params(deid: DeidConfig) -> DeidParams:
@@ -47,3 +51,16 @@ def lab_standards(labs: LabsConfig) -> MeasurementStandards:
 def measurement_standards(labs: LabsConfig) -> dict[str, MeasurementStandards]:
     """The standards of every standardized domain: labs as configured, function and lung function tests packaged."""
     return {"LB": lab_standards(labs), "FT": default_standards("FT"), "RE": default_standards("RE")}
+
+
+def analysis_config(trial: TrialConfig) -> AnalysisConfig:
+    """The ADaM derivations' parameters: arms, visit windows, out-of-window rule, ADaM choices."""
+    return AnalysisConfig(
+        treatment=ArmSpec(armcd=trial.arms.treatment.armcd, arm=trial.arms.treatment.arm),
+        control=ArmSpec(armcd=trial.arms.control.armcd, arm=trial.arms.control.arm),
+        visits=trial.visits,
+        outside_window=trial.endpoints.outside_window,
+        age_groups=trial.adam.age_groups,
+        per_protocol_min_doses=trial.adam.per_protocol_min_doses,
+        treatment_window_days=trial.adam.treatment_window_days,
+    )
