@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-tools bench bench-tools deploy worker server clean
+.PHONY: setup demo test test-slow test-tools bench bench-tools deploy worker server clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,12 @@ test-tools:
 
 test: setup test-tools
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+# The larger cases (`-m slow`): many seeds, the 12-subject trial, the 100-subject demo, DIMSE, the
+# big phantoms. Run nightly, not on every change (about an hour on 2 cores).
+test-slow: setup test-tools bench-tools
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 # Benchmarks need the reference tools they are compared against (Debian packages).
