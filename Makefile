@@ -54,6 +54,7 @@ deploy: setup
 	TRIALAKE_LANDING="$${TRIALAKE_LANDING:-$(CURDIR)/$(DEMO_DIR)/landing}" \
 	TRIALAKE_LAKE="$${TRIALAKE_LAKE:-$(CURDIR)/$(DEMO_DIR)/lake}" \
 	TRIALAKE_PACS="$${TRIALAKE_PACS:-}" \
+	TRIALAKE_TASK_RUNNER="$${TRIALAKE_TASK_RUNNER:-thread}" \
 	  $(BIN)/prefect deploy --no-prompt --all --prefect-file infra/prefect.yaml
 
 worker: setup
