@@ -77,7 +77,7 @@ stack-down:
 
 # A nightly run through the Prefect API on a stack of its own (landing and lake on SeaweedFS, Dask).
 stack-test: setup stack-tools
-	$(BIN)/python -m pytest -q -p no:xdist -m slow tests/test_stack.py
+	$(BIN)/python -m pytest -q -m slow tests/test_stack.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache build *.egg-info src/*.egg-info
