@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-slow test-tools bench bench-tools deploy worker server clean
+.PHONY: setup demo test test-slow test-tools bench bench-tools deploy worker server stack stack-tools stack-down stack-test clean
 
 setup: $(STAMP)
 
@@ -61,11 +61,30 @@ deploy: setup
 	TRIALAKE_LANDING="$${TRIALAKE_LANDING:-$(CURDIR)/$(DEMO_DIR)/landing}" \
 	TRIALAKE_LAKE="$${TRIALAKE_LAKE:-$(CURDIR)/$(DEMO_DIR)/lake}" \
 	TRIALAKE_PACS="$${TRIALAKE_PACS:-}" \
+	TRIALAKE_TASK_RUNNER="$${TRIALAKE_TASK_RUNNER:-thread}" \
 	  $(BIN)/prefect deploy --no-prompt --all --prefect-file infra/prefect.yaml
 
 worker: setup
 	@test -n "$$PREFECT_API_URL" || { echo "make worker: PREFECT_API_URL is not set; point it at the Prefect server the deployments are registered with" >&2; exit 2; }
 	TRIALAKE_HOME="$${TRIALAKE_HOME:-$(CURDIR)}" $(BIN)/prefect worker start --pool trialake --type process
+
+# The production topology on this machine, as processes (infra/stack.py): PostgreSQL, the Prefect
+# server on it, SeaweedFS as S3, a Dask scheduler and two workers, the deployments, a Prefect worker.
+STACK_DIR ?= $(CURDIR)/.stack
+
+stack-tools:
+	@test -x "$$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -n 1)" || \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+
+stack: setup stack-tools
+	$(BIN)/python infra/stack.py up $(STACK_DIR)
+
+stack-down:
+	$(BIN)/python infra/stack.py down $(STACK_DIR)
+
+# A nightly run through the Prefect API on a stack of its own (landing and lake on SeaweedFS, Dask).
+stack-test: setup stack-tools
+	$(BIN)/python -m pytest -q -m slow tests/test_stack.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache build *.egg-info src/*.egg-info

@@ -6,6 +6,7 @@ import os
 from prefect import flow, unmapped
 
 from flows.nightly import nightly, run_holding_lease
+from flows.runners import task_runner_from_env
 from tasks.stages import (
     build_gold_task,
     rebuild_as_of_task,
@@ -62,7 +63,8 @@ def _rebuild_marts(settings: Settings, run_id: str, lease: Lease) -> GoldSummary
     return build_gold_task(ctx, gate)
 
 
-@flow(name="remeasure-volumetry", flow_run_name="volumetry at {lesion_low_hu}/{solid_split_hu} HU on {lake}")
+@flow(name="remeasure-volumetry", flow_run_name="volumetry at {lesion_low_hu}/{solid_split_hu} HU on {lake}",
+      task_runner=task_runner_from_env(os.environ))
 def remeasure_volumetry(
     landing: str,
     lake: str,
@@ -103,7 +105,7 @@ def remeasure_volumetry(
     return run_holding_lease(settings, stages, wait_s=lease_wait_s, ttl_s=lease_ttl_s)
 
 
-@flow(name="reprocess-subject", flow_run_name="reprocess {usubjid} in {lake}")
+@flow(name="reprocess-subject", flow_run_name="reprocess {usubjid} in {lake}", task_runner=task_runner_from_env(os.environ))
 def reprocess_subject(
     landing: str, lake: str, usubjid: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0,
     pacs: str | None = None,

@@ -20,6 +20,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
+from flows.runners import task_runner_from_env
 from tasks.stages import (
     build_gold_task,
     clinical_bronze_task,
@@ -46,7 +47,7 @@ from trialake.pipeline.run_report import RunIncomplete, RunReport, StageFailure
 T = TypeVar("T")
 
 
-@flow(name="nightly", flow_run_name="nightly {lake}", log_prints=False)
+@flow(name="nightly", flow_run_name="nightly {lake}", log_prints=False, task_runner=task_runner_from_env(os.environ))
 def nightly(
     landing: str, lake: str, config: str | None = None, lease_wait_s: float = 300.0, lease_ttl_s: float = 120.0,
     pacs: str | None = None,

@@ -1,10 +1,11 @@
 """Task runners for the flows: Prefect's thread pool (the default) or a Dask cluster (prefect-dask).
 
-A flow gets its runner at the edge, e.g. ``nightly.with_options(task_runner=build_task_runner("dask"))``;
-nothing here reads the environment.
+A flow gets its runner at the edge, e.g. ``nightly.with_options(task_runner=build_task_runner("dask"))``,
+or, for a deployment, from the job variable TRIALAKE_TASK_RUNNER (`task_runner_from_env`).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
     from distributed import LocalCluster
 
 TASK_RUNNER_KINDS = ("thread", "dask")
+#: Environment variable (a deployment's job variable) choosing the data flows' task runner.
+TASK_RUNNER_VARIABLE = "TRIALAKE_TASK_RUNNER"
 
 
 def build_task_runner(kind: str = "thread", *, address: str | None = None, n_workers: int = 2) -> TaskRunner:
@@ -53,3 +56,21 @@ def local_cluster_on_this_api(**cluster_kwargs: Any) -> LocalCluster:
     api_url = str(get_client(sync_client=True).api_url).rstrip("/")
     env = {**cluster_kwargs.pop("env", {}), "PREFECT_API_URL": api_url}
     return LocalCluster(env=env, **cluster_kwargs)
+
+
+def task_runner_from_env(environ: Mapping[str, str]) -> TaskRunner:
+    """The task runner TRIALAKE_TASK_RUNNER names: empty or ``thread`` for Prefect's thread pool
+    (its default size), ``dask`` for a local Dask cluster of two worker processes, or a Dask
+    scheduler's address (``tcp://host:8786``) for that cluster.
+
+    Read when a flow module is imported, i.e. in the flow run's process, whose environment has the
+    deployment's job variables.
+    """
+    value = environ.get(TASK_RUNNER_VARIABLE, "").strip()
+    if "://" in value:
+        return build_task_runner("dask", address=value)
+    if value in ("", "thread"):
+        return ThreadPoolTaskRunner()
+    if value not in TASK_RUNNER_KINDS:
+        raise ValueError(f"{TASK_RUNNER_VARIABLE}={value!r}: expected thread, dask or a Dask scheduler address tcp://host:port")
+    return build_task_runner(value)

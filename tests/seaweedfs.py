@@ -68,8 +68,9 @@ def _weed() -> str:
     return found
 
 
-def start_seaweedfs(workdir: Path, *, timeout_s: float = 90.0, attempts: int = 3) -> SeaweedFS:
-    """Start ``weed server -s3`` with its data in ``workdir`` and wait until S3 answers a PUT."""
+def start_seaweedfs(workdir: Path, *, timeout_s: float = 90.0, attempts: int = 3, stop_at_exit: bool = True) -> SeaweedFS:
+    """Start ``weed server -s3`` with its data in ``workdir`` and wait until S3 answers a PUT;
+    stopped when this interpreter exits unless ``stop_at_exit`` is false (`make stack`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "s3.json"
     config.write_text(json.dumps({"identities": [{
@@ -91,7 +92,8 @@ def start_seaweedfs(workdir: Path, *, timeout_s: float = 90.0, attempts: int = 3
         with log.open("wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         server = SeaweedFS(process, f"http://127.0.0.1:{ports['s3.port']}", log)
-        atexit.register(server.stop)
+        if stop_at_exit:
+            atexit.register(server.stop)
         try:
             _wait_until_ready(server, timeout_s)
             return server

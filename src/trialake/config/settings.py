@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trialake.env_secret import env_secret
 from trialake.config.trial import ConfigError, TrialConfig, load_trial_config
 from trialake.pacs.address import PacsConnection, read_pacs_connection
 
@@ -30,14 +31,12 @@ class Settings:
 
 def storage_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     """s3fs options from the standard AWS variables; empty when none are set (local paths,
-    or boto's own credential chain)."""
+    or boto's own credential chain). The credentials are EnvSecrets: shipped to another process
+    (a Dask worker), they are read from that process's environment, never sent."""
     options: dict[str, Any] = {}
-    if environ.get("AWS_ACCESS_KEY_ID"):
-        options["key"] = environ["AWS_ACCESS_KEY_ID"]
-    if environ.get("AWS_SECRET_ACCESS_KEY"):
-        options["secret"] = environ["AWS_SECRET_ACCESS_KEY"]
-    if environ.get("AWS_SESSION_TOKEN"):
-        options["token"] = environ["AWS_SESSION_TOKEN"]
+    for option, name in (("key", "AWS_ACCESS_KEY_ID"), ("secret", "AWS_SECRET_ACCESS_KEY"), ("token", "AWS_SESSION_TOKEN")):
+        if (value := env_secret(environ, name)) is not None:
+            options[option] = value
     client: dict[str, str] = {}
     if environ.get("AWS_ENDPOINT_URL"):
         client["endpoint_url"] = environ["AWS_ENDPOINT_URL"]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from trialake.env_secret import env_secret
+
 DEFAULT_CALLING_AET = "TRIALAKE"
 _DIMSE_OPTIONS = frozenset({"calling", "retrieve", "move_port"})
 
@@ -135,9 +137,9 @@ def _int_option(options: Mapping[str, str], name: str) -> int | None:
 def read_pacs_connection(url: str, environ: Mapping[str, str], *, prefix: str = "TRIALAKE_PACS",
                          timeout_s: float = 30.0, retries: int = 3, backoff_s: float = 1.0) -> PacsConnection:
     """A connection to ``url`` with credentials from ``<prefix>_USER`` / ``<prefix>_PASSWORD``
-    (HTTP basic) or ``<prefix>_TOKEN`` (HTTP bearer) in ``environ``."""
+    (HTTP basic) or ``<prefix>_TOKEN`` (HTTP bearer) in ``environ`` (EnvSecrets: never pickled)."""
     return PacsConnection(
         address=parse_pacs_url(url), timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-        username=environ.get(f"{prefix}_USER") or None, password=environ.get(f"{prefix}_PASSWORD") or None,
-        token=environ.get(f"{prefix}_TOKEN") or None,
+        username=env_secret(environ, f"{prefix}_USER"), password=env_secret(environ, f"{prefix}_PASSWORD"),
+        token=env_secret(environ, f"{prefix}_TOKEN"),
     )

@@ -5,8 +5,9 @@ import functools
 import hashlib
 import secrets
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import trialake
 from trialake.blinding import UNBLINDED_ZONE
@@ -26,11 +27,27 @@ class RunContext:
     lake: Lake
     landing: Lake
     run_id: str
-    secret: bytes  # the lake's pseudonymization secret (kept in restricted/)
+    secret: bytes = field(repr=False)  # the lake's pseudonymization secret (kept in restricted/)
 
     def for_stage(self, stage: str) -> RunContext:
         """The same run, its table commits recording ``stage``."""
         return replace(self, lake=self.lake.with_commit_info(stage=stage))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled (a task's argument shipped to a Dask worker) without the secret: the receiving
+        process reads it from the lake's restricted zone."""
+        return _context_reading_secret, (self.settings, self.lake, self.landing, self.run_id, bool(self.secret))
+
+    def __copy__(self) -> RunContext:
+        return self
+
+    def __deepcopy__(self, _memo: dict[int, Any]) -> RunContext:
+        return self
+
+
+def _context_reading_secret(settings: Settings, lake: Lake, landing: Lake, run_id: str, has_secret: bool) -> RunContext:
+    secret = read_object(lake, SECRET_OBJECT) if has_secret else b""
+    return RunContext(settings=settings, lake=lake, landing=landing, run_id=run_id, secret=secret)
 
 
 def open_storage(settings: Settings) -> tuple[Lake, Lake]:
