@@ -16,8 +16,8 @@ by rules that each need 3-D evidence:
    the apex and is not open towards the head.
 3. ``compute_enclosed_fill``: dense tissue that the lung, the chest wall beside it and the abdomen
    under its diaphragm enclose in two of the axial, coronal and sagittal planes. The diaphragm
-   (``compute_diaphragm``) is a quadratic dome fitted where aerated lung rests on dense tissue in
-   the lowest part of the lung, capped at the lung's deepest point.
+   (``compute_diaphragm``) is a quadratic dome fitted where aerated lung (not tissue already put
+   back) rests on dense tissue in the lowest part of the lung, capped at the lung's deepest point.
 4. ``compute_floor_fill``: where the lung's lower end (its recess line around the chest) has a
    notch (``compute_notch_rays``), dense tissue down to the diaphragm within the lung's depth.
 5. ``compute_dent_fill``: a 3-D closing of the lung with a ball, restricted to dense tissue, fills
@@ -303,8 +303,10 @@ def compute_diaphragm(lung: np.ndarray, other: np.ndarray, dense: np.ndarray, in
                       tol_mm: float, deepest: int, max_rise: float) -> np.ndarray | None:
     """Slice index of the diaphragm under every column (y, x), or None when it cannot be modelled.
 
-    A quadratic dome is fitted to where the lung rests on dense tissue in the lowest ``max_rise``
-    of the lung's height, leaving out points on the flat cap at ``deepest`` and points shallower
+    A quadratic dome is fitted to where aerated lung rests on dense tissue (a column whose lowest
+    lung voxel is dense tissue already put back ends where a put-back rule stopped, not on the
+    diaphragm) in the lowest ``max_rise`` of the lung's height, leaving out points on the flat cap
+    at ``deepest`` and points shallower
     than the dome (disease on the diaphragm, the flanks of the heart); it is capped at ``deepest``
     and rises at most ``max_rise`` of the lung's height above it.
     """
@@ -315,7 +317,8 @@ def compute_diaphragm(lung: np.ndarray, other: np.ndarray, dense: np.ndarray, in
     low = nz - 1 - np.argmax(lung[::-1], axis=0)
     ys, xs = np.nonzero(columns & (low + 1 < nz))
     below = low[ys, xs] + 1
-    on_floor = dense[below, ys, xs] & ~other[below, ys, xs] & inside_wall[below, ys, xs]
+    on_floor = (dense[below, ys, xs] & ~dense[below - 1, ys, xs] & ~other[below, ys, xs]
+                & inside_wall[below, ys, xs])
     ys, xs, zl = ys[on_floor], xs[on_floor], low[ys, xs][on_floor].astype(float)
     tol = tol_mm / spacing[0]
     top = deepest - max_rise * (deepest - np.nonzero(lung.any(axis=(1, 2)))[0][0])

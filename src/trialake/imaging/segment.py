@@ -85,6 +85,10 @@ class SegmentationParams:
       the lung's deepest point (higher floor points are the heart, not the diaphragm).
     floor_min_band_mm: a lung whose recess line has a notch is put back down to the diaphragm only
       where it ends abruptly, at least this thick in its last slice.
+    pleura_margin_vox: the enclosed fill's fence (the pleura) lies this many in-plane voxels outside the chest
+      wall estimate, which is measured at the centres of the lung's outermost voxels (so lies inside the
+      pleura); without it a layer of consolidation against the wall is left out. Not applied next to
+      pleural fluid (there that layer is the fluid's edge).
     dent_radius_mm: radius of the ball of the 3-D closing (disease against the heart).
     pleural_air_hu, pleural_air_min_ml, pleural_air_wall_share: pleural air is darker than this,
       at least this large, and has at least this share of its border on chest-wall tissue.
@@ -112,6 +116,7 @@ class SegmentationParams:
     floor_tol_mm: float = 8.0
     diaphragm_max_rise: float = 0.4
     floor_min_band_mm: float = 12.0
+    pleura_margin_vox: float = 0.75
     dent_radius_mm: float = 25.0
     pleural_air_hu: float = -975.0
     pleural_air_min_ml: float = 5.0
@@ -492,7 +497,7 @@ class ClassicalSegmenter:
     coarse_voxel_mm: float = 3.0
     coarse_noise_hu: float = 20.0
     name: str = "classical"
-    version: str = "2.0.0"
+    version: str = "2.1.0"
 
     def segment_lungs(self, volume: CTVolume) -> LungMasks:
         factors = compute_pool_factors(volume.spacing_mm, self.coarse_voxel_mm)
@@ -557,8 +562,12 @@ class ClassicalSegmenter:
                 below = (z > diaphragm[None]) & lung.any(axis=0)[None] & body
                 allowed &= ~below
             sector = walls[name].has_lung.any(axis=0)
-            fence = (body & ~inside & sector[geo.angle]) | below
-            lung = lung | compute_enclosed_fill(lung, fence, allowed, min_planes=2)
+            # the wall estimate lies about half a voxel inside the pleura (it is measured at the centres of the
+            # lung's outermost voxels): the enclosed fill's fence is moved out to the pleura
+            pleura = _inside_wall(walls[name], geo, p.pleura_margin_vox * min(spacing[1:]))
+            fence = (body & ~pleura & sector[geo.angle]) | below
+            enclosed = compute_enclosed_fill(lung, fence, dense & pleura & ~filled[other] & ~below, min_planes=2)
+            lung = lung | enclosed
             if diaphragm is not None:
                 wall = compute_wall_map(lung, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg,
                                         smooth_mm=p.wall_smooth_mm)
@@ -568,6 +577,8 @@ class ClassicalSegmenter:
             lung = lung | compute_dent_fill(lung, allowed, spacing, p.dent_radius_mm)
             fluid = compute_effusion(lung, sides[name], fluid_hu_mean, body & inside & ~filled[other], inside, spacing,
                                      fluid_hu=p.fluid_hu, min_ml=p.effusion_min_ml)
+            if fluid.any():  # against pleural fluid that outer layer is the fluid's edge, not lung
+                lung &= ~(enclosed & ~inside)
             effusion |= fluid
             filled[name] = lung & ~fluid & ~airway
         left_f = filled["left"]
@@ -592,13 +603,14 @@ def _deepest_floor(lung: np.ndarray) -> int:
     return int(zs[-1]) if zs.size else 0
 
 
-def _inside_wall(wall, geo) -> np.ndarray:
-    """Voxels deeper than the estimated chest wall (where there is no estimate: deeper than the thinnest wall seen)."""
+def _inside_wall(wall, geo, margin_mm: float = 0.0) -> np.ndarray:
+    """Voxels deeper than the estimated chest wall less ``margin_mm`` (where there is no estimate: deeper than
+    the thinnest wall seen)."""
     z = np.arange(geo.skin_mm.shape[0])[:, None, None]
     thickness = wall.wall_mm
     fallback = np.nanmin(thickness) if np.isfinite(thickness).any() else 0.0
     flat = np.nan_to_num(thickness, nan=fallback).ravel()
-    return geo.skin_mm >= flat[z * thickness.shape[1] + geo.angle]
+    return geo.skin_mm >= flat[z * thickness.shape[1] + geo.angle] - margin_mm
 
 
 def _dropped_findings(dropped: np.ndarray, lung: np.ndarray, skin_mm: np.ndarray, spacing,
