@@ -6,17 +6,27 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-tools bench bench-tools deploy worker server clean
+.PHONY: setup lock demo test test-tools bench bench-tools deploy worker server clean
 
 setup: $(STAMP)
 
-# Re-installs only when the lock file or the project metadata change (idempotent).
-$(STAMP): requirements.lock pyproject.toml
+# Re-installs only when a lock file or the project metadata change (idempotent). Both locks carry
+# a sha256 of every file: requirements.lock is the runtime (what the worker image installs),
+# requirements-dev.lock adds the test and dev tools with the very same runtime pins.
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Re-resolves both locks from pyproject.toml, keeping every pin the locks already have that still
+# fits (uv, pinned in the dev lock); `make lock UPGRADE="--upgrade-package NAME"` moves one.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --custom-compile-command "make lock" \
+	  $(UPGRADE) -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev -c requirements.lock --generate-hashes \
+	  --custom-compile-command "make lock" $(UPGRADE) -o requirements-dev.lock
 
 demo: setup
 	$(BIN)/trialake demo --out $(DEMO_DIR)

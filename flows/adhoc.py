@@ -5,8 +5,8 @@ import os
 
 from prefect import flow, unmapped
 
-from flows.nightly import nightly, run_holding_lease
-from tasks.stages import (
+from trialake_flows.nightly import nightly, run_holding_lease
+from trialake_tasks.stages import (
     build_gold_task,
     rebuild_as_of_task,
     forget_stage_task,

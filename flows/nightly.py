@@ -20,7 +20,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from tasks.stages import (
+from trialake_tasks.stages import (
     build_gold_task,
     clinical_bronze_task,
     clinical_silver_task,
