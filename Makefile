@@ -10,14 +10,19 @@ DEMO_DIR ?= demo
 
 setup: $(STAMP)
 
-# Re-installs only when a lock file or the project metadata change (idempotent). Both locks carry
-# a sha256 of every file: requirements.lock is the runtime (what the worker image installs),
-# requirements-dev.lock adds the test and dev tools with the very same runtime pins.
-$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
+# Both locks carry a sha256 of every file: requirements.lock is the runtime, requirements-dev.lock
+# adds the test and dev tools with the very same runtime pins. `make setup` installs both and the
+# checkout in editable mode (built by the dev lock's setuptools); the worker image sets
+# SETUP_LOCKS=requirements.lock SETUP_INSTALL=. (runtime only; the package built in an isolated environment).
+SETUP_LOCKS ?= requirements.lock requirements-dev.lock
+SETUP_INSTALL ?= --no-build-isolation -e .
+
+# Re-installs only when a lock file or the project metadata change (idempotent).
+$(STAMP): $(SETUP_LOCKS) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock -r requirements-dev.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --require-hashes $(addprefix -r ,$(SETUP_LOCKS))
+	$(BIN)/python -m pip install --quiet --no-deps $(SETUP_INSTALL)
 	touch $(STAMP)
 
 # Re-resolves both locks from pyproject.toml, keeping every pin the locks already have that still
