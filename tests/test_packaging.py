@@ -222,3 +222,17 @@ def test_a_wheel_in_a_fresh_venv_runs_the_demo_from_outside_the_checkout(tmp_pat
     lake = work / "trial" / "lake"
     assert (lake / "gold" / "endpoints").is_dir() and (lake / "reports" / "endpoints.html").is_file()
     assert str(REPO) not in demo.stdout + demo.stderr
+
+
+def test_the_worker_image_installs_the_runtime_lock_only(tmp_path: Path) -> None:
+    dockerfile = (REPO / "infra" / "worker.Dockerfile").read_text()
+    image_env = dict(re.findall(r"\b(SETUP_[A-Z]+)=(\S+)", dockerfile))
+    assert image_env.get("SETUP_LOCKS") == "requirements.lock", image_env
+    copied = " ".join(re.findall(r"^COPY (.+)$", dockerfile, flags=re.M))
+    assert "requirements.lock" in copied and "requirements-dev.lock" not in copied, copied
+    # What `make setup` runs with the image's variables (a dry run, into an empty folder).
+    commands = subprocess.run(["make", "-n", "-C", str(REPO), "setup", f"VENV={tmp_path / 'venv'}"],
+                              env={**os.environ, **image_env}, check=True, capture_output=True, text=True).stdout
+    installs = [line for line in commands.splitlines() if " -m pip install " in line]
+    assert any("--require-hashes -r requirements.lock" in line for line in installs), commands
+    assert not any("requirements-dev.lock" in line or " -e " in line for line in installs), commands
