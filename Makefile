@@ -6,17 +6,32 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup demo test test-slow test-tools bench bench-tools deploy worker server stack stack-tools stack-down stack-test clean
+.PHONY: setup lock demo test test-slow test-tools bench bench-tools deploy worker server stack stack-tools stack-down stack-test clean
 
 setup: $(STAMP)
 
-# Re-installs only when the lock file or the project metadata change (idempotent).
-$(STAMP): requirements.lock pyproject.toml
+# Both locks carry a sha256 of every file: requirements.lock is the runtime, requirements-dev.lock
+# adds the test and dev tools with the very same runtime pins. `make setup` installs both and the
+# checkout in editable mode (built by the dev lock's setuptools); the worker image sets
+# SETUP_LOCKS=requirements.lock SETUP_INSTALL=. (runtime only; the package built in an isolated environment).
+SETUP_LOCKS ?= requirements.lock requirements-dev.lock
+SETUP_INSTALL ?= --no-build-isolation -e .
+
+# Re-installs only when a lock file or the project metadata change (idempotent).
+$(STAMP): $(SETUP_LOCKS) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --require-hashes $(addprefix -r ,$(SETUP_LOCKS))
+	$(BIN)/python -m pip install --quiet --no-deps $(SETUP_INSTALL)
 	touch $(STAMP)
+
+# Re-resolves both locks from pyproject.toml, keeping every pin the locks already have that still
+# fits (uv, pinned in the dev lock); `make lock UPGRADE="--upgrade-package NAME"` moves one.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --custom-compile-command "make lock" \
+	  $(UPGRADE) -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev -c requirements.lock --generate-hashes \
+	  --custom-compile-command "make lock" $(UPGRADE) -o requirements-dev.lock
 
 demo: setup
 	$(BIN)/trialake demo --out $(DEMO_DIR)

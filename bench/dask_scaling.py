@@ -59,9 +59,9 @@ class DaskTimings:
 
 def available() -> bool:
     """True when the flow package has the task-runner factory this benchmark uses."""
-    if importlib.util.find_spec("flows.runners") is None:
+    if importlib.util.find_spec("trialake_flows.runners") is None:
         return False
-    from flows import runners
+    from trialake_flows import runners
 
     return hasattr(runners, "build_task_runner")
 
@@ -85,8 +85,8 @@ def _worker_run(tasks: dict[str, list[tuple[float, float]]], run_s: float) -> Wo
 def _time_runs(landing: str, lake_root: str) -> list[WorkerRun]:
     """In the child: ``REPEATS`` rounds of one run per worker count, each into a new lake; the
     fastest run of each worker count (a shared 2-core machine is noisy)."""
-    from flows.nightly import nightly
-    from flows.runners import build_task_runner
+    from trialake_flows.nightly import nightly
+    from trialake_flows.runners import build_task_runner
 
     time_empty_flow()  # the ephemeral server is up before timing
     runs: dict[int, list[WorkerRun]] = {k: [] for k in WORKERS}

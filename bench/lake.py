@@ -77,7 +77,7 @@ def _measure(demo_landing: str, lock_landing: str, workdir: str, s3_environ: dic
     """In the child: the nightly runs, then every measurement."""
     import polars as pl
 
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
     from tests.legacy_lake import write_legacy_table
     from trialake.config import Settings, load_trial_config, storage_options_from_env
     from trialake.config.settings import default_expectations_dir

@@ -77,7 +77,7 @@ def compute_validation_times(tasks: dict[str, Intervals], calls: Intervals | Non
 
 def _time_runs(landing: str, lake: str) -> tuple[float, float, float, dict[str, Intervals], Intervals | None]:
     """In the child: empty flow, full run, second run; the full run's task and validation intervals."""
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
 
     calls = record_call_intervals(*VALIDATION_FUNCTION)
     empty_s = time_empty_flow()

@@ -5,9 +5,9 @@ import os
 
 from prefect import flow, unmapped
 
-from flows.nightly import nightly, run_holding_lease
-from flows.runners import task_runner_from_env
-from tasks.stages import (
+from trialake_flows.nightly import nightly, run_holding_lease
+from trialake_flows.runners import task_runner_from_env
+from trialake_tasks.stages import (
     build_gold_task,
     rebuild_as_of_task,
     forget_stage_task,

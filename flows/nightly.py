@@ -20,8 +20,8 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from flows.runners import task_runner_from_env
-from tasks.stages import (
+from trialake_flows.runners import task_runner_from_env
+from trialake_tasks.stages import (
     build_gold_task,
     clinical_bronze_task,
     clinical_silver_task,

@@ -1,4 +1,5 @@
-# The Trialake image: the repository installed with `make setup` from requirements.lock.
+# The Trialake image: the runtime lock (requirements.lock, hashes required) and the package,
+# installed with `make setup`; no test or dev tools (those are in requirements-dev.lock).
 # Used by the Prefect server, the deployment job, the Prefect worker and the Dask scheduler and
 # workers, so every process runs the very same pinned versions (Prefect, Dask, the library).
 # Build context: the repository root (see infra/compose.yaml).
@@ -16,6 +17,8 @@ COPY flows ./flows
 COPY tasks ./tasks
 COPY expectations ./expectations
 COPY infra ./infra
+# Also seen by `make deploy` and `make worker` in the container, so they find the setup done.
+ENV SETUP_LOCKS=requirements.lock SETUP_INSTALL=.
 RUN make setup PYTHON=python3
 
 ENV PATH=/opt/trialake/.venv/bin:$PATH \

@@ -8,7 +8,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from tasks.base import stage_task
+from trialake_tasks.base import stage_task
 from trialake.config import Settings
 from trialake.imaging import VolumetryParams
 from trialake.lake import read_table

@@ -106,7 +106,7 @@ def small_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def clean_run(small_trial: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The lake folder of one nightly run on the small trial, made once per test process. Never
     change it: tests that write take a copy (`fresh_run`)."""
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
 
     lake_dir = tmp_path_factory.mktemp("clean-run") / "lake"
     nightly(landing=str(small_trial / "landing"), lake=str(lake_dir))

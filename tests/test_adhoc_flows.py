@@ -25,7 +25,7 @@ def test_landing_areas_of_a_backfill_are_the_subfolders_with_a_key_in_name_order
 
 
 def test_remeasure_keeps_both_results_and_rebuild_marts_uses_the_configured_ones(small_trial: Path, fresh_run: Lake) -> None:
-    from flows.adhoc import rebuild_marts, remeasure_volumetry
+    from trialake_flows.adhoc import rebuild_marts, remeasure_volumetry
 
     landing, lake = str(small_trial / "landing"), fresh_run  # after a nightly run
     series = read_table(lake, "silver/ct_series").filter(pl.col("status") == "usable").height
@@ -50,7 +50,7 @@ def test_remeasure_keeps_both_results_and_rebuild_marts_uses_the_configured_ones
 
 
 def test_reprocess_subject_ingests_and_measures_that_subject_again(small_trial: Path, fresh_run: Lake) -> None:
-    from flows.adhoc import reprocess_subject
+    from trialake_flows.adhoc import reprocess_subject
 
     landing, lake = str(small_trial / "landing"), fresh_run  # after a nightly run
     volumetry = read_table(lake, "silver/ct_volumetry")

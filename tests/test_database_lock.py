@@ -27,8 +27,8 @@ def _walk_further(landing: Path) -> None:
 def test_a_lock_reproduces_the_endpoints_of_the_day_after_the_data_changed(
     small_trial: Path, fresh_run: Lake, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flows.adhoc import rebuild_marts
-    from flows.nightly import nightly
+    from trialake_flows.adhoc import rebuild_marts
+    from trialake_flows.nightly import nightly
 
     landing = tmp_path / "landing"
     shutil.copytree(small_trial / "landing", landing)

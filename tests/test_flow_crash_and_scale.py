@@ -60,7 +60,7 @@ def _kill_when(lake: Lake, prefix: str, run: subprocess.Popen, timeout_s: float 
 def test_a_killed_run_leaves_readable_tables_and_the_next_run_converges(
     storage: str, kill_at: str, small_trial: Path, clean_lake: Lake, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
     from trialake.config import storage_options_from_env
 
     env = dict(os.environ)
@@ -91,7 +91,7 @@ def test_a_second_run_waits_for_the_lease_or_stops_with_a_clear_message(small_tr
     from trialake.lake import LeaseHeld, acquire_lease
 
     lake = open_lake(str(tmp_path / "lake"))
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
 
     with acquire_lease(lake, owner="scheduled-run", ttl_s=60):
         with pytest.raises(LeaseHeld, match="scheduled-run"):
@@ -100,8 +100,8 @@ def test_a_second_run_waits_for_the_lease_or_stops_with_a_clear_message(small_tr
 
 
 def test_the_nightly_flow_on_a_dask_cluster_of_two_processes(small_trial: Path, clean_lake: Lake, tmp_path: Path) -> None:
-    from flows.nightly import nightly
-    from flows.runners import build_task_runner
+    from trialake_flows.nightly import nightly
+    from trialake_flows.runners import build_task_runner
 
     lake = open_lake(str(tmp_path / "lake"))
     write_object(lake, SECRET_OBJECT, read_object(clean_lake, SECRET_OBJECT))

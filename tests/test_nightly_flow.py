@@ -64,7 +64,7 @@ def test_bronze_carries_lineage_and_no_identifying_columns(local_run: Lake) -> N
 
 
 def test_second_run_on_the_same_landing_changes_nothing(small_trial: Path, local_run: Lake) -> None:
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
 
     before = {k: v for k, v in _lake_objects(local_run).items() if not k.startswith("reports/")}
     summary = nightly(landing=str(small_trial / "landing"), lake=local_run.url)
@@ -103,7 +103,7 @@ def test_every_version_names_the_run_flow_stage_code_and_inputs_that_made_it(loc
 def test_a_run_on_s3_gives_the_same_tables_as_a_local_run(
     small_trial: Path, local_run: Lake, s3_bucket: str, s3_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
     from trialake.config import storage_options_from_env
 
     for name, value in s3_environ.items():
@@ -183,7 +183,7 @@ def test_a_subject_with_an_arm_the_trial_does_not_have_is_quarantined_and_its_ro
     wait for a correct DM record, and the run completes."""
     import shutil
 
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
     from trialake.clinical.common import NO_SUBJECT_REASON
 
     landing = tmp_path / "landing"

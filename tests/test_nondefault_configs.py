@@ -57,7 +57,7 @@ def _mapping_with_other_units(tmp_path: Path) -> Path:
 
 
 def _run(small_trial: Path, tmp_path: Path, config: Path) -> Lake:
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
 
     lake_dir = tmp_path / "lake"
     nightly(landing=str(small_trial / "landing"), lake=str(lake_dir), config=str(config))

@@ -62,7 +62,7 @@ def landing_without_dicom(trial: Path, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(scope="module")
 def folder_lake(trial: Path, tmp_path_factory: pytest.TempPathFactory) -> Lake:
     """The reference: the nightly flow on the landing folder with its DICOM files."""
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
 
     lake = tmp_path_factory.mktemp("folder-lake")
     nightly(landing=str(trial / "landing"), lake=str(lake))
@@ -159,7 +159,7 @@ def _upload(orthanc: Orthanc, files: list[Path]) -> None:
 def test_dicomweb_pull_equals_the_folder_lake_and_completes_a_series_still_arriving(
     trial: Path, landing_without_dicom: Path, folder_lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
 
     files = _dicom_files(trial)
     with run_orthanc(tmp_path / "pacs") as pacs, run_orthanc(tmp_path / "research", aet="RESEARCH") as research:
@@ -251,7 +251,7 @@ def _study_of(lake: Lake, series_id: str) -> str:
 def test_dimse_pull_equals_the_folder_lake_and_pushes_results_by_c_store(
     trial: Path, landing_without_dicom: Path, folder_lake: Lake, tmp_path: Path
 ) -> None:
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
 
     with run_orthanc(tmp_path / "pacs") as pacs, run_orthanc(tmp_path / "research", aet="RESEARCH") as research:
         _upload(pacs, _dicom_files(trial))

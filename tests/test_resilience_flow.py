@@ -56,7 +56,7 @@ class Trials:
 
     def run(self, seed: int) -> tuple[Path, Lake, RunReport]:
         if seed not in self.made:
-            from flows.nightly import nightly
+            from trialake_flows.nightly import nightly
             from trialake.synth import SynthParams, generate_trial
             from trialake.synth.params import MessParams
 
@@ -200,7 +200,7 @@ def check_everything_accounted_for(landing: Path, lake: Lake, report: RunReport)
 
 
 def run_mutated(trials: Trials, seed: int, mutations: list[Mutation], tmp: Path) -> tuple[Path, Lake, set[str], RunReport]:
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
 
     out, clean = trials.get(seed)
     landing = tmp / "landing"
@@ -468,7 +468,7 @@ def test_a_pacs_that_fails_during_the_run_fails_the_imaging_branch_only(tmp_path
     import socket
 
     from dicom_factory import encode, synthesize_ct_series
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
     from trialake.config import default_trial_config_path
 
     landing = tmp_path / "landing"

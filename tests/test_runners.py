@@ -9,7 +9,7 @@ import pytest
 from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.runners import build_task_runner
+from trialake_flows.runners import build_task_runner
 
 pytestmark = pytest.mark.xdist_group("prefect-flows")
 

@@ -79,7 +79,7 @@ def test_a_worker_without_the_credential_fails_naming_the_variable(monkeypatch: 
 def test_no_submitted_task_of_a_nightly_run_carries_a_secret(
     small_trial: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.nightly import nightly
+    from trialake_flows.nightly import nightly
 
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)

@@ -167,8 +167,8 @@ def _run_nightly(
     """Run the nightly flow: 0 when everything publishable was published, 1 when a table was held
     back or a stage failed (the rest was published; the report is still printed), 2 when another
     run holds the lake."""
-    from flows.nightly import nightly
-    from flows.runners import build_task_runner
+    from trialake_flows.nightly import nightly
+    from trialake_flows.runners import build_task_runner
     from trialake.lake.lease import LeaseHeld
     from trialake.pipeline.run_report import RunIncomplete
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,13 @@ from trialake.pacs.address import PacsConnection, read_pacs_connection
 
 
 def default_expectations_dir() -> Path:
-    """The repository's expectations/ folder (suites are reviewed like code, next to it)."""
-    return Path(__file__).resolve().parents[3] / "expectations"
+    """The shipped quality suites: package ``trialake.expectations``, built from the repository's
+    top-level expectations/ folder (an editable install maps that folder itself, a wheel carries
+    a copy of its YAML files)."""
+    suites = files("trialake.expectations")
+    if not isinstance(suites, Path):
+        raise RuntimeError(f"trialake is installed as an archive ({suites}); install it unpacked (pip does)")
+    return suites
 
 
 @dataclass(frozen=True)
