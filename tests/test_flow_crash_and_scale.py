@@ -99,6 +99,7 @@ def test_a_second_run_waits_for_the_lease_or_stops_with_a_clear_message(small_tr
     assert not read_table(lake, "bronze/dm").height  # the refused run wrote nothing
 
 
+@pytest.mark.slow  # Dask on every change: tests/test_runners.py (a local cluster and an address); this whole run nightly
 def test_the_nightly_flow_on_a_dask_cluster_of_two_processes(small_trial: Path, clean_lake: Lake, tmp_path: Path) -> None:
     from trialake_flows.nightly import nightly
     from trialake_flows.runners import build_task_runner

@@ -21,7 +21,7 @@ from trialake.lake import Lake, open_lake, read_object, read_table
 from trialake.pipeline.context import SECRET_OBJECT
 from trialake.pseudonym import compute_pseudo_uid
 
-pytestmark = pytest.mark.xdist_group("prefect-flows")  # shares the small trial
+pytestmark = pytest.mark.xdist_group("nondefault")
 
 #: Changes to the reference trial's YAML: (old text, new text).
 SHIFTED = [
@@ -116,6 +116,7 @@ def test_shift_range_windows_lab_units_and_hu_thresholds_all_reach_their_stages(
     assert inside.filter((pl.col("ADY") < pl.col("_w").list.get(0)) | (pl.col("ADY") > pl.col("_w").list.get(1))).is_empty()
 
 
+@pytest.mark.slow  # every change: shift_dates false in tests/test_deid_config.py (DICOM and clinical bronze)
 def test_shifting_switched_off_keeps_the_true_dates_everywhere(small_trial: Path, tmp_path: Path) -> None:
     config = _config(tmp_path, [("shift_dates: true", "shift_dates: false")])
     lake = _run(small_trial, tmp_path, config)
