@@ -23,7 +23,7 @@ from trialake.pipeline.database_lock import EndpointsAsOf, publish_as_of, rebuil
 from trialake.pipeline.ct_results import CtResultsSummary, publish_ct_results
 from trialake.pipeline.dicom import ChunkOutcome, forget_subject_images, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
 from trialake.pipeline.freshness import forget_stage
-from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display
+from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display, endpoints_with_subjects
 from trialake.pipeline.inventory import record_stray_files
 from trialake.pipeline.quality import HeldBack, QualityGate, load_quality_gate
 from trialake.pipeline.run_report import RunReport, publish_run_report
@@ -64,8 +64,8 @@ def load_subject_key_task(ctx: RunContext) -> tuple[pl.DataFrame, pl.DataFrame]:
 def clinical_bronze_task(ctx: RunContext, gate: QualityGate, key: pl.DataFrame, shifts: pl.DataFrame) -> ClinicalBronzeSummary:
     summary = ingest_clinical_bronze(ctx, gate, key, shifts)
     get_run_logger().info(
-        "clinical: %d new files (%d rejected), %d rows loaded, %d rows rejected",
-        summary.files_new, summary.files_rejected, summary.rows_loaded, summary.rows_rejected,
+        "clinical: %d new files (%d rejected), %d already ingested, %d rows loaded, %d rows rejected",
+        summary.files_new, summary.files_rejected, summary.files_known, summary.rows_loaded, summary.rows_rejected,
     )
     _log_held_back(summary.held_back)
     _dq_artifact("dq-clinical-bronze", summary.quality)
@@ -104,8 +104,9 @@ def publish_dicom_task(
 ) -> DicomSummary:
     summary = publish_dicom(ctx, gate, plan, outcomes, unsettled=unsettled)
     get_run_logger().info(
-        "DICOM: %d new files, %d instances accepted, %d files rejected, %d series (%d usable)",
-        summary.files_new, summary.instances_accepted, summary.files_rejected, summary.series, summary.series_usable,
+        "DICOM: %d new files, %d already ingested, %d instances accepted, %d files rejected, %d series (%d usable)",
+        summary.files_new, summary.files_known, summary.instances_accepted, summary.files_rejected, summary.series,
+        summary.series_usable,
     )
     _log_held_back(summary.held_back)
     _dq_artifact("dq-dicom", summary.quality)
@@ -155,8 +156,8 @@ def build_gold_task(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
         get_run_logger().info("gold: %s; report at %s", summary.tables, summary.report)
         endpoints = read_table(ctx.lake, "gold/endpoints")
         create_table_artifact(
-            endpoints_for_display(endpoints).to_dicts(), key="endpoints",
-            description=f"Endpoint results (full report: {ctx.lake.uri(summary.report)})",
+            endpoints_for_display(endpoints_with_subjects(endpoints)).to_dicts(), key="endpoints",
+            description=f"Endpoint results, primary first, rows without subjects left out (full report: {ctx.lake.uri(summary.report)})",
         )
     _dq_artifact("dq-gold", summary.quality)
     return summary

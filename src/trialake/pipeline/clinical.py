@@ -50,7 +50,8 @@ SUBJECTS = "silver/subjects"
 @dataclass(frozen=True)
 class ClinicalBronzeSummary:
     """What the bronze clinical step did (``changed_domains``: domains loaded or dropped;
-    ``held_back``: exports whose bronze table rules failed, read again next run)."""
+    ``held_back``: exports whose bronze table rules failed, read again next run). ``files_new``:
+    exports whose bytes the lake had not seen; ``files_known``: the other exports listed."""
 
     files_new: int
     files_rejected: int
@@ -59,6 +60,7 @@ class ClinicalBronzeSummary:
     changed_domains: tuple[str, ...]
     quality: tuple[ValidationOutcome, ...] = ()
     held_back: tuple[HeldBack, ...] = ()
+    files_known: int = 0
 
 
 def ingest_clinical_bronze(
@@ -99,8 +101,10 @@ def ingest_clinical_bronze(
     if not retry:  # a held-back export keeps its earlier version, so the area is not all under these rules yet
         mark_rules(ctx, AREA, BRONZE_VERSION)
     rows_rejected = new_rejections.filter(pl.col("source_row").is_not_null()).height
-    return ClinicalBronzeSummary(len(new), files_rejected, loaded, rows_rejected, tuple(sorted(changed)),
-                                 tuple(outcomes_of(outcomes)), held_back_of(outcomes))
+    known = set(manifest.filter(pl.col("area") == AREA)["sha256"])
+    files_new = sum(sha not in known for sha in hashed.values())
+    return ClinicalBronzeSummary(files_new, files_rejected, loaded, rows_rejected, tuple(sorted(changed)),
+                                 tuple(outcomes_of(outcomes)), held_back_of(outcomes), files_known=len(listed) - files_new)
 
 
 def _bronze_of_file(

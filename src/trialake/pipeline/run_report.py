@@ -3,6 +3,7 @@ the run's status: everything published, or what was held back or failed and why.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -121,7 +122,7 @@ def publish_run_report(ctx: RunContext, report: RunReport) -> str:
         for name, page in render_data_docs(outcomes).items():
             write_object(ctx.lake, f"reports/data_docs/{name}", page.encode())
     intake = [
-        IntakeCounts(area, stage.files_new, stage.files_new - stage.files_rejected, stage.files_rejected)
+        IntakeCounts(area, stage.files_new, stage.files_new - stage.files_rejected, stage.files_rejected, stage.files_known)
         for area, stage in (("clinical", report.clinical), ("dicom", report.dicom)) if stage is not None
     ]
     not_sent = report.clinical_silver.not_sent if report.clinical_silver is not None else ()
@@ -139,9 +140,17 @@ def publish_run_report(ctx: RunContext, report: RunReport) -> str:
         held_back=[(h.table, h.reason, _meanwhile(ctx, h.table)) for h in report.held_back],
         failures=[(f.stage, f.message) for f in report.failures],
         not_sent=not_sent,
+        link_base=reports_url(ctx) + "/",
     )
     write_object(ctx.lake, SUMMARY, summary.html.encode())
     return summary.markdown
+
+
+def reports_url(ctx: RunContext) -> str:
+    """Absolute URL of the lake's reports/ folder, for links read away from it (Prefect artifacts):
+    ``file:///...`` for a lake on disk, ``s3://bucket/prefix/reports`` on S3."""
+    url = ctx.lake.uri("reports")
+    return Path(url).resolve().as_uri() if ctx.lake.is_local else url
 
 
 def committed_versions(ctx: RunContext) -> dict[str, list[int]]:

@@ -1,51 +1,106 @@
-"""GX Data Docs: one validation page per table plus an index, rendered offline by GX."""
+"""GX Data Docs: one validation page per validated table (per export for tables validated file by
+file) plus an index, rendered offline by GX and made self-contained: the pages load nothing from
+the network."""
 
 from __future__ import annotations
 
-import html
+import base64
+import re
 from collections.abc import Sequence
+from functools import cache
+from importlib import resources
 
+from trialake.pages import read_asset, render_page
 from trialake.quality.gx import ValidationOutcome
 
+#: <script src="http..."> and <link href="http..."> tags: the CDN assets GX's templates name.
+_CDN_TAGS = re.compile(r'<script\b[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>|<link\b[^>]*\bhref="https?://[^"]*"[^>]*>', re.I)
+#: GX's inline scripts drive jQuery and bootstrap-table, which are not there any more.
+_INLINE_SCRIPTS = re.compile(r"<script\b[^>]*>.*?</script>", re.I | re.S)
+#: GX's logo, as an <img> and as a CSS background, from a public bucket.
+_REMOTE_LOGO = re.compile(r"""https?://great-expectations-web-assets\.[^"')\s]*""", re.I)
+#: Links into a GX site layout that these pages do not have (site index, suite pages, static files).
+_SITE_LINKS = re.compile(r'href="(?:\.\./)+(?:index\.html|expectations/[^"]*)"')
+#: GX's newsletter call to action in the page footer.
+_NEWSLETTER = re.compile(r"<p>\s*Stay current on everything GX.*?</p>", re.I | re.S)
+_FAVICON = re.compile(r'href="(?:\.\./)+static/images/favicon\.ico"')
+#: Any reference to a network resource left in an asset position (src, link href, CSS url()).
+NETWORK_ASSET = re.compile(r"""(?:\bsrc\s*=\s*["']?|<link\b[^>]*\bhref\s*=\s*["']?|url\(\s*["']?)(?:https?:)?//""", re.I)
 
-def docs_page_name(table: str) -> str:
-    """File name of a table's Data Docs page: ``silver/labs`` -> ``silver__labs.html``."""
-    return table.replace("/", "__") + ".html"
+
+def docs_page_name(outcome: ValidationOutcome) -> str:
+    """File name of a validation's page: ``silver/labs`` -> ``silver__labs.html``; an export of a
+    table validated file by file -> ``bronze__lb__<sha256 prefix>.html``."""
+    stem = outcome.table.replace("/", "__")
+    return f"{stem}__{outcome.source_sha256[:12]}.html" if outcome.source_sha256 else f"{stem}.html"
 
 
 def render_data_docs(outcomes: Sequence[ValidationOutcome]) -> dict[str, str]:
-    """GX Data Docs HTML per validated table plus an ``index.html``: {relative file name: html}.
+    """GX Data Docs HTML per validation plus an ``index.html``: {relative file name: html}.
 
     Pages are rendered with GX's own Data Docs renderers (the ones its site builder uses), from
     results whose row values were stripped at validation, so pages show counts and never data.
-    Rendering is offline; a browser viewing the pages loads GX's CSS/JS from public CDNs.
-    The caller writes the files (e.g. under ``reports/data_docs/``) through the lake module.
+    GX's templates load Bootstrap, Font Awesome, jQuery and its logo from public CDNs; here those
+    references are removed and the page carries its own styles (``templates/data_docs.css``, the
+    classes GX uses) and GX's shipped logo inline, so it renders the same offline. The caller writes
+    the files (e.g. under ``reports/data_docs/``) through the lake module.
     """
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
     renderer, view = ValidationResultsPageRenderer(), DefaultJinjaPageView()
     pages = {
-        docs_page_name(o.table): view.render(renderer.render(o.gx_result))
+        docs_page_name(o): make_self_contained(view.render(renderer.render(o.gx_result)))
         for o in outcomes
         if o.gx_result is not None
     }
-    pages["index.html"] = _render_index(outcomes)
+    pages["index.html"] = render_data_docs_index(outcomes)
     return pages
 
 
-def _render_index(outcomes: Sequence[ValidationOutcome]) -> str:
-    rows = []
-    for o in outcomes:
-        name = html.escape(o.table)
-        link = f'<a href="{docs_page_name(o.table)}">{name}</a>' if o.gx_result is not None else name
-        status = "published" if o.should_publish else "NOT published"
-        failed = html.escape(", ".join(o.failed_errors + o.failed_warnings)) or "-"
-        rows.append(f"<tr><td>{link}</td><td>{status}</td><td>{failed}</td></tr>")
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Trialake data quality</title></head>"
-        "<body><h1>Trialake data quality</h1><table border='1' cellpadding='4'>"
-        "<tr><th>table</th><th>status</th><th>failed expectations</th></tr>"
-        + "".join(rows)
-        + "</table></body></html>"
-    )
+def render_data_docs_index(outcomes: Sequence[ValidationOutcome]) -> str:
+    """The index page: every validation of the run, linked to its page, with its publish status."""
+    rows = [
+        {
+            "table": o.table,
+            "name": o.name,
+            "page": docs_page_name(o) if o.gx_result is not None else None,
+            "published": o.should_publish,
+            "failed": ", ".join(o.failed_errors + o.failed_warnings),
+            "quarantined": len(o.quarantined),
+            "not_checked": len(o.not_checked),
+        }
+        for o in sorted(outcomes, key=lambda o: (o.table, o.source_sha256 or ""))
+    ]
+    run_ids = sorted({o.run_id for o in outcomes})
+    return render_page("data_docs_index.html.j2", title="Trialake data quality", rows=rows, run_ids=run_ids)
+
+
+def make_self_contained(page: str) -> str:
+    """A GX Data Docs page that loads nothing from the network: CDN tags and scripts removed, the
+    logo and favicon inlined from the GX package, Trialake's stylesheet for GX's classes inlined.
+    ValueError if a network reference is left in an asset position (a GX upgrade that adds one
+    must be handled here, not shipped)."""
+    logo, favicon = _gx_images()
+    page = _CDN_TAGS.sub("", page)
+    page = _INLINE_SCRIPTS.sub("", page)
+    page = _REMOTE_LOGO.sub(logo, page)
+    page = _FAVICON.sub(f'href="{favicon}"', page)
+    page = _NEWSLETTER.sub("", page)
+    page = _SITE_LINKS.sub('href="index.html"', page)
+    page = page.replace("</head>", f"<style>\n{read_asset('data_docs.css')}</style>\n</head>", 1)
+    left = NETWORK_ASSET.search(page)
+    if left is not None:
+        raise ValueError(f"Data Docs page still loads a network resource: {page[left.start():left.end() + 60]!r}")
+    return page
+
+
+@cache
+def _gx_images() -> tuple[str, str]:
+    """GX's logo and favicon as data: URLs, from the files the great_expectations package ships."""
+    images = resources.files("great_expectations.render.view") / "static" / "images"
+
+    def data_url(name: str, mime: str) -> str:
+        return f"data:{mime};base64," + base64.b64encode((images / name).read_bytes()).decode("ascii")
+
+    return data_url("logo-long.png", "image/png"), data_url("favicon.ico", "image/x-icon")
