@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 
 from tasks.base import stage_task
 from trialake.config import Settings
+from trialake.console import DICOM_FILES, SERIES, progress_extra
 from trialake.imaging import VolumetryParams
 from trialake.lake import read_table
 from trialake.pipeline import RunContext, open_run, open_storage
@@ -89,13 +90,17 @@ def clinical_silver_task(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSu
 @stage_task("plan DICOM ingest")
 def plan_dicom_task(ctx: RunContext, key: pl.DataFrame | None = None) -> DicomPlan:
     plan = plan_dicom(ctx, key)
-    get_run_logger().info("DICOM: %d chunks to ingest", len(plan.chunks))
+    files = sum(len(chunk) for chunk in plan.chunks)
+    get_run_logger().info("DICOM: %d files to ingest in %d chunks", files, len(plan.chunks),
+                          extra=progress_extra(DICOM_FILES, total=files))
     return plan
 
 
 @stage_task("ingest DICOM chunk", task_run_name="ingest DICOM chunk of {relpaths_count} files")
 def ingest_dicom_chunk_task(ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan, relpaths_count: int) -> ChunkOutcome:
-    return ingest_dicom_chunk(ctx, relpaths, key, plan)
+    outcome = ingest_dicom_chunk(ctx, relpaths, key, plan)
+    get_run_logger().info("DICOM chunk: %d files read", len(relpaths), extra=progress_extra(DICOM_FILES, advance=len(relpaths)))
+    return outcome
 
 
 @stage_task("publish DICOM")
@@ -116,13 +121,15 @@ def publish_dicom_task(
 @stage_task("plan volumetry")
 def plan_volumetry_task(ctx: RunContext, params: VolumetryParams) -> list[SeriesJob]:
     jobs = plan_volumetry(ctx, params)
-    get_run_logger().info("volumetry: %d series to measure", len(jobs))
+    get_run_logger().info("volumetry: %d series to measure", len(jobs), extra=progress_extra(SERIES, total=len(jobs)))
     return jobs
 
 
 @stage_task("measure series", task_run_name="measure series {job.USUBJID} day {job.ADY}")
 def measure_series_task(ctx: RunContext, job: SeriesJob, params: VolumetryParams) -> dict:
-    return measure_series(ctx, job, params)
+    row = measure_series(ctx, job, params)
+    get_run_logger().info("series %s", row["status"], extra=progress_extra(SERIES, advance=1))
+    return row
 
 
 @stage_task("publish volumetry")
