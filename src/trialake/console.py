@@ -82,7 +82,7 @@ class RichDisplay(_Display):
 
         self._progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(file=stream), transient=False,
+            console=Console(file=stream, force_terminal=True), transient=False,
         )
         self._stage = self._progress.add_task("starting", total=None)
         self._tasks: dict[str, Any] = {}
