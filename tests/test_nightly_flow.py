@@ -246,3 +246,22 @@ def test_every_gold_endpoint_row_equals_r(local_run: Lake, tmp_path: Path) -> No
     r_endpoints, _ = recompute_in_r(tmp_path, read_table(local_run, "gold/adsl"), efficacy, endpoints)
     assert assert_equal_to_r(endpoints, r_endpoints) == endpoints.height > 0
     assert endpoints.filter(pl.col("primary") == "Y").select("PARAMCD", "AVISIT", "AVAR").rows() == [("LESPCT", "Day 28", "CHG")]
+
+
+def test_data_docs_index_lists_every_validated_table_after_a_second_run_and_loads_nothing_from_the_network(
+    clean_run: Path, local_run: Lake
+) -> None:
+    """The index keeps the newest validation of every table, also those a run with nothing new did
+    not validate again (this module's second run has run on local_run)."""
+    import re
+
+    validated = set(read_table(local_run, "silver/dq_results")["table"])
+    assert {"silver/ct_volumetry", "silver/ct_series", "bronze/dicom_instances", "silver/labs", "gold/endpoints"} <= validated
+    index = read_object(local_run, "reports/data_docs/index.html").decode()
+    for table in validated:
+        assert f"<td>{table}</td>" in index, table
+    fetched = re.compile(r"""(?:\bsrc\s*=\s*["']?|<link\b[^>]*?\bhref\s*=\s*["']?|url\(\s*["']?)\s*(?:https?:)?//""", re.I)
+    for page in (Path(local_run.url) / "reports" / "data_docs").glob("*.html"):
+        assert fetched.search(page.read_text(encoding="utf-8")) is None, page.name
+    first_summary = (clean_run / "reports" / "nightly_summary.html").read_text(encoding="utf-8")
+    assert "<td>silver/ct_volumetry</td>" in first_summary and "<td>bronze/dicom_instances</td>" in first_summary

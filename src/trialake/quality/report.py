@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from trialake.pages import read_asset, render_page
 from trialake.quality.gx import ValidationOutcome
@@ -35,15 +36,17 @@ def docs_page_name(outcome: ValidationOutcome) -> str:
     return f"{stem}__{outcome.source_sha256[:12]}.html" if outcome.source_sha256 else f"{stem}.html"
 
 
-def render_data_docs(outcomes: Sequence[ValidationOutcome]) -> dict[str, str]:
+def render_data_docs(outcomes: Sequence[ValidationOutcome], earlier: Sequence[Mapping[str, Any]] = ()) -> dict[str, str]:
     """GX Data Docs HTML per validation plus an ``index.html``: {relative file name: html}.
 
     Pages are rendered with GX's own Data Docs renderers (the ones its site builder uses), from
     results whose row values were stripped at validation, so pages show counts and never data.
     GX's templates load Bootstrap, Font Awesome, jQuery and its logo from public CDNs; here those
     references are removed and the page carries its own styles (``templates/data_docs.css``, the
-    classes GX uses) and GX's shipped logo inline, so it renders the same offline. The caller writes
-    the files (e.g. under ``reports/data_docs/``) through the lake module.
+    classes GX uses) and GX's shipped logo inline, so it renders the same offline. The index lists
+    these validations and the ``earlier`` index rows (``data_docs_rows`` of earlier runs) of
+    tables and exports not validated again. The caller writes the files (e.g. under
+    ``reports/data_docs/``) through the lake module.
     """
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
@@ -54,26 +57,37 @@ def render_data_docs(outcomes: Sequence[ValidationOutcome]) -> dict[str, str]:
         for o in outcomes
         if o.gx_result is not None
     }
-    pages["index.html"] = render_data_docs_index(outcomes)
+    pages["index.html"] = render_data_docs_index(merge_data_docs_rows(earlier, data_docs_rows(outcomes)))
     return pages
 
 
-def render_data_docs_index(outcomes: Sequence[ValidationOutcome]) -> str:
-    """The index page: every validation of the run, linked to its page, with its publish status."""
-    rows = [
+def data_docs_rows(outcomes: Sequence[ValidationOutcome]) -> list[dict[str, Any]]:
+    """One index row per validation: what was validated, its page, run, status and counts."""
+    return [
         {
             "table": o.table,
             "name": o.name,
             "page": docs_page_name(o) if o.gx_result is not None else None,
+            "run_id": o.run_id,
             "published": o.should_publish,
             "failed": ", ".join(o.failed_errors + o.failed_warnings),
             "quarantined": len(o.quarantined),
             "not_checked": len(o.not_checked),
         }
-        for o in sorted(outcomes, key=lambda o: (o.table, o.source_sha256 or ""))
+        for o in outcomes
     ]
-    run_ids = sorted({o.run_id for o in outcomes})
-    return render_page("data_docs_index.html.j2", title="Trialake data quality", rows=rows, run_ids=run_ids)
+
+
+def merge_data_docs_rows(earlier: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The index rows after a run: the newest validation of each table and export, in name order."""
+    rows = {row["name"]: dict(row) for row in earlier}
+    rows.update({row["name"]: dict(row) for row in new})
+    return [rows[name] for name in sorted(rows)]
+
+
+def render_data_docs_index(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The index page: the newest validation of every table and export, linked to its page."""
+    return render_page("data_docs_index.html.j2", title="Trialake data quality", rows=rows)
 
 
 def make_self_contained(page: str) -> str:
