@@ -136,7 +136,7 @@ def test_a_run_over_files_already_ingested_says_so_in_json_and_in_the_summary(
     for stage, keys in STAGE_KEYS.items():
         assert keys <= set(report[stage]), stage
     assert (report["dicom"]["files_new"], report["dicom"]["files_known"], report["dicom"]["instances_accepted"]) == (0, n_dicom, 0)
-    assert (report["clinical"]["files_new"], report["clinical"]["files_known"]) == (0, n_clinical)
+    assert (report["clinical"]["files_new"], report["clinical"]["files_known"], report["clinical"]["rows_loaded"]) == (0, n_clinical, 0)
     assert "progress: stage publish DICOM" in captured.err  # plain progress lines: stderr is not a terminal
 
     assert main(argv) == 0  # nothing changed since: nothing is read

@@ -75,6 +75,7 @@ def ingest_clinical_bronze(
     hashed = {path: compute_sha256(data) for path, data in contents.items()}
     shift_frame = shifts if ctx.settings.trial.deidentification.shift_dates else None
     rejections, changed, loaded, files_rejected, outcomes, retry = [], set(), 0, 0, [], set()
+    known = set(manifest.filter(pl.col("area") == AREA)["sha256"])
     for relpath, data in contents.items():
         bronze, rejected, domain = _bronze_of_file(relpath, data, hashed[relpath], key, shift_frame, ctx.run_id)
         rejections.append(rejected)
@@ -88,7 +89,7 @@ def ingest_clinical_bronze(
             if any(not o.should_publish for o in published):
                 retry.add(relpath)  # held back: its previous version stays, the file is read again next run
                 continue
-            loaded += bronze.height
+            loaded += bronze.height if hashed[relpath] not in known else 0  # the same bytes again load nothing new
             changed.add(domain)
     updated = derive_manifest(manifest, AREA, listed, hashed, retry=retry)
     changed |= _drop_sources_gone(ctx, manifest, updated)
@@ -101,7 +102,6 @@ def ingest_clinical_bronze(
     if not retry:  # a held-back export keeps its earlier version, so the area is not all under these rules yet
         mark_rules(ctx, AREA, BRONZE_VERSION)
     rows_rejected = new_rejections.filter(pl.col("source_row").is_not_null()).height
-    known = set(manifest.filter(pl.col("area") == AREA)["sha256"])
     files_new = sum(sha not in known for sha in hashed.values())
     return ClinicalBronzeSummary(files_new, files_rejected, loaded, rows_rejected, tuple(sorted(changed)),
                                  tuple(outcomes_of(outcomes)), held_back_of(outcomes), files_known=len(listed) - files_new)
