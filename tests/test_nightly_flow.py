@@ -265,3 +265,21 @@ def test_data_docs_index_lists_every_validated_table_after_a_second_run_and_load
         assert fetched.search(page.read_text(encoding="utf-8")) is None, page.name
     first_summary = (clean_run / "reports" / "nightly_summary.html").read_text(encoding="utf-8")
     assert "<td>silver/ct_volumetry</td>" in first_summary and "<td>bronze/dicom_instances</td>" in first_summary
+
+
+def test_the_endpoints_artifact_shows_the_primary_first_and_no_rows_without_subjects(clean_run: Path) -> None:
+    from trialake.pipeline.gold import endpoints_for_display, endpoints_with_subjects
+
+    endpoints = read_table(open_lake(str(clean_run)), "gold/endpoints")
+    primary = endpoints.filter(pl.col("primary") == "Y").row(0, named=True)
+    # a visit nobody has reached yet: n=0 in both groups and pooled
+    counts = ("n_trt", "n_ctl", "n_all")
+    empty = endpoints.with_row_index("_i").with_columns(
+        pl.when((pl.col("_i") < 4) & pl.col("primary").ne_missing("Y")).then(0).otherwise(pl.col(c)).alias(c)
+        for c in counts).drop("_i")
+    empty_rows = empty.filter(pl.all_horizontal(pl.col(c).fill_null(0) == 0 for c in counts)).height
+    assert empty_rows >= 3
+    shown = endpoints_for_display(endpoints_with_subjects(empty))
+    assert shown.height == endpoints.height - empty_rows
+    first = shown.row(0, named=True)
+    assert (first["parameter"], first["visit"], first["analysis"]) == (primary["PARAM"], primary["AVISIT"], primary["AVAR"])
