@@ -4,11 +4,8 @@ the network."""
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping, Sequence
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from trialake.pages import read_asset, render_page
@@ -18,13 +15,15 @@ from trialake.quality.gx import ValidationOutcome
 _CDN_TAGS = re.compile(r'<script\b[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>|<link\b[^>]*\bhref="https?://[^"]*"[^>]*>', re.I)
 #: GX's inline scripts drive jQuery and bootstrap-table, which are not there any more.
 _INLINE_SCRIPTS = re.compile(r"<script\b[^>]*>.*?</script>", re.I | re.S)
-#: GX's logo, as an <img> and as a CSS background, from a public bucket.
-_REMOTE_LOGO = re.compile(r"""https?://great-expectations-web-assets\.[^"')\s]*""", re.I)
+#: GX's logo, as an <img> and as a CSS background, from a public bucket. Replaced by text, not
+#: inlined: a base64 image is arbitrary text to the scans for identifiers and arm names.
+_REMOTE_LOGO_IMG = re.compile(r"""<img\b[^>]*\bsrc="https?://great-expectations-web-assets\.[^"]*"[^>]*>""", re.I | re.S)
+_REMOTE_LOGO_CSS = re.compile(r"""url\(\s*'https?://great-expectations-web-assets\.[^']*'\s*\)""", re.I)
 #: Links into a GX site layout that these pages do not have (site index, suite pages, static files).
 _SITE_LINKS = re.compile(r'href="(?:\.\./)+(?:index\.html|expectations/[^"]*)"')
 #: GX's newsletter call to action in the page footer.
 _NEWSLETTER = re.compile(r"<p>\s*Stay current on everything GX.*?</p>", re.I | re.S)
-_FAVICON = re.compile(r'href="(?:\.\./)+static/images/favicon\.ico"')
+_FAVICON = re.compile(r'<link\b[^>]*\bhref="(?:\.\./)+static/images/favicon\.ico"[^>]*>', re.I)
 #: Any reference to a network resource left in an asset position (src, link href, CSS url()).
 NETWORK_ASSET = re.compile(r"""(?:\bsrc\s*=\s*["']?|<link\b[^>]*\bhref\s*=\s*["']?|url\(\s*["']?)(?:https?:)?//""", re.I)
 
@@ -43,7 +42,7 @@ def render_data_docs(outcomes: Sequence[ValidationOutcome], earlier: Sequence[Ma
     results whose row values were stripped at validation, so pages show counts and never data.
     GX's templates load Bootstrap, Font Awesome, jQuery and its logo from public CDNs; here those
     references are removed and the page carries its own styles (``templates/data_docs.css``, the
-    classes GX uses) and GX's shipped logo inline, so it renders the same offline. The index lists
+    classes GX uses) inline, so it renders the same offline. The index lists
     these validations and the ``earlier`` index rows (``data_docs_rows`` of earlier runs) of
     tables and exports not validated again. The caller writes the files (e.g. under
     ``reports/data_docs/``) through the lake module.
@@ -91,15 +90,15 @@ def render_data_docs_index(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def make_self_contained(page: str) -> str:
-    """A GX Data Docs page that loads nothing from the network: CDN tags and scripts removed, the
-    logo and favicon inlined from the GX package, Trialake's stylesheet for GX's classes inlined.
-    ValueError if a network reference is left in an asset position (a GX upgrade that adds one
-    must be handled here, not shipped)."""
-    logo, favicon = _gx_images()
+    """A GX Data Docs page that loads nothing from the network: CDN tags and scripts removed, GX's
+    remote logo replaced by the title, Trialake's stylesheet for GX's classes inlined. ValueError
+    if a network reference is left in an asset position (a GX upgrade that adds one must be
+    handled here, not shipped)."""
     page = _CDN_TAGS.sub("", page)
     page = _INLINE_SCRIPTS.sub("", page)
-    page = _REMOTE_LOGO.sub(logo, page)
-    page = _FAVICON.sub(f'href="{favicon}"', page)
+    page = _REMOTE_LOGO_IMG.sub('<span class="h6">Trialake data quality</span>', page)
+    page = _REMOTE_LOGO_CSS.sub("none", page)
+    page = _FAVICON.sub("", page)
     page = _NEWSLETTER.sub("", page)
     page = _SITE_LINKS.sub('href="index.html"', page)
     page = page.replace("</head>", f"<style>\n{read_asset('data_docs.css')}</style>\n</head>", 1)
@@ -107,14 +106,3 @@ def make_self_contained(page: str) -> str:
     if left is not None:
         raise ValueError(f"Data Docs page still loads a network resource: {page[left.start():left.end() + 60]!r}")
     return page
-
-
-@cache
-def _gx_images() -> tuple[str, str]:
-    """GX's logo and favicon as data: URLs, from the files the great_expectations package ships."""
-    images = resources.files("great_expectations.render.view") / "static" / "images"
-
-    def data_url(name: str, mime: str) -> str:
-        return f"data:{mime};base64," + base64.b64encode((images / name).read_bytes()).decode("ascii")
-
-    return data_url("logo-long.png", "image/png"), data_url("favicon.ico", "image/x-icon")
