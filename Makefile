@@ -36,13 +36,16 @@ lock: $(STAMP)
 demo: setup
 	$(BIN)/trialake demo --out $(DEMO_DIR)
 
-# The tests double-program the endpoint statistics in R (Debian r-base-core) and run a real
-# Orthanc with its DICOMweb plugin as the PACS (Debian orthanc, orthanc-dicomweb).
+# The tests double-program the endpoint statistics in R (Debian r-base-core), run a real
+# Orthanc with its DICOMweb plugin as the PACS (Debian orthanc, orthanc-dicomweb) and render the
+# Data Docs in headless Chromium with the network off (Debian chromium).
 test-tools:
 	@command -v Rscript >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends r-base-core >/dev/null; }
 	@command -v Orthanc >/dev/null && test -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null; }
+	@command -v chromium >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: setup test-tools
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"; rc=$$?; \

@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 
 from trialake_tasks.base import stage_task
 from trialake.config import Settings
+from trialake.console import DICOM_FILES, SERIES, progress_extra
 from trialake.imaging import VolumetryParams
 from trialake.lake import read_table
 from trialake.pipeline import RunContext, open_run, open_storage
@@ -23,7 +24,7 @@ from trialake.pipeline.database_lock import EndpointsAsOf, publish_as_of, rebuil
 from trialake.pipeline.ct_results import CtResultsSummary, publish_ct_results
 from trialake.pipeline.dicom import ChunkOutcome, forget_subject_images, DicomPlan, DicomSummary, ingest_dicom_chunk, plan_dicom, publish_dicom
 from trialake.pipeline.freshness import forget_stage
-from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display
+from trialake.pipeline.gold import GoldSummary, build_gold, endpoints_for_display, endpoints_with_subjects
 from trialake.pipeline.inventory import record_stray_files
 from trialake.pipeline.quality import HeldBack, QualityGate, load_quality_gate
 from trialake.pipeline.run_report import RunReport, publish_run_report
@@ -64,8 +65,8 @@ def load_subject_key_task(ctx: RunContext) -> tuple[pl.DataFrame, pl.DataFrame]:
 def clinical_bronze_task(ctx: RunContext, gate: QualityGate, key: pl.DataFrame, shifts: pl.DataFrame) -> ClinicalBronzeSummary:
     summary = ingest_clinical_bronze(ctx, gate, key, shifts)
     get_run_logger().info(
-        "clinical: %d new files (%d rejected), %d rows loaded, %d rows rejected",
-        summary.files_new, summary.files_rejected, summary.rows_loaded, summary.rows_rejected,
+        "clinical: %d new files (%d rejected), %d already ingested, %d rows loaded, %d rows rejected",
+        summary.files_new, summary.files_rejected, summary.files_known, summary.rows_loaded, summary.rows_rejected,
     )
     _log_held_back(summary.held_back)
     _dq_artifact("dq-clinical-bronze", summary.quality)
@@ -89,13 +90,17 @@ def clinical_silver_task(ctx: RunContext, gate: QualityGate) -> ClinicalSilverSu
 @stage_task("plan DICOM ingest")
 def plan_dicom_task(ctx: RunContext, key: pl.DataFrame | None = None) -> DicomPlan:
     plan = plan_dicom(ctx, key)
-    get_run_logger().info("DICOM: %d chunks to ingest", len(plan.chunks))
+    files = sum(len(chunk) for chunk in plan.chunks)
+    get_run_logger().info("DICOM: %d files to ingest in %d chunks", files, len(plan.chunks),
+                          extra=progress_extra(DICOM_FILES, total=files))
     return plan
 
 
 @stage_task("ingest DICOM chunk", task_run_name="ingest DICOM chunk of {relpaths_count} files")
 def ingest_dicom_chunk_task(ctx: RunContext, relpaths: Sequence[str], key: pl.DataFrame, plan: DicomPlan, relpaths_count: int) -> ChunkOutcome:
-    return ingest_dicom_chunk(ctx, relpaths, key, plan)
+    outcome = ingest_dicom_chunk(ctx, relpaths, key, plan)
+    get_run_logger().info("DICOM chunk: %d files read", len(relpaths), extra=progress_extra(DICOM_FILES, advance=len(relpaths)))
+    return outcome
 
 
 @stage_task("publish DICOM")
@@ -104,8 +109,9 @@ def publish_dicom_task(
 ) -> DicomSummary:
     summary = publish_dicom(ctx, gate, plan, outcomes, unsettled=unsettled)
     get_run_logger().info(
-        "DICOM: %d new files, %d instances accepted, %d files rejected, %d series (%d usable)",
-        summary.files_new, summary.instances_accepted, summary.files_rejected, summary.series, summary.series_usable,
+        "DICOM: %d new files, %d already ingested, %d instances accepted, %d files rejected, %d series (%d usable)",
+        summary.files_new, summary.files_known, summary.instances_accepted, summary.files_rejected, summary.series,
+        summary.series_usable,
     )
     _log_held_back(summary.held_back)
     _dq_artifact("dq-dicom", summary.quality)
@@ -115,13 +121,15 @@ def publish_dicom_task(
 @stage_task("plan volumetry")
 def plan_volumetry_task(ctx: RunContext, params: VolumetryParams) -> list[SeriesJob]:
     jobs = plan_volumetry(ctx, params)
-    get_run_logger().info("volumetry: %d series to measure", len(jobs))
+    get_run_logger().info("volumetry: %d series to measure", len(jobs), extra=progress_extra(SERIES, total=len(jobs)))
     return jobs
 
 
 @stage_task("measure series", task_run_name="measure series {job.USUBJID} day {job.ADY}")
 def measure_series_task(ctx: RunContext, job: SeriesJob, params: VolumetryParams) -> dict:
-    return measure_series(ctx, job, params)
+    row = measure_series(ctx, job, params)
+    get_run_logger().info("series %s", row["status"], extra=progress_extra(SERIES, advance=1))
+    return row
 
 
 @stage_task("publish volumetry")
@@ -155,8 +163,8 @@ def build_gold_task(ctx: RunContext, gate: QualityGate) -> GoldSummary | None:
         get_run_logger().info("gold: %s; report at %s", summary.tables, summary.report)
         endpoints = read_table(ctx.lake, "gold/endpoints")
         create_table_artifact(
-            endpoints_for_display(endpoints).to_dicts(), key="endpoints",
-            description=f"Endpoint results (full report: {ctx.lake.uri(summary.report)})",
+            endpoints_for_display(endpoints_with_subjects(endpoints)).to_dicts(), key="endpoints",
+            description=f"Endpoint results, primary first, rows without subjects left out (full report: {ctx.lake.uri(summary.report)})",
         )
     _dq_artifact("dq-gold", summary.quality)
     return summary

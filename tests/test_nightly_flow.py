@@ -246,3 +246,40 @@ def test_every_gold_endpoint_row_equals_r(local_run: Lake, tmp_path: Path) -> No
     r_endpoints, _ = recompute_in_r(tmp_path, read_table(local_run, "gold/adsl"), efficacy, endpoints)
     assert assert_equal_to_r(endpoints, r_endpoints) == endpoints.height > 0
     assert endpoints.filter(pl.col("primary") == "Y").select("PARAMCD", "AVISIT", "AVAR").rows() == [("LESPCT", "Day 28", "CHG")]
+
+
+def test_data_docs_index_lists_every_validated_table_after_a_second_run_and_loads_nothing_from_the_network(
+    clean_run: Path, local_run: Lake
+) -> None:
+    """The index keeps the newest validation of every table, also those a run with nothing new did
+    not validate again (this module's second run has run on local_run)."""
+    import re
+
+    validated = set(read_table(local_run, "silver/dq_results")["table"])
+    assert {"silver/ct_volumetry", "silver/ct_series", "bronze/dicom_instances", "silver/labs", "gold/endpoints"} <= validated
+    index = read_object(local_run, "reports/data_docs/index.html").decode()
+    for table in validated:
+        assert f"<td>{table}</td>" in index, table
+    fetched = re.compile(r"""(?:\bsrc\s*=\s*["']?|<link\b[^>]*?\bhref\s*=\s*["']?|url\(\s*["']?)\s*(?:https?:)?//""", re.I)
+    for page in (Path(local_run.url) / "reports" / "data_docs").glob("*.html"):
+        assert fetched.search(page.read_text(encoding="utf-8")) is None, page.name
+    first_summary = (clean_run / "reports" / "nightly_summary.html").read_text(encoding="utf-8")
+    assert "<td>silver/ct_volumetry</td>" in first_summary and "<td>bronze/dicom_instances</td>" in first_summary
+
+
+def test_the_endpoints_artifact_shows_the_primary_first_and_no_rows_without_subjects(clean_run: Path) -> None:
+    from trialake.pipeline.gold import endpoints_for_display, endpoints_with_subjects
+
+    endpoints = read_table(open_lake(str(clean_run)), "gold/endpoints")
+    primary = endpoints.filter(pl.col("primary") == "Y").row(0, named=True)
+    # a visit nobody has reached yet: n=0 in both groups and pooled
+    counts = ("n_trt", "n_ctl", "n_all")
+    empty = endpoints.with_row_index("_i").with_columns(
+        pl.when((pl.col("_i") < 4) & pl.col("primary").ne_missing("Y")).then(0).otherwise(pl.col(c)).alias(c)
+        for c in counts).drop("_i")
+    empty_rows = empty.filter(pl.all_horizontal(pl.col(c).fill_null(0) == 0 for c in counts)).height
+    assert empty_rows >= 3
+    shown = endpoints_for_display(endpoints_with_subjects(empty))
+    assert shown.height == endpoints.height - empty_rows
+    first = shown.row(0, named=True)
+    assert (first["parameter"], first["visit"], first["analysis"]) == (primary["PARAM"], primary["AVISIT"], primary["AVAR"])

@@ -24,26 +24,58 @@ class CommandError(Exception):
     """The command could not run; the message is the one line the user sees."""
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows every option's default (options without one, or off by default, say nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and not action.required and "%(default)" not in text
+                and action.default is not None and action.default is not False and action.default != argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+_EXIT_OTHER = "exit codes:\n  0  done\n  2  could not run: one line on stderr says why"
+
+
+def _exit_epilog(codes: dict[int, str]) -> str:
+    return "exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in codes.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="trialake", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    from trialake.console import EXIT_CODES
+
+    parser = argparse.ArgumentParser(prog="trialake", description=__doc__, formatter_class=_HelpFormatter,
+                                     epilog=_EXIT_OTHER + "\n  1  `run`: incomplete run; `endpoints --as-of`: not reproduced")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+
+    class _Commands:
+        """add_parser with the help formatter and exit codes of every subcommand."""
+
+        @staticmethod
+        def add_parser(name: str, *, epilog: str = _EXIT_OTHER, **kwargs: object) -> argparse.ArgumentParser:
+            return subparsers.add_parser(name, formatter_class=_HelpFormatter, epilog=epilog, description=kwargs.get("help"),
+                                         **kwargs)
+
+    commands = _Commands()
 
     generate = commands.add_parser("generate", help="write a synthetic trial: OUT_DIR/landing and OUT_DIR/truth")
-    generate.add_argument("out_dir", type=Path)
-    generate.add_argument("--subjects", type=int, default=100)
-    generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--matrix", type=int, default=64, help="in-plane CT matrix (64 by default, up to 512)")
+    generate.add_argument("out_dir", type=Path, help="folder to write landing/ and truth/ into")
+    generate.add_argument("--subjects", type=int, default=100, help="randomized subjects")
+    generate.add_argument("--seed", type=int, default=0, help="random seed (same seed, same trial)")
+    generate.add_argument("--matrix", type=int, default=64, help="in-plane CT matrix, up to 512")
     generate.add_argument("--slices", type=int, default=40, help="CT slices per series")
-    generate.add_argument("--sites", type=int, default=3, choices=(2, 3))
+    generate.add_argument("--sites", type=int, default=3, choices=(2, 3), help="sites, each with its own export habits")
     generate.add_argument("--mess", type=float, default=0.0, metavar="RATE",
                           help="rate (0-1) of every kind of deliberate mess in the clinical exports (truth/quarantine.csv)")
 
-    run = commands.add_parser("run", help="run a flow once, in process")
-    run.add_argument("flow", choices=("nightly",))
+    run = commands.add_parser("run", help="run a flow once, in process", epilog=_exit_epilog(EXIT_CODES))
+    run.add_argument("flow", choices=("nightly",), help="the flow to run")
     run.add_argument("--landing", required=True, help="landing area: local path or s3://bucket/prefix")
     run.add_argument("--lake", required=True, help="lake: local path or s3://bucket/prefix")
     run.add_argument("--config", default=None, help="trial configuration YAML (default: reference trial)")
+    run.add_argument("--json", action="store_true", help="print the run report as JSON instead of the summary")
     run.add_argument("--lease-wait", type=float, default=300.0, help="seconds to wait while another run writes the lake")
     run.add_argument("--lease-ttl", type=float, default=120.0, help="seconds a crashed run keeps the lake locked")
     run.add_argument("--task-runner", choices=("thread", "dask"), default="thread", help="where per-chunk and per-series tasks run")
@@ -61,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="accept only these calling AE titles (repeat the option; default: any)")
 
     volumetry = commands.add_parser("volumetry", help="measure lung and lesion volumes of one CT series")
-    volumetry.add_argument("series_dir", type=Path)
-    volumetry.add_argument("--json", action="store_true", help="print one JSON object")
+    volumetry.add_argument("series_dir", type=Path, help="folder of one CT series' DICOM files")
+    volumetry.add_argument("--json", action="store_true", help="print one JSON object (full precision) instead of rounded values with units")
     volumetry.add_argument("--config", default=None, help="trial configuration YAML (CT thresholds)")
 
     lock = commands.add_parser("lock", help="record the current version of every table under NAME (a lock is never changed)")
@@ -75,14 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=None, help="only the newest N versions")
     history.add_argument("--json", action="store_true", help="one JSON object per version, inputs included")
 
-    endpoints = commands.add_parser("endpoints", help="the endpoint table; with --as-of, recomputed from a lock's versions")
+    endpoints = commands.add_parser("endpoints", help="the endpoint table; with --as-of, recomputed from a lock's versions",
+                                    epilog=_EXIT_OTHER + "\n  1  --as-of: a gold table differs from its locked version")
     _lake_arguments(endpoints, lease=False)
     endpoints.add_argument("--as-of", default=None, metavar="LOCK", help="recompute gold, endpoints and report as of this lock")
     endpoints.add_argument("--out", type=Path, default=None, help="write endpoints.csv and endpoints.html into this folder")
 
     vacuum = commands.add_parser("vacuum", help="remove data files no recent or locked table version needs")
     _lake_arguments(vacuum, lease=True)
-    vacuum.add_argument("--retention-hours", type=int, default=168, help="keep every version younger than this (default 168)")
+    vacuum.add_argument("--retention-hours", type=int, default=168, help="keep every version younger than this many hours")
     vacuum.add_argument("--dry-run", action="store_true", help="list the files, remove nothing")
 
     upgrade = commands.add_parser("upgrade", help="convert a lake of plain Parquet tables to Delta tables, in place")
@@ -97,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     unblind.add_argument("--lease-wait", type=float, default=300.0, help="seconds to wait while another run writes the lake")
 
     demo = commands.add_parser("demo", help="generate a synthetic trial and run the nightly flow on it")
-    demo.add_argument("--out", type=Path, default=Path("demo"))
-    demo.add_argument("--subjects", type=int, default=30)
+    demo.add_argument("--out", type=Path, default=Path("demo"), help="folder of the synthetic trial and its lake")
+    demo.add_argument("--subjects", type=int, default=30, help="randomized subjects")
     return parser
 
 
@@ -147,7 +180,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(_one_line(exc)) from exc
     options = {"lease_wait_s": args.lease_wait, "lease_ttl_s": args.lease_ttl, "pacs": args.pacs}
     runner = {"kind": args.task_runner, "address": args.dask_address, "n_workers": args.workers}
-    return _run_nightly(landing=settings.landing, lake=settings.lake, config=args.config, options=options, runner=runner)
+    return _run_nightly(landing=settings.landing, lake=settings.lake, config=args.config, options=options, runner=runner,
+                        output="json" if args.json else "summary")
 
 
 def _receive(args: argparse.Namespace) -> int:
@@ -162,33 +196,44 @@ def _receive(args: argparse.Namespace) -> int:
 
 
 def _run_nightly(
-    *, landing: str, lake: str, config: str | None, options: dict | None = None, runner: dict | None = None, quiet: bool = False
+    *, landing: str, lake: str, config: str | None, options: dict | None = None, runner: dict | None = None,
+    output: str = "summary",
 ) -> int:
-    """Run the nightly flow: 0 when everything publishable was published, 1 when a table was held
-    back or a stage failed (the rest was published; the report is still printed), 2 when another
-    run holds the lake."""
+    """Run the nightly flow with progress on stderr: 0 when everything publishable was published,
+    1 when a table was held back or a stage failed (the rest was published; the report is still
+    printed), 2 when another run holds the lake. ``output``: "summary" (one screen), "json" (the
+    run report) or "none"."""
     from trialake_flows.nightly import nightly
     from trialake_flows.runners import build_task_runner
+    from trialake.console import show_progress
     from trialake.lake.lease import LeaseHeld
     from trialake.pipeline.run_report import RunIncomplete
 
     flow = nightly.with_options(task_runner=build_task_runner(**runner)) if runner else nightly
-    state = flow(landing=landing, lake=lake, config=config, **(options or {}), return_state=True)
+    with show_progress("prefect", quiet_stages=frozenset({"ingest DICOM chunk", "measure series"})):
+        state = flow(landing=landing, lake=lake, config=config, **(options or {}), return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, LeaseHeld):
         print(f"trialake run nightly: {_one_line(result)}", file=sys.stderr)
         return 2
     if isinstance(result, RunIncomplete):
-        if not quiet:
-            print(json.dumps(result.report, default=_jsonable, indent=2))
+        _print_report(result.report, output, exit_code=1, lake=lake)
         print(f"trialake run nightly: {_one_line(result)}", file=sys.stderr)
         return 1
     if isinstance(result, BaseException):  # the flow run is Failed; say why in one line
         print(f"trialake run nightly: failed: {type(result).__name__}: {_one_line(result)}", file=sys.stderr)
         return 1
-    if not quiet:
-        print(json.dumps(result, default=_jsonable, indent=2))
+    _print_report(result, output, exit_code=0, lake=lake)
     return 0
+
+
+def _print_report(report: object, output: str, *, exit_code: int, lake: str) -> None:
+    from trialake.console import format_run_summary
+
+    if output == "json":
+        print(json.dumps(report, default=_jsonable, indent=2))
+    elif output == "summary":
+        print(format_run_summary(report, exit_code=exit_code, reports_url=lake.rstrip("/") + "/reports"))
 
 
 def _volumetry(args: argparse.Namespace) -> int:
@@ -206,7 +251,12 @@ def _volumetry(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, OSError) as exc:
         raise CommandError(_one_line(exc)) from exc
     record = result.to_record()
-    print(json.dumps(record) if args.json else "\n".join(f"{k}: {v}" for k, v in record.items()))
+    if args.json:
+        print(json.dumps(record))
+    else:
+        from trialake.console import format_volumetry
+
+        print(format_volumetry(record))
     return 0
 
 
@@ -243,7 +293,7 @@ def _demo(args: argparse.Namespace) -> int:
     generate_trial(out, subjects=args.subjects, seed=0, overwrite=True)
     landing, lake = out / "landing", out / "lake"
     print(f"synthetic trial: {landing} (truth in {out / 'truth'})")
-    status = _run_nightly(landing=str(landing.resolve()), lake=str(lake.resolve()), config=None, quiet=True)
+    status = _run_nightly(landing=str(landing.resolve()), lake=str(lake.resolve()), config=None, output="none")
     if (lake / "gold" / "endpoints").exists():  # also after a run that held something back
         print(_endpoint_table(str(lake.resolve()), truth=out / "truth" / "effects.json"))
         for name in ("endpoints.html", "qc/index.html", "data_dictionary.html", "nightly_summary.html"):

@@ -7,7 +7,6 @@ description is listed as undocumented rather than hidden.
 """
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import polars as pl
 import yaml
+
+from trialake.pages import render_page
 
 ZONE_ORDER = ("bronze", "silver", "gold")
 UNDOCUMENTED = "UNDOCUMENTED"
@@ -137,26 +138,12 @@ def _markdown(
 def _html(
     tables: list[str], schemas: Mapping[str, pl.Schema], descriptions: Descriptions, missing: list[str]
 ) -> str:
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><title>Trialake data dictionary</title>',
-        "<style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;width:100%}"
-        "td,th{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}"
-        "code{font-size:95%}.missing{color:#b00}</style></head><body>",
-        "<h1>Trialake data dictionary</h1><p>Every column of every lake table: name, Polars type, meaning.</p>",
+    entries = [
+        {"name": t, "anchor": _anchor(t), "text": _table_text(descriptions, t), "rows": list(_rows(t, schemas[t], descriptions))}
+        for t in tables
     ]
-    if missing:
-        parts.append(f'<p class="missing">Undocumented columns ({len(missing)}): {e(", ".join(missing))}</p>')
-    parts.append("<ul>" + "".join(f'<li><a href="#{_anchor(t)}">{e(t)}</a></li>' for t in tables) + "</ul>")
-    for table in tables:
-        parts.append(f'<h2 id="{_anchor(table)}">{e(table)}</h2><p>{e(_table_text(descriptions, table))}</p>')
-        parts.append("<table><tr><th>Column</th><th>Type</th><th>Description</th></tr>")
-        for column, dtype, text in _rows(table, schemas[table], descriptions):
-            css = ' class="missing"' if text == UNDOCUMENTED else ""
-            parts.append(f"<tr><td><code>{e(column)}</code></td><td>{e(dtype)}</td><td{css}>{e(text)}</td></tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return render_page("data_dictionary.html.j2", title="Trialake data dictionary", tables=entries, missing=missing,
+                       undocumented=UNDOCUMENTED)
 
 
 def _anchor(table: str) -> str:

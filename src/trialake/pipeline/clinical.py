@@ -52,7 +52,8 @@ SILVER_TABLES = (SUBJECTS, "silver/exposure", "silver/visits", "silver/labs", "s
 @dataclass(frozen=True)
 class ClinicalBronzeSummary:
     """What the bronze clinical step did (``changed_domains``: domains loaded or dropped;
-    ``held_back``: exports whose bronze table rules failed, read again next run)."""
+    ``held_back``: exports whose bronze table rules failed, read again next run). ``files_new``:
+    exports whose bytes the lake had not seen; ``files_known``: the other exports listed."""
 
     files_new: int
     files_rejected: int
@@ -61,6 +62,7 @@ class ClinicalBronzeSummary:
     changed_domains: tuple[str, ...]
     quality: tuple[ValidationOutcome, ...] = ()
     held_back: tuple[HeldBack, ...] = ()
+    files_known: int = 0
 
 
 def ingest_clinical_bronze(
@@ -75,6 +77,7 @@ def ingest_clinical_bronze(
     hashed = {path: compute_sha256(data) for path, data in contents.items()}
     shift_frame = shifts if ctx.settings.trial.deidentification.shift_dates else None
     rejections, changed, loaded, files_rejected, outcomes, retry = [], set(), 0, 0, [], set()
+    known = set(manifest.filter(pl.col("area") == AREA)["sha256"])
     for relpath, data in contents.items():
         bronze, rejected, domain = _bronze_of_file(relpath, data, hashed[relpath], key, shift_frame, ctx.run_id)
         rejections.append(rejected)
@@ -88,7 +91,7 @@ def ingest_clinical_bronze(
             if any(not o.should_publish for o in published):
                 retry.add(relpath)  # held back: its previous version stays, the file is read again next run
                 continue
-            loaded += bronze.height
+            loaded += bronze.height if hashed[relpath] not in known else 0  # the same bytes again load nothing new
             changed.add(domain)
     updated = derive_manifest(manifest, AREA, listed, hashed, retry=retry)
     changed |= _drop_sources_gone(ctx, manifest, updated)
@@ -101,8 +104,9 @@ def ingest_clinical_bronze(
     if not retry:  # a held-back export keeps its earlier version, so the area is not all under these rules yet
         mark_rules(ctx, AREA, BRONZE_VERSION)
     rows_rejected = new_rejections.filter(pl.col("source_row").is_not_null()).height
-    return ClinicalBronzeSummary(len(new), files_rejected, loaded, rows_rejected, tuple(sorted(changed)),
-                                 tuple(outcomes_of(outcomes)), held_back_of(outcomes))
+    files_new = sum(sha not in known for sha in hashed.values())
+    return ClinicalBronzeSummary(files_new, files_rejected, loaded, rows_rejected, tuple(sorted(changed)),
+                                 tuple(outcomes_of(outcomes)), held_back_of(outcomes), files_known=len(listed) - files_new)
 
 
 def _bronze_of_file(

@@ -85,7 +85,9 @@ class ChunkOutcome:
 
 @dataclass(frozen=True)
 class DicomSummary:
-    """What the DICOM publishing step did; ``held_back``: tables not published this run."""
+    """What the DICOM publishing step did; ``held_back``: tables not published this run.
+    ``files_new``: files (or PACS instances) whose bytes the lake had not seen; ``files_known``:
+    the others listed, ingested or rejected by an earlier run (read again or not)."""
 
     files_new: int
     instances_accepted: int
@@ -95,6 +97,7 @@ class DicomSummary:
     quality: tuple[ValidationOutcome, ...] = ()
     held_back: tuple[HeldBack, ...] = ()
     rederived_because: tuple[str, ...] = ()  # why silver/ct_series was derived again (empty: it was not)
+    files_known: int = 0
 
 
 def plan_dicom(ctx: RunContext, key: pl.DataFrame | None = None) -> DicomPlan:
@@ -254,8 +257,10 @@ def publish_dicom(
     usable = series.filter(pl.col("status") == "usable").height if not series.is_empty() else 0
     if not retry and not held_back_of(checks):  # else part of the area is still as earlier rules left it
         mark_rules(ctx, AREA, DEID_VERSION)
+    files_new = sum(sha not in plan.known_sha256 for sha in hashed.values())
     return DicomSummary(
-        files_new=len(hashed),
+        files_new=files_new,
+        files_known=len({f.relpath for f in plan.listed}) - files_new,
         instances_accepted=new_instances.height,
         files_rejected=rejections.select("source_sha256").n_unique() if not rejections.is_empty() else 0,
         series=series.height,

@@ -329,12 +329,13 @@ def _no_rows(gate: QualityGate, table: str) -> pl.DataFrame | None:
 
 
 def endpoints_for_display(endpoints: pl.DataFrame) -> pl.DataFrame:
-    """The endpoint table as people read it: one text column per journal column (pooled in a
-    blinded lake, whose table has no arm-level number)."""
+    """The endpoint table as people read it: the primary endpoint first, one text column per
+    journal column (pooled in a blinded lake, whose table has no arm-level number)."""
     def number(column: str) -> pl.Expr:
         return pl.col(column).round(2).cast(pl.String).fill_null("-")
 
-    ordered = endpoints.sort("PARAMN", "PARAMCD", "AVISITN", "AVAR", nulls_last=True)
+    primary_last = pl.col("primary").ne_missing("Y") if "primary" in endpoints.columns else pl.lit(True)
+    ordered = endpoints.sort(primary_last, "PARAMN", "PARAMCD", "AVISITN", "AVAR", nulls_last=True)
     common = [pl.col("PARAM").alias("parameter"), pl.col("AVISIT").alias("visit"), pl.col("AVAR").alias("analysis"),
               pl.col("unit")]
     if endpoints.get_column("n_trt").is_null().all():
@@ -348,6 +349,13 @@ def endpoints_for_display(endpoints: pl.DataFrame) -> pl.DataFrame:
         pl.col("p_value").round(3).cast(pl.String).fill_null("-").alias("P"),
         pl.col("hierarchy_decision").fill_null("").alias("hierarchy"),
     )
+
+
+def endpoints_with_subjects(endpoints: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the endpoint table that summarise at least one subject (a visit no subject has
+    reached yet has n=0 in every group)."""
+    counts = [pl.col(c).fill_null(0) for c in ("n_trt", "n_ctl", "n_all") if c in endpoints.columns]
+    return endpoints.filter(pl.sum_horizontal(counts) > 0) if counts else endpoints
 
 
 def current_params_hash(trial: TrialConfig) -> str:

@@ -97,10 +97,12 @@ def publish_checked(
     context = {name: gate.config_context[name] if name in gate.config_context else read_table(ctx.lake, name) for name in suite.context_tables}
     stage = "dq_" + table.replace("/", "_")
     params = QualityParams(rejection_stage=stage)
-    outcome = validate_table(table, frame, suite, context_tables=context, run_id=ctx.run_id, params=params, unavailable=unavailable)
+    outcome = validate_table(table, frame, suite, context_tables=context, run_id=ctx.run_id, params=params, unavailable=unavailable,
+                             source_sha256=source_sha256)
     kept = frame.with_row_index("_dq_position").filter(~pl.col("_dq_position").is_in(list(outcome.quarantined))).drop("_dq_position")
     if outcome.should_publish and outcome.quarantined:  # table rules hold for what is left (rows remain, keys unique)
-        recheck = validate_table(table, kept, suite, context_tables=context, run_id=ctx.run_id, params=params, unavailable=unavailable)
+        recheck = validate_table(table, kept, suite, context_tables=context, run_id=ctx.run_id, params=params, unavailable=unavailable,
+                                 source_sha256=source_sha256)
         outcome = _held_back_after_quarantine(outcome, recheck)
     _record_results(ctx, outcome, source_sha256)
     if outcome.should_publish:

@@ -2,11 +2,13 @@
 the run's status: everything published, or what was held back or failed and why."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
-from trialake.lake import list_tables, read_table, table_exists, versions_by_run, write_object
+from trialake.lake import list_tables, read_object, read_table, table_exists, versions_by_run, write_object
 from trialake.lineage import REJECTION_SCHEMA
 from trialake.pipeline.clinical import ClinicalBronzeSummary, ClinicalSilverSummary
 from trialake.pipeline.context import RunContext
@@ -17,8 +19,11 @@ from trialake.pipeline.quality import HeldBack
 from trialake.pipeline.rejections import TABLE as REJECTIONS
 from trialake.pipeline.volumetry import VolumetrySummary
 from trialake.quality import IntakeCounts, ValidationOutcome, render_data_docs, render_nightly_summary
+from trialake.quality.report import data_docs_rows, merge_data_docs_rows
 
 SUMMARY = "reports/nightly_summary.html"
+#: The Data Docs index's rows, kept so that the next run's index still lists what it does not validate again.
+DATA_DOCS_ROWS = "reports/data_docs/index.json"
 LINKS = {
     "Endpoint report": "endpoints.html",
     "Volumetry QC": "qc/index.html",
@@ -124,11 +129,14 @@ def _meanwhile(ctx: RunContext, table: str) -> str:
 def publish_run_report(ctx: RunContext, report: RunReport) -> str:
     """Write Data Docs and the nightly summary under reports/; returns the summary as Markdown."""
     outcomes = report.outcomes
-    if outcomes:
-        for name, page in render_data_docs(outcomes).items():
+    if outcomes:  # the index keeps the newest validation of the tables this run did not validate again
+        earlier = json.loads(read_object(ctx.lake, DATA_DOCS_ROWS)) if ctx.lake.fs.exists(ctx.lake.path(DATA_DOCS_ROWS)) else []
+        for name, page in render_data_docs(outcomes, earlier).items():
             write_object(ctx.lake, f"reports/data_docs/{name}", page.encode())
+        rows = merge_data_docs_rows(earlier, data_docs_rows(outcomes))
+        write_object(ctx.lake, DATA_DOCS_ROWS, json.dumps(rows, indent=1).encode())
     intake = [
-        IntakeCounts(area, stage.files_new, stage.files_new - stage.files_rejected, stage.files_rejected)
+        IntakeCounts(area, stage.files_new, stage.files_new - stage.files_rejected, stage.files_rejected, stage.files_known)
         for area, stage in (("clinical", report.clinical), ("dicom", report.dicom)) if stage is not None
     ]
     not_sent = report.clinical_silver.not_sent if report.clinical_silver is not None else ()
@@ -147,9 +155,17 @@ def publish_run_report(ctx: RunContext, report: RunReport) -> str:
         failures=[(f.stage, f.message) for f in report.failures],
         not_sent=not_sent,
         rederived=report.rederived,
+        link_base=reports_url(ctx) + "/",
     )
     write_object(ctx.lake, SUMMARY, summary.html.encode())
     return summary.markdown
+
+
+def reports_url(ctx: RunContext) -> str:
+    """Absolute URL of the lake's reports/ folder, for links read away from it (Prefect artifacts):
+    ``file:///...`` for a lake on disk, ``s3://bucket/prefix/reports`` on S3."""
+    url = ctx.lake.uri("reports")
+    return Path(url).resolve().as_uri() if ctx.lake.is_local else url
 
 
 def committed_versions(ctx: RunContext) -> dict[str, list[int]]:

@@ -3,7 +3,6 @@ parameters is measured (one task per series), with a QC picture and a mask file 
 from __future__ import annotations
 
 import datetime
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -18,6 +17,7 @@ from trialake.pipeline.params import volumetry_method, volumetry_params_hash
 from trialake.pipeline.ct_results import write_ct_results
 from trialake.pipeline.quality import HeldBack, QualityGate, held_back_of, outcomes_of, publish_checked
 from trialake.quality import ValidationOutcome
+from trialake.pages import render_page
 
 TABLE = "silver/ct_volumetry"
 MEASURES = (
@@ -145,22 +145,17 @@ def _with_current_study_days(table: pl.DataFrame, series: pl.DataFrame) -> pl.Da
 def render_qc_index(table: pl.DataFrame) -> str:
     """The imaging core lab's QC page: one row per measured, flagged or failed series, linked pictures;
     flagged and failed series first."""
-    rows = []
     order = pl.when(pl.col("status") == FAILED).then(0).when(pl.col("status") == "measured").then(2).otherwise(1)
-    for r in table.with_columns(_order=order).sort("_order", "USUBJID", "ADY").iter_rows(named=True):
-        picture = f'<a href="{html.escape(r["qc_png"][len("reports/qc/"):])}">picture</a>' if r["qc_png"] else ""
-        values = "".join(f"<td>{'' if r[m] is None else f'{r[m]:.1f}'}</td>"
-                         for m in ("lung_volume_ml", "lesion_pct", "ggo_pct", "solid_pct", "effusion_volume_ml",
-                                   "pneumothorax_volume_ml", "noise_hu"))
-        style = "" if r["status"] == "measured" else " style='background:#fde8e8'"
-        rows.append(
-            f"<tr{style}><td>{html.escape(r['USUBJID'])}</td><td>{r['ADY']}</td><td>{html.escape(r['status'])}</td>{values}"
-            f"<td>{html.escape(r.get('kernel_class') or '')}</td><td>{html.escape(r['reason'] or '')}</td><td>{picture}</td></tr>"
-        )
-    head = "".join(f"<th>{h}</th>" for h in ("USUBJID", "ADY", "status", "lung mL", "lesion %", "GGO %", "solid %",
-                                              "effusion mL", "pneumothorax mL", "noise HU", "kernel", "reason / flags", "QC"))
-    return (
-        "<!doctype html><meta charset='utf-8'><title>Volumetry QC</title>"
-        "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style>"
-        f"<h1>Volumetry QC</h1><table><tr>{head}</tr>{''.join(rows)}</table>"
-    )
+    rows = [
+        {"USUBJID": r["USUBJID"], "ADY": r["ADY"], "status": r["status"],
+         "values": ["" if r[m] is None else f"{r[m]:.1f}" for m in _QC_MEASURES],
+         "kernel": r.get("kernel_class") or "", "reason": r["reason"] or "",
+         "picture": r["qc_png"][len("reports/qc/"):] if r["qc_png"] else None}
+        for r in table.with_columns(_order=order).sort("_order", "USUBJID", "ADY").iter_rows(named=True)
+    ]
+    header = ("USUBJID", "ADY", "status", "lung mL", "lesion %", "GGO %", "solid %", "effusion mL", "pneumothorax mL",
+              "noise HU", "kernel", "reason / flags", "QC")
+    return render_page("qc_index.html.j2", title="Volumetry QC", header=header, rows=rows)
+
+
+_QC_MEASURES = ("lung_volume_ml", "lesion_pct", "ggo_pct", "solid_pct", "effusion_volume_ml", "pneumothorax_volume_ml", "noise_hu")

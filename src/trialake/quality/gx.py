@@ -8,11 +8,12 @@ Arrow-backed pandas frame once, and all expectations of the suite run on one bat
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -89,6 +90,8 @@ class ValidationOutcome:
     not_checked: (expectation, why) of expectations that could not run: a context table not
         published or without values, a variable the source did not send.
     gx_result: the GX suite validation result with row values stripped (for Data Docs), or None.
+    source_sha256: the one source file the validated frame holds, for tables validated file by
+        file (each export of ``bronze/lb``); None when the whole table was validated.
     """
 
     table: str
@@ -102,6 +105,12 @@ class ValidationOutcome:
     not_checked: tuple[tuple[str, str], ...] = ()
     held_back_by: tuple[str, ...] = ()
     gx_result: Any = field(default=None, repr=False, compare=False)
+    source_sha256: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What was validated, distinct per source file: ``silver/labs``, ``bronze/lb export 1a2b3c4d5e6f``."""
+        return self.table if self.source_sha256 is None else f"{self.table} export {self.source_sha256[:12]}"
 
     @property
     def message(self) -> str:
@@ -325,6 +334,7 @@ def validate_table(
     run_id: str,
     params: QualityParams = QualityParams(),
     unavailable: Mapping[str, str] = MappingProxyType({}),
+    source_sha256: str | None = None,
 ) -> ValidationOutcome:
     """Run the expectations of ``suite`` on ``df`` in one GX batch; see ValidationOutcome.
 
@@ -333,7 +343,8 @@ def validate_table(
     see after this run (the new one if it was published, else the previous one). An expectation
     that needs a context table that is absent or empty, or a context column without any value, is
     not run and is reported as not checked, as is one that needs a column of ``df`` listed in
-    ``unavailable`` (column -> why, e.g. the source did not send the variable).
+    ``unavailable`` (column -> why, e.g. the source did not send the variable). ``source_sha256``:
+    the one source file ``df`` holds, when the table is validated file by file.
     """
     if table != suite.table:
         raise ValueError(f"table {table!r} does not match suite {suite.table!r} ({suite.source.name})")
@@ -356,7 +367,10 @@ def validate_table(
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_INDEX]},
             )
             _replace_results(result, detail)
-    return _outcome(table, suite, df, result, skipped, run_id=run_id, params=params)
+    # Data Docs show the run and what was validated (GX prints "__none__" without them)
+    result.meta["run_id"] = {"run_name": run_id, "run_time": datetime.datetime.now(datetime.UTC).isoformat()}
+    result.meta["batch_markers"] = {"table": table, "source_sha256": source_sha256 or "whole table", "rows": df.height}
+    return replace(_outcome(table, suite, df, result, skipped, run_id=run_id, params=params), source_sha256=source_sha256)
 
 
 def _why_not_checked(

@@ -319,7 +319,7 @@ def _schema_expectations(schema: Mapping[str, str], table: str) -> tuple[Expecta
             type=SCHEMA_EXPECTATION_TYPE,
             kwargs={"column_types": {col: SCHEMA_DTYPES[dtype] for col, dtype in schema.items()}},
             severity="error",
-            rationale=f"downstream code reads these columns of {table} with these types (tables.md)",
+            rationale=f"downstream code reads these columns of {table} with these types (data dictionary)",
             scope="table",
         ),
     )

@@ -4,24 +4,26 @@ series cannot be measured) as HTML for reports/ and Markdown for Prefect."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import polars as pl
 
+from trialake.pages import render_page
 from trialake.quality.gx import ValidationOutcome
 
 
 @dataclass(frozen=True)
 class IntakeCounts:
-    """New landing files of one area (``dicom``, ``clinical`` ...) seen by this run."""
+    """New landing files of one area (``dicom``, ``clinical`` ...) seen by this run, and those
+    already in the lake (ingested or rejected by an earlier run)."""
 
     area: str
     files_new: int
     files_accepted: int
     files_rejected: int
+    files_known: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ def render_nightly_summary(
     failures: Sequence[tuple[str, str]] = (),
     not_sent: Sequence[str] = (),
     rederived: Sequence[tuple[str, str]] = (),
+    link_base: str = "",
 ) -> NightlySummary:
     """Summarise one nightly run for the data manager.
 
@@ -64,7 +67,9 @@ def render_nightly_summary(
     (data docs, QC pictures, endpoint report ...); status: the run's one-line status;
     held_back: (table, why, what its readers do meanwhile) of tables not published; failures: (stage, message) of stages that failed; not_sent: Expected SDTM variables
     no export sent (``DM.RFICDTC``); versions: {table: versions this run committed}; rederived:
-    (derived tables, why) of derived stages this run derived again.
+    (derived tables, why) of derived stages this run derived again; link_base: prefix that makes
+    the links absolute in the Markdown (a Prefect artifact is read away from the reports folder;
+    the HTML page keeps them relative, beside it).
     """
     sections = (
         _held_back_section(held_back),
@@ -79,7 +84,8 @@ def render_nightly_summary(
         _versions_section(versions),
     )
     title = f"Trialake nightly summary, run {run_id}"
-    return NightlySummary(html=_to_html(title, sections, links, status), markdown=_to_markdown(title, sections, links, status))
+    absolute = {label: link_base + url for label, url in links.items()}
+    return NightlySummary(html=_to_html(title, sections, links, status), markdown=_to_markdown(title, sections, absolute, status))
 
 
 def render_dq_summary_markdown(outcomes: Sequence[ValidationOutcome]) -> str:
@@ -91,7 +97,7 @@ def render_dq_summary_markdown(outcomes: Sequence[ValidationOutcome]) -> str:
 def _status_section(outcomes: Sequence[ValidationOutcome]) -> _Section:
     rows = tuple(
         (
-            o.table,
+            o.name,
             "published" if o.should_publish else "NOT published",
             ", ".join(o.failed_errors) or "-",
             ", ".join(o.failed_warnings) or "-",
@@ -116,15 +122,15 @@ def _failure_section(failures: Sequence[tuple[str, str]]) -> _Section:
 
 
 def _not_checked_section(outcomes: Sequence[ValidationOutcome], not_sent: Sequence[str]) -> _Section:
-    rows = tuple((o.table, name, why) for o in outcomes for name, why in o.not_checked)
+    rows = tuple((o.name, name, why) for o in outcomes for name, why in o.not_checked)
     rows += tuple((variable.split(".")[0], "-", f"Expected SDTM variable {variable.split('.')[1]} not sent by any export")
                   for variable in not_sent)
     return _Section("Checks not run (warnings)", ("table or domain", "expectation", "why"), rows, "Every check ran.")
 
 
 def _intake_section(intake: Sequence[IntakeCounts]) -> _Section:
-    rows = tuple((i.area, str(i.files_new), str(i.files_accepted), str(i.files_rejected)) for i in intake)
-    return _Section("New files", ("area", "new", "accepted", "rejected"), rows, "No new files.")
+    rows = tuple((i.area, str(i.files_new), str(i.files_accepted), str(i.files_rejected), str(i.files_known)) for i in intake)
+    return _Section("New files", ("area", "new", "accepted", "rejected", "already in the lake"), rows, "No new files.")
 
 
 def _rejection_section(rejections: pl.DataFrame, run_id: str) -> _Section:
@@ -141,17 +147,16 @@ def _rejection_section(rejections: pl.DataFrame, run_id: str) -> _Section:
 
 
 def _dq_section(outcomes: Sequence[ValidationOutcome]) -> _Section:
-    failed = [o.results.filter(~pl.col("success")) for o in outcomes]
     rows = tuple(
         (
-            r["table"],
+            o.name,
             r["expectation"],
             r["severity"],
             "-" if r["unexpected_count"] is None else str(r["unexpected_count"]),
             r["sample_keys"] or r["details"] or "",
         )
-        for frame in failed
-        for r in frame.iter_rows(named=True)
+        for o in outcomes
+        for r in o.results.filter(~pl.col("success")).iter_rows(named=True)
     )
     empty = f"All expectations passed on {len(outcomes)} table(s)."
     return _Section("Expectations failed", ("table", "expectation", "severity", "rows", "sample keys / details"), rows, empty)
@@ -197,19 +202,4 @@ def _to_markdown(title: str, sections: Sequence[_Section], links: Mapping[str, s
 
 
 def _to_html(title: str, sections: Sequence[_Section], links: Mapping[str, str], status: str = "") -> str:
-    esc = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title></head><body>",
-             f"<h1>{esc(title)}</h1>"] + ([f"<p><b>Status</b>: {esc(status)}</p>"] if status else [])
-    for s in sections:
-        parts.append(f"<h2>{esc(s.title)}</h2>")
-        if not s.rows:
-            parts.append(f"<p>{esc(s.empty)}</p>")
-            continue
-        head = "".join(f"<th>{esc(h)}</th>" for h in s.header)
-        body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in s.rows)
-        parts.append(f"<table border='1' cellpadding='4'><tr>{head}</tr>{body}</table>")
-    if links:
-        items = "".join(f"<li><a href=\"{esc(url)}\">{esc(label)}</a></li>" for label, url in links.items())
-        parts.append(f"<h2>Links</h2><ul>{items}</ul>")
-    parts.append("</body></html>")
-    return "".join(parts)
+    return render_page("nightly_summary.html.j2", title=title, sections=sections, links=links, status=status)
