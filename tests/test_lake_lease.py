@@ -1,4 +1,4 @@
-"""The lake lease: one writer at a time, on disk and on moto's S3, across threads and processes."""
+"""The lake lease: one writer at a time, on disk and on S3 (SeaweedFS), across threads and processes."""
 from __future__ import annotations
 
 import json

@@ -1,6 +1,6 @@
 """The flow's DICOM chunks: how landing files are split into chunks, and the chunk step: files go
 through in windows, and the duplicate and SOP-conflict rules still hold across windows, on a local
-lake and on S3 (moto)."""
+lake and on S3 (SeaweedFS)."""
 from __future__ import annotations
 
 import hashlib

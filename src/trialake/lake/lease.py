@@ -5,7 +5,7 @@ holder's run id, host and pid, when it was acquired and until when it is valid. 
 by compare-and-swap, so two contenders can never both believe they hold it:
 
 - on S3 (and S3-compatible stores that implement conditional writes: AWS since 2024, MinIO,
-  moto): create with ``If-None-Match: *``, renew / take over / release with ``If-Match: <ETag>``;
+  SeaweedFS): create with ``If-None-Match: *``, renew / take over / release with ``If-Match: <ETag>``;
 - on disk: the same read-compare-write under ``flock`` on the lake's root directory (one host).
 
 Every acquisition is confirmed by reading the object back and finding our own token, which also
