@@ -48,15 +48,15 @@ UNBLINDING_LOG = f"{ZONE}/unblinding_log"
 TREATMENT_KEYS = ("USUBJID", "source_sha256", "source_row")
 SILVER_INPUTS = tuple(f"silver/{name}" for name in (*MART_INPUTS, *OPTIONAL_MART_INPUTS))
 GOLD_INPUTS = (*SILVER_INPUTS, f"{ZONE}/subjects", f"{ZONE}/exposure")
+"""Tables gold is derived from (the unblinded zone's treatment variables of a blinded lake too)."""
+REQUIRED_INPUTS = ("subjects",)
+"""The inputs gold cannot be built without; the others may have no rows yet (no CT measured, no AE)."""
 #: Gold reads the analysis plan and the ADaM choices, the arms and visits, the lab standards, the
 #: volumetry settings (which measurements are current) and the blinding; the report names the study.
 GOLD = StageDependencies(
     tables=GOLD_INPUTS, config=("adam", "arms", "blinding", "ct", "endpoints", "labs", "study_id", "visits"),
     suites=("gold/",),
     code=("trialake.marts", "trialake.report", "trialake.stats", "trialake.quality"))
-"""Tables gold is derived from (the unblinded zone's treatment variables of a blinded lake too)."""
-REQUIRED_INPUTS = ("subjects",)
-"""The inputs gold cannot be built without; the others may have no rows yet (no CT measured, no AE)."""
 
 
 @dataclass(frozen=True)
