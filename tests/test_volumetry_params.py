@@ -23,6 +23,7 @@ PHANTOMS = {
     "effusion": PhantomSpec(**SMALL, lesion_pct=3.0, effusion_mm=35.0, seed=405),
     "pneumothorax": PhantomSpec(**SMALL, lesion_pct=3.0, pneumothorax_mm=25.0, seed=406),
     "lobar": PhantomSpec(lesion_pct=3.0, chest_wall_consolidation=False, lobar_consolidation=True, seed=53),
+    "dependent": PhantomSpec(lesion_pct=3.0, chest_wall_consolidation=False, dependent_density_mm=25.0, seed=216),
 }
 
 
@@ -62,6 +63,10 @@ CHANGES = {
                              lambda a, b: "pneumothorax" in a.qc_flags and "pneumothorax" not in (b.qc_flags or "")),
     "hidden_border_flag_cm2": ("lobar", {"hidden_border_flag_cm2": 1e6},
                                lambda a, b: "hidden_border" in a.qc_flags and "hidden_border" not in (b.qc_flags or "")),
+    "left_out_flag_ml": ("lobar", {"left_out_flag_ml": 1e6},
+                         lambda a, b: "left_out" in a.qc_flags and "left_out" not in (b.qc_flags or "")),
+    "solid_split_flag_ml": ("dependent", {"solid_split_flag_ml": 1e6},
+                            lambda a, b: "solid_split" in a.qc_flags and "solid_split" not in (b.qc_flags or "")),
 }
 
 

@@ -96,15 +96,25 @@ def test_consolidation_against_the_heart_is_put_back_up_to_the_known_limit(seed:
 
 
 @pytest.mark.parametrize("seed", [216, 101])
-def test_dependent_density_is_put_back_up_to_the_known_limit(seed: int) -> None:
-    """Known limit (README): a posterior band of -400 to -300 HU is put back where aerated lung lies
-    in front of it; where it fills the whole posterior recess at the base it is missed, without a
-    flag. The lung volume stays within the target, the lesion percentage within 2.5 points."""
+def test_dependent_density_is_measured_or_flagged(seed: int) -> None:
+    """A posterior band of -400 to -300 HU (ground glass by its label) reaches the ground-glass/solid
+    split at its back: image noise puts part of it on the solid side. The lung stays within the
+    target, and the series is within the targets or flagged (``solid_split``: the expected volume
+    on the wrong side of the split is reported)."""
     ph, r = _measure(PhantomSpec(**QUIET, dependent_density_mm=25.0, seed=seed))
     truth = ph.truth
     assert abs(r.lung_volume_ml / truth["lung_volume_ml"] - 1.0) <= LUNG_REL, describe(truth, r)
-    assert abs(r.lesion_pct - truth["lesion_pct"]) <= 2.5, describe(truth, r)
+    assert within_targets(truth, r) or r.status == "measured-with-flags", describe(truth, r)
     assert r.ggo_volume_ml >= 0.7 * truth["ggo_volume_ml"], describe(truth, r)
+
+
+@pytest.mark.parametrize("seed, side", [(6014, -1), (6014, 1), (6016, 1)])
+def test_basal_consolidation_does_not_lift_the_diaphragm(seed: int, side: int) -> None:
+    """Consolidation on the diaphragm raises the floor the aerated lung rests on; the diaphragm is
+    fitted as the floor's lower envelope, so the consolidation is above it and put back (these seeds
+    lost 50-110 mL of it, unflagged, while the dome was fitted through the raised floor)."""
+    ph, r = _measure(PhantomSpec(**QUIET, basal_consolidation=True, variant_side=side, seed=seed))
+    assert within_targets(ph.truth, r), describe(ph.truth, r)
 
 
 _COARSE = dict(matrix=80, slices=40, fov_mm=380.0, slice_spacing_mm=6.5, chest_wall_consolidation=False)
@@ -208,12 +218,15 @@ def test_lesion_low_hu_does_not_move_the_lung_segmentation() -> None:
     assert b.lesion_volume_ml < a.lesion_volume_ml
 
 
-# Kinds drawn at random. Basal consolidation, lobar consolidation and sharp kernels on coarse (5 mm)
-# pixels are not among them: all three are known limits (README), tested above on fixed cases only
-# (a lobar consolidation of the left lung against the heart is partly missed, mostly with a flag,
-# in about one case in ten without one). The draws are derandomized so that CI is reproducible;
-# change the seed range to explore more.
+# Kinds drawn at random on coarse grids (80x80, 4.75 mm pixels, 6.5 mm slices). Sharp kernels and
+# dependent density are not among them: on such pixels both are known limits (README; dependent
+# density is tested above at 3.75 mm). Basal consolidation still fails without a flag in a few
+# percent of seeds (README: measured rates); the draws are derandomized so that CI is reproducible,
+# and the survey in the README covers many more seeds.
 KINDS = {
+    "basal": dict(basal_consolidation=True),
+    "lobar": dict(lobar_consolidation=True),
+    "paracardiac": dict(paracardiac_consolidation=True),
     "dome": dict(dome_shift=0.8),
     "pneumothorax": dict(pneumothorax_mm=20.0),
     "cardiomegaly": dict(heart_scale=1.3, contrast=True),
@@ -222,7 +235,7 @@ KINDS = {
 }
 
 
-@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=24, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(sorted(KINDS)), seed=st.integers(1000, 100_000), scale=st.floats(0.9, 1.1),
        lesion_pct=st.floats(0.0, 25.0), side=st.sampled_from([-1, 1]))
 def test_held_out_style_variants_are_within_targets_or_flagged(kind, seed, scale, lesion_pct, side) -> None:

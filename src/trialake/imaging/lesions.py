@@ -18,7 +18,7 @@ either.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, special
 
 from trialake.imaging.noise import compute_smoothed
 
@@ -67,17 +67,23 @@ def compute_square_opening(mask: np.ndarray, side_y: int, side_x: int) -> np.nda
 
 def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: float, high_hu: float,
                          split_hu: float, vessel_max_diameter_mm: float,
-                         smoothing_px: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
-    """(ggo, solid) masks: lung voxels with low_hu <= HU <= high_hu (after smoothing) that are not tubes.
+                         smoothing_px: tuple[float, float] = (0.0, 0.0),
+                         noise_hu: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """(ggo, solid, split_doubt): lung voxels with low_hu <= HU <= high_hu (after smoothing) that are
+    not tubes, split into ground glass and solid, and the expected number of lesion voxels on the
+    wrong side of ``split_hu`` because of image noise of ``noise_hu`` (left after the smoothing).
 
     See the module docstring. One cross dilation within the dense voxels puts back the edge
     pixels the openings' corners took off. Solid = smoothed HU >= split_hu, ground glass below.
+    A voxel measured at h lies on the other side of the split with probability
+    Phi(-|h - split_hu| / noise_hu) (its noise-free value is about normal around h).
     """
     ggo = np.zeros_like(lung)
     solid = np.zeros_like(lung)
+    split_doubt = 0.0
     zs = np.nonzero(lung.any(axis=(1, 2)))[0]
     if zs.size == 0:
-        return ggo, solid
+        return ggo, solid, split_doubt
     ys = np.nonzero(lung.any(axis=(0, 2)))[0]
     xs = np.nonzero(lung.any(axis=(0, 1)))[0]
     pad = int(np.ceil(3 * max(smoothing_px))) + 1
@@ -100,4 +106,6 @@ def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: f
         is_solid = h[core] >= split_hu
         solid[start:stop, rows, cols] = lesion & is_solid
         ggo[start:stop, rows, cols] = lesion & ~is_solid
-    return ggo, solid
+        if noise_hu > 0:
+            split_doubt += float(special.ndtr(-np.abs(h[core][lesion] - split_hu) / noise_hu).sum())
+    return ggo, solid, split_doubt

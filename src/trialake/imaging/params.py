@@ -46,6 +46,10 @@ class VolumetryParams(BaseModel):
     effusion_flag_ml / pneumothorax_flag_ml: flag pleural fluid or air from this volume on.
     hidden_border_flag_cm2: flag when dense tissue keeps the lung from the chest wall over at least
       this area and it was not put back.
+    left_out_flag_ml: flag when at least this much thick dense tissue next to a lung, inside its chest
+      wall and lateral to its medial edge, was not put back.
+    solid_split_flag_ml: flag when more lesion than this (and than 15% of the solid volume) is expected
+      on the wrong side of ``solid_split_hu`` because of the image noise (much of it lies near the split).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -65,6 +69,8 @@ class VolumetryParams(BaseModel):
     effusion_flag_ml: float = Field(default=20.0, ge=0.0)
     pneumothorax_flag_ml: float = Field(default=10.0, ge=0.0)
     hidden_border_flag_cm2: float = Field(default=20.0, ge=0.0)
+    left_out_flag_ml: float = Field(default=15.0, ge=0.0)
+    solid_split_flag_ml: float = Field(default=5.0, ge=0.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> VolumetryParams:

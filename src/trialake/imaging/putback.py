@@ -38,6 +38,10 @@ from scipy import ndimage
 _PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
                    [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
                    [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], bool)  # 4-connectivity within each slice
+#: Weight, in the diaphragm's fit, of a floor point less than the tolerance above the dome (points
+#: more above it weigh nothing): disease only ever raises the floor, so the dome is fitted as the
+#: floor's lower envelope.
+DEEP_WEIGHT = 0.1
 #: Angle bins of the rays around each slice's body centre.
 N_ANGLES = 180
 #: A layer of dense tissue at least this thick between lung and chest wall is reported when not put back
@@ -50,13 +54,16 @@ class ChestGeometry:
     """Per-voxel geometry of the chest (coarse grid).
 
     skin_mm: distance to the body outline in the axial slice (0 outside the body);
-    radius_mm, angle: distance from and angle bin around the slice's body centre.
+    radius_mm, angle: distance from and angle bin around the slice's body centre;
+    rib_mm: per (z, angle) ray, the distance from the skin of the rib cage's inner surface (the
+    pleura can lie no deeper), NaN where the ray meets no rib nearby.
     """
 
     skin_mm: np.ndarray
     radius_mm: np.ndarray
     angle: np.ndarray
     spacing: tuple[float, float, float]
+    rib_mm: np.ndarray
 
     def ray_index(self, mask: np.ndarray) -> np.ndarray:
         """Flat (z, angle) index of every True voxel of ``mask``."""
@@ -64,8 +71,8 @@ class ChestGeometry:
         return z * N_ANGLES + self.angle[mask]
 
 
-def compute_chest_geometry(body: np.ndarray, spacing) -> ChestGeometry:
-    """Skin distance, radius and angle around the body centre, slice by slice."""
+def compute_chest_geometry(body: np.ndarray, bone: np.ndarray, spacing, rib_window_mm: float) -> ChestGeometry:
+    """Skin distance, radius and angle around the body centre, slice by slice, and the rib cage's depth."""
     shape = body.shape
     skin = np.zeros(shape, np.float32)
     radius = np.zeros(shape, np.float32)
@@ -78,7 +85,25 @@ def compute_chest_geometry(body: np.ndarray, spacing) -> ChestGeometry:
         dy, dx = (yy - cy) * spacing[1], (xx - cx) * spacing[2]
         radius[k] = np.hypot(dy, dx)
         angle[k] = (np.floor((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * N_ANGLES).astype(np.int16)) % N_ANGLES
-    return ChestGeometry(skin, radius, angle, tuple(spacing))
+    rib = compute_rib_depth(bone & body, skin, angle, spacing, rib_window_mm)
+    return ChestGeometry(skin, radius, angle, tuple(spacing), rib)
+
+
+def compute_rib_depth(bone: np.ndarray, skin_mm: np.ndarray, angle: np.ndarray, spacing,
+                      window_mm: float) -> np.ndarray:
+    """(z, angle): skin distance of the deepest bone on each ray plus one voxel (the inner surface of the
+    rib, not its centre), the largest within ``window_mm`` along z (ribs and intercostal spaces
+    alternate; the pleura runs on smoothly). Bone deeper than a rib (spine, contrast in the heart)
+    only makes the value larger, so it never makes the chest wall thinner than it is. NaN without bone.
+    """
+    nz = bone.shape[0]
+    deepest = np.full(nz * N_ANGLES, -np.inf, np.float32)
+    z = np.nonzero(bone)[0]
+    np.maximum.at(deepest, z * N_ANGLES + angle[bone], skin_mm[bone])
+    deepest = deepest.reshape(nz, N_ANGLES)
+    half = max(1, int(round(window_mm / spacing[0])))
+    widest = ndimage.maximum_filter1d(deepest, 2 * half + 1, axis=0, mode="nearest")
+    return np.where(np.isfinite(widest), widest + min(spacing[1:]), np.nan).astype(np.float32)
 
 
 def compute_filled_holes(side: np.ndarray, dense: np.ndarray, spacing, close_radius_mm: float) -> np.ndarray:
@@ -330,15 +355,17 @@ def compute_diaphragm(lung: np.ndarray, other: np.ndarray, dense: np.ndarray, in
         y, x = y * spacing[1], x * spacing[2]
         return np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], axis=-1)
     a, b = design(ys[dome].astype(float), xs[dome].astype(float)), zl[dome]
-    keep = np.ones(len(b), bool)
-    for _ in range(10):
-        if keep.sum() < 12:
+    weight = np.ones(len(b))
+    for _ in range(20):
+        if np.count_nonzero(weight) < 12:
             return None
-        coef, *_ = np.linalg.lstsq(a[keep], b[keep], rcond=None)
-        new = (b - a @ coef) >= -tol
-        if np.array_equal(new, keep):
+        root = np.sqrt(weight)
+        coef, *_ = np.linalg.lstsq(a * root[:, None], b * root, rcond=None)
+        residual = b - a @ coef  # > 0: the lung reaches deeper than the dome there
+        new = np.where(residual >= 0, 1.0, np.where(residual >= -tol, DEEP_WEIGHT, 0.0))
+        if np.array_equal(new, weight):
             break
-        keep = new
+        weight = new
     gy, gx = np.mgrid[0:lung.shape[1], 0:lung.shape[2]].astype(float)
     return np.clip(design(gy, gx) @ coef, top, deepest)
 
@@ -501,3 +528,41 @@ def compute_hidden_border_cm2(wall: WallMap, geo: ChestGeometry) -> float:
         if contact >= 0.5 and head_open <= 0.25:
             area += comp.sum() * cell_cm2
     return float(area)
+
+
+def compute_left_out(lung: np.ndarray, dense: np.ndarray, geo: ChestGeometry, wall: WallMap, inside: np.ndarray,
+                     core_mm: float, side: int, deepest: int) -> np.ndarray:
+    """Dense tissue left out of this lung: inside its chest wall, lateral to it, joined to it, thick.
+
+    ``dense`` should already exclude the other lung, pleural fluid, the airway and what lies under
+    the diaphragm; ``side`` is -1 for the right lung (low x), +1 for the left. A voxel counts when it
+    lies below the apex (``compute_apex_end``) and, in its row (z, y), no nearer the midline than the
+    lung's medial edge in that row (in a row without lung, the edge of the nearest slice above with
+    lung in that row), so the heart and the mediastinum medial to the lung do not; only the part of
+    it at least ``core_mm`` from anything else (an opening) counts, so the partial-volume layers at
+    the lung's edge do not either.
+    """
+    nz, ny, nx = lung.shape
+    cols = np.arange(nx)
+    medial = np.where(lung.any(axis=2), (cols.max() - np.argmax(lung[:, :, ::-1], axis=2)) if side < 0
+                      else np.argmax(lung, axis=2), -1)
+    for k in range(1, nz):  # carry each row's medial edge down where the row has no lung
+        carry = (medial[k] < 0) & (medial[k - 1] >= 0)
+        medial[k][carry] = medial[k - 1][carry]
+    lateral = (medial[:, :, None] >= 0) & ((side * (cols[None, None, :] - medial[:, :, None])) >= 0)
+    inner = wall.inner_mm.copy()
+    for k in range(1, nz):  # carry each ray's innermost lung radius down where the ray has no lung
+        carry = ~wall.has_lung[k] & np.isfinite(inner[k - 1])
+        inner[k][carry] = inner[k - 1][carry]
+    z = np.arange(nz)[:, None, None]
+    outer = geo.radius_mm >= inner.ravel()[z * N_ANGLES + geo.angle]
+    candidate = dense & ~lung & inside & lateral & outer
+    candidate[:compute_apex_end(wall)] = False
+    candidate[deepest + 1:] = False
+    if not candidate.any():
+        return candidate
+    r = core_mm / np.asarray(geo.spacing, float)
+    zz, yy, xx = np.ogrid[tuple(slice(-int(v), int(v) + 1) for v in r)]
+    ball = (zz / max(r[0], 1e-6)) ** 2 + (yy / max(r[1], 1e-6)) ** 2 + (xx / max(r[2], 1e-6)) ** 2 <= 1.0
+    thick = ndimage.binary_opening(candidate, structure=ball)
+    return _joined_to(thick, ndimage.binary_dilation(lung) & ~thick) if thick.any() else thick

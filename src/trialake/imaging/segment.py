@@ -40,6 +40,7 @@ from trialake.imaging.putback import (
     compute_filled_holes,
     compute_gap_rays,
     compute_hidden_border_cm2,
+    compute_left_out,
     compute_enclosed_fill,
     compute_floor_fill,
     compute_notch_rays,
@@ -118,6 +119,9 @@ class SegmentationParams:
     floor_min_band_mm: float = 12.0
     pleura_margin_vox: float = 0.75
     dent_radius_mm: float = 25.0
+    left_out_core_mm: float = 5.0
+    bone_hu: float = 300.0
+    rib_window_mm: float = 20.0
     pleural_air_hu: float = -975.0
     pleural_air_min_ml: float = 5.0
     pleural_air_wall_share: float = 0.3
@@ -497,7 +501,7 @@ class ClassicalSegmenter:
     coarse_voxel_mm: float = 3.0
     coarse_noise_hu: float = 20.0
     name: str = "classical"
-    version: str = "2.1.0"
+    version: str = "2.2.0"
 
     def segment_lungs(self, volume: CTVolume) -> LungMasks:
         factors = compute_pool_factors(volume.spacing_mm, self.coarse_voxel_mm)
@@ -538,7 +542,7 @@ class ClassicalSegmenter:
         aerated = air & ~airway & ~pleural_air
         left, right = compute_left_right(aerated, body, spacing)
         dense = (hu >= p.lung_air_hu) & (hu < p.dense_max_hu) & body & ~padding
-        geo = compute_chest_geometry(body, spacing)
+        geo = compute_chest_geometry(body, (hu >= p.bone_hu) & body, spacing, p.rib_window_mm)
         filled, walls, sides = {}, {}, {"left": left, "right": right}
         for name, side in sides.items():
             lung = compute_filled_holes(side, dense, spacing, p.close_radius_mm) & ~airway
@@ -550,12 +554,14 @@ class ClassicalSegmenter:
         deepest = max(_deepest_floor(filled[n]) for n in filled)
         fluid_hu_mean = ndimage.uniform_filter(hu.astype(np.float32), size=3)  # water vs soft tissue needs ~5 HU
         effusion = np.zeros_like(air)
+        candidates = {}
         for name, other in (("left", "right"), ("right", "left")):
             lung = filled[name]
             inside = _inside_wall(walls[name], geo)
             diaphragm = compute_diaphragm(lung, filled[other], dense, inside, spacing, tol_mm=p.floor_tol_mm,
                                           deepest=deepest, max_rise=p.diaphragm_max_rise)
-            allowed = dense & inside & ~filled[other]
+            within_ribs = _inside_wall(walls[name], geo, ribs=True)
+            allowed = dense & within_ribs & ~filled[other]
             below = np.zeros_like(lung)
             if diaphragm is not None:
                 z = np.arange(lung.shape[0])[:, None, None]
@@ -564,7 +570,7 @@ class ClassicalSegmenter:
             sector = walls[name].has_lung.any(axis=0)
             # the wall estimate lies about half a voxel inside the pleura (it is measured at the centres of the
             # lung's outermost voxels): the enclosed fill's fence is moved out to the pleura
-            pleura = _inside_wall(walls[name], geo, p.pleura_margin_vox * min(spacing[1:]))
+            pleura = _inside_wall(walls[name], geo, p.pleura_margin_vox * min(spacing[1:]), ribs=True)
             fence = (body & ~pleura & sector[geo.angle]) | below
             enclosed = compute_enclosed_fill(lung, fence, dense & pleura & ~filled[other] & ~below, min_planes=2)
             lung = lung | enclosed
@@ -581,6 +587,7 @@ class ClassicalSegmenter:
                 lung &= ~(enclosed & ~inside)
             effusion |= fluid
             filled[name] = lung & ~fluid & ~airway
+            candidates[name] = (dense & within_ribs & ~filled[other] & ~airway, within_ribs)
         left_f = filled["left"]
         right_f = filled["right"] & ~left_f
         both = left_f | right_f
@@ -589,6 +596,17 @@ class ClassicalSegmenter:
             compute_wall_map(side, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg, smooth_mm=p.wall_smooth_mm),
             geo) for side in (left_f, right_f))
         findings = _dropped_findings(dropped, both, geo.skin_mm, spacing, p)
+        left_out = np.zeros_like(both)
+        for name, side, sign in (("left", left_f, 1), ("right", right_f, -1)):
+            allowed, inside = candidates[name]
+            wall = compute_wall_map(side, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg,
+                                    smooth_mm=p.wall_smooth_mm)
+            left_out |= compute_left_out(side, allowed & ~both & ~effusion, geo, wall, inside, p.left_out_core_mm,
+                                         sign, deepest)
+        left_out_ml = float(np.count_nonzero(left_out)) * float(np.prod(spacing)) / 1000.0
+        if left_out_ml > 0:
+            findings += (Finding("left_out", f"{left_out_ml:.0f} mL of dense tissue next to the lung, inside the chest "
+                                             "wall, was not counted as lung (consolidation there?)", left_out_ml),)
         if hidden > 0:
             findings += (Finding("hidden_border", f"dense tissue keeps the lung from the chest wall over {hidden:.0f} cm2 "
                                                   "and was not counted as lung (consolidation or fluid there?)", hidden),)
@@ -603,14 +621,16 @@ def _deepest_floor(lung: np.ndarray) -> int:
     return int(zs[-1]) if zs.size else 0
 
 
-def _inside_wall(wall, geo, margin_mm: float = 0.0) -> np.ndarray:
+def _inside_wall(wall, geo, margin_mm: float = 0.0, ribs: bool = False) -> np.ndarray:
     """Voxels deeper than the estimated chest wall less ``margin_mm`` (where there is no estimate: deeper than
-    the thinnest wall seen)."""
+    the thinnest wall seen); with ``ribs``, no deeper than the rib cage's inner surface (the pleura)."""
     z = np.arange(geo.skin_mm.shape[0])[:, None, None]
-    thickness = wall.wall_mm
+    thickness = wall.wall_mm - margin_mm
+    if ribs:
+        thickness = np.fmin(thickness, geo.rib_mm)
     fallback = np.nanmin(thickness) if np.isfinite(thickness).any() else 0.0
     flat = np.nan_to_num(thickness, nan=fallback).ravel()
-    return geo.skin_mm >= flat[z * thickness.shape[1] + geo.angle] - margin_mm
+    return geo.skin_mm >= flat[z * thickness.shape[1] + geo.angle]
 
 
 def _dropped_findings(dropped: np.ndarray, lung: np.ndarray, skin_mm: np.ndarray, spacing,

@@ -1,0 +1,110 @@
+"""The rules behind the volumetry's safety nets, on arrays whose answer is known by construction:
+the diaphragm as the floor's lower envelope, the rib cage's depth, and the expected volume of
+lesion on the wrong side of the ground-glass/solid split."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import trialake.imaging.putback as putback
+from trialake.imaging.lesions import compute_lesion_masks
+from trialake.imaging.putback import compute_diaphragm, compute_rib_depth
+
+SPACING = (5.0, 5.0, 5.0)
+
+
+def _lung_on_a_dome(rise: np.ndarray):
+    """A 60x40x40 block: lung from slice 5 down to a dome floor, abdomen (dense) under it.
+
+    The true floor (last lung slice) of column (y, x) is 40 - 0.02 * ((y-20)^2 + (x-20)^2) rounded;
+    the lung ends ``rise`` (per column) slices higher, dense tissue (disease) filling the gap.
+    """
+    shape = (60, 40, 40)
+    y, x = np.mgrid[0:40, 0:40]
+    floor = np.rint(40 - 0.02 * ((y - 20) ** 2 + (x - 20) ** 2)).astype(int)
+    lung_floor = floor - rise
+    z = np.arange(shape[0])[:, None, None]
+    lung = (z >= 5) & (z <= lung_floor[None])
+    dense = ~lung & (z > 5)
+    return lung, dense, floor
+
+
+def _patch(radius: float, height: int = 6) -> np.ndarray:
+    """Rise (slices) of the floor under a round mound of disease beside the dome's top: ``height`` at
+    its centre, falling off linearly to 0 at ``radius`` columns."""
+    y, x = np.mgrid[0:40, 0:40]
+    d = np.hypot(y - 20, x - 13)
+    return np.where(d <= radius, np.rint(height * (1.0 - d / radius)), 0).astype(int)
+
+
+@pytest.mark.parametrize("radius", [8.0, 14.0])
+def test_disease_on_the_diaphragm_does_not_lift_the_fitted_dome(radius: float) -> None:
+    """Disease raises the floor it lies on, never lowers it: the dome under a mound of it (up to 30 mm
+    high, covering up to about a third of the floor) stays where the true floor is, within one slice."""
+    rise = _patch(radius)
+    lung, dense, floor = _lung_on_a_dome(rise)
+    fitted = compute_diaphragm(lung, np.zeros_like(lung), dense, np.ones_like(lung), SPACING, tol_mm=8.0,
+                               deepest=int(floor.max()), max_rise=0.6)
+    assert fitted is not None
+    under = (rise > 0) & (floor < floor.max())  # the disease's columns, off the flat cap
+    assert np.abs(fitted[under] - floor[under]).max() <= 1.0
+
+
+def test_a_symmetric_fit_would_be_lifted_by_that_disease(monkeypatch) -> None:
+    """The same case with points above the dome weighing as much as those below it (the rule before):
+    the dome under the disease is lifted by more than a slice, so the test above can fail."""
+    rise = _patch(14.0)
+    lung, dense, floor = _lung_on_a_dome(rise)
+    monkeypatch.setattr(putback, "DEEP_WEIGHT", 1.0)
+    fitted = compute_diaphragm(lung, np.zeros_like(lung), dense, np.ones_like(lung), SPACING, tol_mm=8.0,
+                               deepest=int(floor.max()), max_rise=0.6)
+    under = (rise > 0) & (floor < floor.max())
+    assert np.abs(fitted[under] - floor[under]).max() > 1.0
+
+
+def test_rib_depth_is_the_inner_surface_of_the_ribs_carried_between_them() -> None:
+    """A round body of radius 100 mm (2 mm pixels) with a bone ring from 80 to 86 mm from the centre on
+    every other 10 mm of z: the deepest bone voxel lies about 20 mm under the skin, so the rib's inner
+    surface is one pixel deeper; slices between ribs take it from the ribs within the window; a
+    body without bone has no value."""
+    spacing = (5.0, 2.0, 2.0)
+    n = 111
+    yy, xx = np.mgrid[0:n, 0:n]
+    r = np.hypot(yy - 55, xx - 55) * 2.0
+    body2 = r <= 100.0
+    ring2 = (r >= 80.0) & (r <= 86.0)
+    nz = 12
+    body = np.broadcast_to(body2, (nz, n, n)).copy()
+    bone = np.zeros_like(body)
+    for k in range(nz):
+        if (k * 5.0) % 20.0 < 10.0:  # ribs on slices 0, 1, 4, 5, 8, 9
+            bone[k] = ring2
+    skin = np.stack([ndimage.distance_transform_edt(b, sampling=spacing[1:]) for b in body]).astype(np.float32)
+    angle = np.broadcast_to(((np.arctan2(yy - 55, xx - 55) + np.pi) / (2 * np.pi) * putback.N_ANGLES).astype(np.int16)
+                            % putback.N_ANGLES, (nz, n, n))
+    depth = compute_rib_depth(bone, skin, angle, spacing, window_mm=10.0)
+    assert depth.shape == (nz, putback.N_ANGLES)
+    # 100 - 80 = 20 mm to the ring's inner edge, +/- one pixel of discretisation, plus the one pixel added
+    assert np.all(np.abs(depth - 22.0) <= 2.5)
+    assert np.isnan(compute_rib_depth(np.zeros_like(bone), skin, angle, spacing, 10.0)).all()
+
+
+@pytest.mark.parametrize("offset_hu, noise_hu", [(20.0, 15.0), (0.0, 30.0), (60.0, 15.0), (-45.0, 40.0)])
+def test_split_doubt_is_the_normal_tail_beyond_the_split(offset_hu: float, noise_hu: float) -> None:
+    """A lesion block at one HU (split + offset): each voxel is on the wrong side of the split with
+    probability Phi(-|offset| / noise), so the expected count is that times the lesion voxels."""
+    hu = np.full((12, 40, 40), -850.0, np.float32)
+    lung = np.zeros(hu.shape, bool)
+    lung[1:11, 5:35, 5:35] = True
+    hu[2:10, 10:30, 10:30] = -300.0 + offset_hu
+    ggo, solid, doubt = compute_lesion_masks(hu, lung, (5.0, 2.0, 2.0), low_hu=-700.0, high_hu=150.0,
+                                             split_hu=-300.0, vessel_max_diameter_mm=8.0, noise_hu=noise_hu)
+    n = int(np.count_nonzero(ggo | solid))
+    assert n == 8 * 20 * 20
+    tail = 0.5 * math.erfc(abs(offset_hu) / noise_hu / math.sqrt(2.0))
+    assert doubt == pytest.approx(n * tail, rel=1e-4)
+    assert compute_lesion_masks(hu, lung, (5.0, 2.0, 2.0), low_hu=-700.0, high_hu=150.0, split_hu=-300.0,
+                                vessel_max_diameter_mm=8.0)[2] == 0.0  # noise unknown: no doubt claimed
