@@ -141,6 +141,10 @@ def test_pleural_air_and_fluid_are_their_own_outputs_never_lung() -> None:
     air = ph.masks["pneumothorax"]
     assert (r.lungs.lung & air).sum() <= 0.1 * air.sum()  # at most partial-volume voxels at the lung's edge
     assert r.pneumothorax_volume_ml == pytest.approx(ph.truth["pneumothorax_volume_ml"], rel=0.25)
+    # the chest wall and mediastinum around the air are not put back (they were, up to 45 mL, as solid)
+    voxel_ml = float(np.prod(ph.spacing_mm)) / 1000.0
+    assert (r.lungs.lung & ~ph.masks["lung"] & (ph.hu > -400)).sum() * voxel_ml <= 10.0
+    assert abs(r.solid_volume_ml - ph.truth["solid_volume_ml"]) <= 5.0
     ph, r = _measure(FLAG_ALLOWED["effusion_with_collapsed_lung"])
     fluid = ph.masks["effusion"]
     assert (r.lungs.lung & fluid).sum() <= 0.3 * fluid.sum()  # the fluid's edge on the collapsed lung is estimated
@@ -255,3 +259,16 @@ def test_variant_fields_keep_their_defaults_off() -> None:
     plain = PhantomSpec(matrix=48, slices=16, fov_mm=340.0, slice_spacing_mm=15.0, seed=5)
     with_side = dataclasses.replace(plain, variant_side=1)
     assert np.array_equal(make_chest_phantom(plain).hu, make_chest_phantom(with_side).hu)
+
+
+def test_sharp_kernel_on_coarse_pixels_is_flagged() -> None:
+    """At 4.75 mm pixels the vessel filter's opening (2 pixels, 9.5 mm) leaves 1.5 mm beyond an 8 mm
+    vessel; the smoothing a sharp kernel needs (sigma about 2.7 mm) widens vessels past it, so they
+    may count as lesion: the series is flagged. At 3.75 mm pixels (3 pixels, 3.25 mm of margin) the
+    same kernel's smoothing (about 2 mm) stays inside the margin and the series is measured."""
+    sharp = dict(lesion_pct=15.0, noise_hu=80.0, blur_mm=0.4, seed=8000)
+    ph, r = _measure(PhantomSpec(**sharp, matrix=80, slices=40, fov_mm=380.0, slice_spacing_mm=6.5))
+    assert "vessel_filter" in (r.qc_flags or "").split(","), describe(ph.truth, r)
+    assert r.smoothing_mm == pytest.approx(80.0 / (40.0 * 2 * np.sqrt(np.pi)) * 380.0 / 80, rel=0.15)
+    ph, r = _measure(PhantomSpec(**sharp))
+    assert within_targets(ph.truth, r) and r.status == "measured", describe(ph.truth, r)

@@ -542,6 +542,8 @@ class ClassicalSegmenter:
         aerated = air & ~airway & ~pleural_air
         left, right = compute_left_right(aerated, body, spacing)
         dense = (hu >= p.lung_air_hu) & (hu < p.dense_max_hu) & body & ~padding
+        if pleural_air.any():  # the chest wall and mediastinum around pleural air are not lung: the air parts them
+            dense &= ~ndimage.binary_dilation(pleural_air, iterations=2)
         geo = compute_chest_geometry(body, (hu >= p.bone_hu) & body, spacing, p.rib_window_mm)
         filled, walls, sides = {}, {}, {"left": left, "right": right}
         for name, side in sides.items():

@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage
 
-from trialake.imaging.lesions import compute_lesion_masks
+from trialake.imaging.lesions import compute_lesion_masks, compute_opening_side_px
 from trialake.imaging.noise import compute_noise_hu, compute_smoothing_px
 from trialake.imaging.params import VolumetryParams
 from trialake.imaging.segment import ClassicalSegmenter, Finding, LungMasks, compute_body_mask, compute_padding_mask
@@ -218,7 +218,18 @@ def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> li
         flags.append(Finding("solid_split", f"much of the lesion lies within the image noise of the ground-glass/solid "
                                             f"split ({params.solid_split_hu:.0f} HU): about {doubt:.0f} mL of it may be "
                                             f"on the wrong side (solid {solid:.0f} mL)"))
+    if record["smoothing_mm"] > record["vessel_margin_mm"]:
+        flags.append(Finding("vessel_filter", f"the smoothing against the image noise (sigma {record['smoothing_mm']:.1f} mm) "
+                                              f"is wider than the vessel filter's margin at this pixel size "
+                                              f"({record['vessel_margin_mm']:.1f} mm): blurred vessels may count as "
+                                              "lesion; prefer a soft-kernel reconstruction"))
     return flags
+
+
+def compute_vessel_margin_mm(vessel_max_diameter_mm: float, spacing) -> float:
+    """How much wider (mm) than the widest vessel the vessel filter's opening square is, in its
+    narrower in-plane direction: a vessel blurred by more than this survives the opening."""
+    return min(compute_opening_side_px(vessel_max_diameter_mm, s) * s for s in spacing[1:]) - vessel_max_diameter_mm
 
 
 def compute_residual_noise_hu(noise_hu: float, smoothing_px: tuple[float, float]) -> float:
@@ -270,6 +281,8 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         "disagreement_pct": None if check_ml is None else 100.0 * abs(check_ml - lung_ml) / lung_ml,
         "solid_volume_ml": n_solid * voxel_ml,
         "split_doubt_ml": split_doubt * voxel_ml,
+        "smoothing_mm": float(smoothing[0] * volume.spacing_mm[1]),
+        "vessel_margin_mm": compute_vessel_margin_mm(params.vessel_max_diameter_mm, volume.spacing_mm),
     }
     flags = compute_flags(params, lungs, record)
     return VolumetryResult(
@@ -289,7 +302,7 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         reason="; ".join(f.text for f in flags) or None,
         qc_flags=",".join(f.code for f in flags) or None,
         noise_hu=None if not np.isfinite(noise) else noise,
-        smoothing_mm=float(smoothing[0] * volume.spacing_mm[1]),
+        smoothing_mm=record["smoothing_mm"],
         convolution_kernel=volume.kernel,
         kernel_class=compute_kernel_class(volume.kernel),
         right_lung_share=record["right_lung_share"],
