@@ -12,7 +12,6 @@ from scipy import ndimage
 import trialake.imaging.putback as putback
 from trialake.imaging.lesions import compute_lesion_masks
 from trialake.imaging.putback import compute_diaphragm, compute_rib_depth
-from trialake.imaging.volumetry import compute_vessel_margin_mm
 
 SPACING = (5.0, 5.0, 5.0)
 
@@ -110,9 +109,3 @@ def test_split_doubt_is_the_normal_tail_beyond_the_split(offset_hu: float, noise
     assert compute_lesion_masks(hu, lung, (5.0, 2.0, 2.0), low_hu=-700.0, high_hu=150.0, split_hu=-300.0,
                                 vessel_max_diameter_mm=8.0)[2] == 0.0  # noise unknown: no doubt claimed
 
-
-@pytest.mark.parametrize("pixel_mm, margin_mm", [(4.75, 2 * 4.75 - 8.0), (3.75, 3 * 3.75 - 8.0), (0.7, 12 * 0.7 - 8.0)])
-def test_vessel_margin_is_the_opening_square_beyond_the_widest_vessel(pixel_mm: float, margin_mm: float) -> None:
-    """The opening square is the smallest whole number of pixels wider than 8 mm: 2, 3 and 12 pixels here."""
-    assert compute_vessel_margin_mm(8.0, (5.0, pixel_mm, pixel_mm)) == pytest.approx(margin_mm)
-    assert compute_vessel_margin_mm(8.0, (5.0, pixel_mm, 3.75)) == pytest.approx(min(margin_mm, 3.25))

@@ -262,13 +262,17 @@ def test_variant_fields_keep_their_defaults_off() -> None:
 
 
 def test_sharp_kernel_on_coarse_pixels_is_flagged() -> None:
-    """At 4.75 mm pixels the vessel filter's opening (2 pixels, 9.5 mm) leaves 1.5 mm beyond an 8 mm
-    vessel; the smoothing a sharp kernel needs (sigma about 2.7 mm) widens vessels past it, so they
-    may count as lesion: the series is flagged. At 3.75 mm pixels (3 pixels, 3.25 mm of margin) the
-    same kernel's smoothing (about 2 mm) stays inside the margin and the series is measured."""
+    """At 4.75 mm pixels the vessel filter's opening is its smallest square, 2 pixels (9.5 mm, for 8 mm
+    vessels); with the smoothing a sharp kernel needs (sigma about 2.7 mm) blurred vessels pass it and
+    count as lesion (+1.6 lesion points here): the series is flagged. At 3.75 mm (3 pixels) the same
+    kernel is measured within the targets, unflagged; a soft kernel at 4.75 mm is not smoothed and
+    not flagged."""
+    coarse = dict(matrix=80, slices=40, fov_mm=380.0, slice_spacing_mm=6.5)
     sharp = dict(lesion_pct=15.0, noise_hu=80.0, blur_mm=0.4, seed=8000)
-    ph, r = _measure(PhantomSpec(**sharp, matrix=80, slices=40, fov_mm=380.0, slice_spacing_mm=6.5))
+    ph, r = _measure(PhantomSpec(**sharp, **coarse))
     assert "vessel_filter" in (r.qc_flags or "").split(","), describe(ph.truth, r)
     assert r.smoothing_mm == pytest.approx(80.0 / (40.0 * 2 * np.sqrt(np.pi)) * 380.0 / 80, rel=0.15)
     ph, r = _measure(PhantomSpec(**sharp))
     assert within_targets(ph.truth, r) and r.status == "measured", describe(ph.truth, r)
+    ph, r = _measure(PhantomSpec(lesion_pct=15.0, seed=8000, **coarse))
+    assert r.smoothing_mm == 0 and "vessel_filter" not in (r.qc_flags or ""), describe(ph.truth, r)

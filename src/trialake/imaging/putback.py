@@ -16,8 +16,12 @@ by rules that each need 3-D evidence:
    the apex and is not open towards the head.
 3. ``compute_enclosed_fill``: dense tissue that the lung, the chest wall beside it and the abdomen
    under its diaphragm enclose in two of the axial, coronal and sagittal planes. The diaphragm
-   (``compute_diaphragm``) is a quadratic dome fitted where aerated lung (not tissue already put
-   back) rests on dense tissue in the lowest part of the lung, capped at the lung's deepest point.
+   (``compute_diaphragm``) is a quadratic dome fitted as the lower envelope of where aerated lung
+   (not tissue already put back) rests on dense tissue in the lowest part of the lung (disease
+   only raises that floor), capped at the lung's deepest point. Here the chest wall is no thicker
+   than the rib cage allows (``compute_rib_depth``: the pleura lies no deeper than the ribs' inner
+   surface), where an estimate from the lung alone, interpolated across a large consolidation, can
+   be a voxel too thick.
 4. ``compute_floor_fill``: where the lung's lower end (its recess line around the chest) has a
    notch (``compute_notch_rays``), dense tissue down to the diaphragm within the lung's depth.
 5. ``compute_dent_fill``: a 3-D closing of the lung with a ball, restricted to dense tissue, fills
@@ -25,8 +29,10 @@ by rules that each need 3-D evidence:
    wider, keeps the ball out.
 
 Pleural fluid (``compute_effusion``) and pleural air (``compute_pleural_air``) are found in the
-pleural space and are never lung. ``compute_hidden_border_cm2`` measures what was seen but not put
-back, for a flag.
+pleural space and are never lung; the tissue around pleural air (chest wall, mediastinum) is never
+put back. ``compute_hidden_border_cm2`` (dense tissue keeping the lung from the chest wall) and
+``compute_left_out`` (thick dense tissue next to the lung, inside its rib cage, lateral to its
+medial edge) measure what was seen but not put back, for flags.
 """
 from __future__ import annotations
 

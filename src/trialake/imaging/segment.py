@@ -19,7 +19,9 @@ left, y posterior, z from head to feet once the trachea has said where the head 
 6. left/right: the two largest components; lungs that touch are split by eroding them until they
    part and giving every voxel to the nearer core; one lung alone is named by its side of the body;
 7. dense disease back into each lung (``trialake.imaging.putback``): holes with 3-D evidence, the
-   chest-wall fill, the diaphragm-floor fill and the dent fill; then pleural fluid is taken out.
+   chest-wall fill, the enclosed fill (within the rib cage, above the diaphragm), the
+   diaphragm-floor fill and the dent fill, never from the tissue around pleural air; then pleural
+   fluid is taken out, and dense tissue still left out next to the lung is measured for a flag.
 
 ``ClassicalSegmenter`` then cuts the aerated lung edge again at full resolution.
 """
@@ -91,6 +93,11 @@ class SegmentationParams:
       pleura); without it a layer of consolidation against the wall is left out. Not applied next to
       pleural fluid (there that layer is the fluid's edge).
     dent_radius_mm: radius of the ball of the 3-D closing (disease against the heart).
+    left_out_core_mm: dense tissue left out of the lung is measured only where it is at least this
+      thick (an opening with a ball of this radius), so partial-volume layers do not count.
+    bone_hu: bone (ribs) for the rib cage's depth; cortical bone is 700-1000 HU, marrow 200-400.
+    rib_window_mm: ribs and intercostal spaces alternate along z; each ray takes the deepest rib within
+      this distance.
     pleural_air_hu, pleural_air_min_ml, pleural_air_wall_share: pleural air is darker than this,
       at least this large, and has at least this share of its border on chest-wall tissue.
     fluid_hu: HU range of pleural fluid (transudates and exudates).
@@ -513,16 +520,20 @@ class ClassicalSegmenter:
             outside = compute_block_mean(volume.hu <= PADDING_HU, factors) >= 0.999
         padding = compute_padding_mask(outside, spacing)
         noise = compute_noise_hu(coarse_hu, compute_body_mask(coarse_hu, self.params.body_hu, padding), padding, spacing)
+        bone = coarse_hu >= self.params.bone_hu  # before smoothing, which thins the ribs
         coarse_hu = compute_smoothed(coarse_hu, compute_smoothing_px(noise, self.coarse_noise_hu, spacing))
-        coarse = self.segment_array(coarse_hu, spacing, outside)
+        coarse = self.segment_array(coarse_hu, spacing, outside, bone)
         return compute_refined_masks(coarse, coarse_hu, volume.hu, factors, self.params)
 
-    def segment_array(self, hu: np.ndarray, spacing, outside: np.ndarray | None = None) -> LungMasks:
+    def segment_array(self, hu: np.ndarray, spacing, outside: np.ndarray | None = None,
+                      bone: np.ndarray | None = None) -> LungMasks:
         """The pipeline of the module docstring at the array's own resolution (no smoothing, no refinement).
 
-        ``outside``: voxels at or below -1024 HU (default: computed from ``hu``).
+        ``outside``: voxels at or below -1024 HU; ``bone``: voxels at or above ``bone_hu`` (both by
+        default computed from ``hu``).
         """
         p = self.params
+        bone = hu >= p.bone_hu if bone is None else bone
         padding = compute_padding_mask(hu <= PADDING_HU if outside is None else outside, spacing)
         body = compute_body_mask(hu, p.body_hu, padding)
         air, dropped = compute_aerated_lung(hu, body, padding, spacing, p)
@@ -530,12 +541,13 @@ class ClassicalSegmenter:
         airway, direction = compute_airway(air, body, spacing, p)
         if direction < 0:  # the head is at the last slice: work head first, give the masks back as given
             flipped = self._segment_head_first(hu[::-1], body[::-1], padding[::-1], air[::-1], dropped[::-1],
-                                               airway[::-1], spacing)
+                                               airway[::-1], bone[::-1], spacing)
             return LungMasks(**{f: (getattr(flipped, f)[::-1] if isinstance(getattr(flipped, f), np.ndarray)
                                     else getattr(flipped, f)) for f in flipped.__dataclass_fields__})
-        return self._segment_head_first(hu, body, padding, air, dropped, airway, spacing, found=direction != 0)
+        return self._segment_head_first(hu, body, padding, air, dropped, airway, bone, spacing, found=direction != 0)
 
-    def _segment_head_first(self, hu, body, padding, air, dropped, airway, spacing, found: bool = True) -> LungMasks:
+    def _segment_head_first(self, hu, body, padding, air, dropped, airway, bone, spacing,
+                            found: bool = True) -> LungMasks:
         p = self.params
         pleural_air = compute_pleural_air(air & ~airway, hu, body, spacing, air_hu=p.pleural_air_hu,
                                           min_ml=p.pleural_air_min_ml, min_wall_share=p.pleural_air_wall_share)
@@ -544,7 +556,7 @@ class ClassicalSegmenter:
         dense = (hu >= p.lung_air_hu) & (hu < p.dense_max_hu) & body & ~padding
         if pleural_air.any():  # the chest wall and mediastinum around pleural air are not lung: the air parts them
             dense &= ~ndimage.binary_dilation(pleural_air, iterations=2)
-        geo = compute_chest_geometry(body, (hu >= p.bone_hu) & body, spacing, p.rib_window_mm)
+        geo = compute_chest_geometry(body, bone & body, spacing, p.rib_window_mm)
         filled, walls, sides = {}, {}, {"left": left, "right": right}
         for name, side in sides.items():
             lung = compute_filled_holes(side, dense, spacing, p.close_radius_mm) & ~airway
@@ -628,8 +640,8 @@ def _inside_wall(wall, geo, margin_mm: float = 0.0, ribs: bool = False) -> np.nd
     the thinnest wall seen); with ``ribs``, no deeper than the rib cage's inner surface (the pleura)."""
     z = np.arange(geo.skin_mm.shape[0])[:, None, None]
     thickness = wall.wall_mm - margin_mm
-    if ribs:
-        thickness = np.fmin(thickness, geo.rib_mm)
+    if ribs:  # thinner where the ribs say so; no estimate stays none
+        thickness = np.where(np.isfinite(geo.rib_mm), np.minimum(thickness, geo.rib_mm), thickness)
     fallback = np.nanmin(thickness) if np.isfinite(thickness).any() else 0.0
     flat = np.nan_to_num(thickness, nan=fallback).ravel()
     return geo.skin_mm >= flat[z * thickness.shape[1] + geo.angle]

@@ -4,7 +4,8 @@ A series is either refused (``NotMeasurable`` with a reason: no lungs, the field
 them, far too much noise) or measured, with status ``measured`` or ``measured-with-flags``; a
 flag says in one sentence what a reviewer should look at (pleural fluid or air, lung parts
 dropped, dense tissue not put back, left/right imbalance, much of the lung from put-back dense
-tissue, no trachea found, disagreement with a second segmenter). The settings are
+tissue, no trachea found, disagreement with a second segmenter, a solid volume that image noise
+makes uncertain, smoothing wider than the vessel filter's margin). The settings are
 ``trialake.imaging.params.VolumetryParams``.
 """
 from __future__ import annotations
@@ -218,18 +219,12 @@ def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> li
         flags.append(Finding("solid_split", f"much of the lesion lies within the image noise of the ground-glass/solid "
                                             f"split ({params.solid_split_hu:.0f} HU): about {doubt:.0f} mL of it may be "
                                             f"on the wrong side (solid {solid:.0f} mL)"))
-    if record["smoothing_mm"] > record["vessel_margin_mm"]:
-        flags.append(Finding("vessel_filter", f"the smoothing against the image noise (sigma {record['smoothing_mm']:.1f} mm) "
-                                              f"is wider than the vessel filter's margin at this pixel size "
-                                              f"({record['vessel_margin_mm']:.1f} mm): blurred vessels may count as "
-                                              "lesion; prefer a soft-kernel reconstruction"))
+    if record["smoothing_mm"] > 0 and record["opening_side_px"] <= 2:
+        flags.append(Finding("vessel_filter", f"smoothing against the image noise (sigma {record['smoothing_mm']:.1f} mm) on "
+                                              "pixels coarser than half the widest vessel: the vessel filter is at its "
+                                              "smallest square (2 pixels) and blurred vessels may count as lesion; "
+                                              "prefer a soft-kernel or a finer reconstruction"))
     return flags
-
-
-def compute_vessel_margin_mm(vessel_max_diameter_mm: float, spacing) -> float:
-    """How much wider (mm) than the widest vessel the vessel filter's opening square is, in its
-    narrower in-plane direction: a vessel blurred by more than this survives the opening."""
-    return min(compute_opening_side_px(vessel_max_diameter_mm, s) * s for s in spacing[1:]) - vessel_max_diameter_mm
 
 
 def compute_residual_noise_hu(noise_hu: float, smoothing_px: tuple[float, float]) -> float:
@@ -282,7 +277,7 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         "solid_volume_ml": n_solid * voxel_ml,
         "split_doubt_ml": split_doubt * voxel_ml,
         "smoothing_mm": float(smoothing[0] * volume.spacing_mm[1]),
-        "vessel_margin_mm": compute_vessel_margin_mm(params.vessel_max_diameter_mm, volume.spacing_mm),
+        "opening_side_px": min(compute_opening_side_px(params.vessel_max_diameter_mm, px) for px in volume.spacing_mm[1:]),
     }
     flags = compute_flags(params, lungs, record)
     return VolumetryResult(
