@@ -12,6 +12,7 @@ from scipy import ndimage
 import trialake.imaging.putback as putback
 from trialake.imaging.lesions import compute_lesion_masks
 from trialake.imaging.putback import compute_diaphragm, compute_rib_depth
+from trialake.imaging.volumetry import compute_tissue_border
 
 SPACING = (5.0, 5.0, 5.0)
 
@@ -109,3 +110,16 @@ def test_split_doubt_is_the_normal_tail_beyond_the_split(offset_hu: float, noise
     assert compute_lesion_masks(hu, lung, (5.0, 2.0, 2.0), low_hu=-700.0, high_hu=150.0, split_hu=-300.0,
                                 vessel_max_diameter_mm=8.0)[2] == 0.0  # noise unknown: no doubt claimed
 
+
+
+def test_tissue_border_is_the_lungs_outer_layer_against_tissue_not_air() -> None:
+    """A 10x20x20 lung in soft tissue, one of its x faces against air: its 1408 surface voxels (4000 less
+    the 8x18x18 inside) less the 8x18 middle of the face on air (their only outside neighbour is air)."""
+    hu = np.full((20, 30, 30), 40.0, np.float32)
+    lung = np.zeros(hu.shape, bool)
+    lung[5:15, 5:25, 5:25] = True
+    hu[lung] = -850.0
+    hu[5:15, 5:25, 25:28] = -1000.0
+    border = compute_tissue_border(hu, lung)
+    assert not (border & ~lung).any()
+    assert int(border.sum()) == 10 * 20 * 20 - 8 * 18 * 18 - 8 * 18

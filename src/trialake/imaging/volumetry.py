@@ -25,7 +25,14 @@ from scipy import ndimage
 from trialake.imaging.lesions import compute_lesion_masks, compute_opening_side_px
 from trialake.imaging.noise import compute_noise_hu, compute_smoothing_px
 from trialake.imaging.params import VolumetryParams
-from trialake.imaging.segment import ClassicalSegmenter, Finding, LungMasks, compute_body_mask, compute_padding_mask
+from trialake.imaging.segment import (
+    ClassicalSegmenter,
+    Finding,
+    LungMasks,
+    SegmentationParams,
+    compute_body_mask,
+    compute_padding_mask,
+)
 from trialake.imaging.series import load_series
 from trialake.imaging.volume import PADDING_HU, CTVolume, NotMeasurable, compute_kernel_class
 
@@ -38,6 +45,9 @@ MEASURED, FLAGGED, FAILED = "measured", "measured-with-flags", "failed"
 #: ground-glass/solid split: half the solid target (30%), because the expected count assumes a flat
 #: HU distribution around the split and underestimates tissue piled up just below it.
 SPLIT_DOUBT_SHARE = 0.15
+#: The ground-glass target of the volumetry (max(10 mL, 15 %)): more ground glass than this in the
+#: lung's outermost voxels against tissue makes the ground-glass volume uncertain beyond its target.
+GGO_TOLERANCE_ML, GGO_TOLERANCE_SHARE = 10.0, 0.15
 
 
 class Segmenter(Protocol):
@@ -219,12 +229,27 @@ def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> li
         flags.append(Finding("solid_split", f"much of the lesion lies within the image noise of the ground-glass/solid "
                                             f"split ({params.solid_split_hu:.0f} HU): about {doubt:.0f} mL of it may be "
                                             f"on the wrong side (solid {solid:.0f} mL)"))
+    at_wall, ggo_ml = record["ggo_at_wall_ml"], record["ggo_volume_ml"]
+    if at_wall > max(GGO_TOLERANCE_ML, GGO_TOLERANCE_SHARE * ggo_ml):
+        flags.append(Finding("ggo_at_wall", f"{at_wall:.0f} mL of the ground glass ({ggo_ml:.0f} mL) lies in the lung's "
+                                            "outermost voxels against the chest wall or mediastinum, where partial volume "
+                                            "with the wall makes its edge uncertain by about that much"))
     if record["smoothing_mm"] > 0 and record["opening_side_px"] <= 2:
         flags.append(Finding("vessel_filter", f"smoothing against the image noise (sigma {record['smoothing_mm']:.1f} mm) on "
                                               "pixels coarser than half the widest vessel: the vessel filter is at its "
                                               "smallest square (2 pixels) and blurred vessels may count as lesion; "
                                               "prefer a soft-kernel or a finer reconstruction"))
     return flags
+
+
+def compute_tissue_border(hu: np.ndarray, lung: np.ndarray) -> np.ndarray:
+    """Lung voxels face to face with denser tissue outside the lung (chest wall, mediastinum, diaphragm)."""
+    box = tuple(slice(max(0, idx[0] - 1), idx[-1] + 2) for idx in
+                (np.nonzero(lung.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1))))
+    tissue = ~lung[box] & (hu[box] >= SegmentationParams().lung_air_hu)
+    out = np.zeros_like(lung)
+    out[box] = lung[box] & ndimage.binary_dilation(tissue, structure=ndimage.generate_binary_structure(3, 1))
+    return out
 
 
 def compute_residual_noise_hu(noise_hu: float, smoothing_px: tuple[float, float]) -> float:
@@ -277,6 +302,8 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         "solid_volume_ml": n_solid * voxel_ml,
         "split_doubt_ml": split_doubt * voxel_ml,
         "smoothing_mm": float(smoothing[0] * volume.spacing_mm[1]),
+        "ggo_volume_ml": n_ggo * voxel_ml,
+        "ggo_at_wall_ml": int(np.count_nonzero(ggo & compute_tissue_border(volume.hu, lungs.lung))) * voxel_ml,
         "opening_side_px": min(compute_opening_side_px(params.vessel_max_diameter_mm, px) for px in volume.spacing_mm[1:]),
     }
     flags = compute_flags(params, lungs, record)
