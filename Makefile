@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 
-.PHONY: setup lock demo test test-slow test-tools bench bench-tools deploy worker server stack stack-tools stack-down stack-test clean
+.PHONY: setup lock demo test test-slow test-tools bench bench-tools volumetry-survey deploy worker server stack stack-tools stack-down stack-test clean
 
 setup: $(STAMP)
 
@@ -64,6 +64,10 @@ bench-tools:
 
 bench: setup bench-tools test-tools
 	$(BIN)/python -m bench
+
+# Volumetry on random phantom variants: within targets / flagged / refused / quiet, per kind and grid.
+volumetry-survey: setup
+	$(BIN)/python -m bench.volumetry_survey
 
 # Prefect: `make server` (local, SQLite under $PREFECT_HOME), `make deploy`, `make worker`.
 # Every variable is described in infra/README.md.

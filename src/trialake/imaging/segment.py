@@ -483,16 +483,17 @@ def compute_refined_masks(coarse: LungMasks, coarse_hu: np.ndarray, hu: np.ndarr
     airway[box] = bit(4) & aerated
     put_back[box] = lung[box] & bit(5) & ~aerated
     return LungMasks(lung=lung, left=lung & ~right, right=right, airway=airway,
-                     effusion=_upsample_full(coarse.effusion, factors, hu.shape) & ~lung,
-                     pneumothorax=_upsample_full(coarse.pneumothorax, factors, hu.shape) & ~lung,
+                     effusion=_upsample_outside(coarse.effusion, factors, lung),
+                     pneumothorax=_upsample_outside(coarse.pneumothorax, factors, lung),
                      put_back=put_back, airway_found=coarse.airway_found, findings=coarse.findings)
 
 
-def _upsample_full(coarse: np.ndarray, factors, shape) -> np.ndarray:
-    """A coarse mask on the whole fine grid (nearest neighbour)."""
+def _upsample_outside(coarse: np.ndarray, factors, lung: np.ndarray) -> np.ndarray:
+    """A coarse mask on the whole fine grid (nearest neighbour), outside ``lung``; an empty one stays
+    an untouched zero array (no memory is written for it)."""
     if not coarse.any():
-        return np.zeros(shape, bool)
-    return _upsample(coarse, factors, tuple(slice(0, n) for n in shape))
+        return np.zeros(lung.shape, bool)
+    return _upsample(coarse, factors, tuple(slice(0, n) for n in lung.shape)) & ~lung
 
 
 @dataclass(frozen=True)

@@ -242,14 +242,20 @@ def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> li
     return flags
 
 
-def compute_tissue_border(hu: np.ndarray, lung: np.ndarray) -> np.ndarray:
-    """Lung voxels face to face with denser tissue outside the lung (chest wall, mediastinum, diaphragm)."""
+def compute_tissue_border(hu: np.ndarray, lung: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
+    """(box, border): the lung's bounding box (one voxel wider) and, within it, the lung voxels face to
+    face with denser tissue outside the lung (chest wall, mediastinum, diaphragm)."""
     box = tuple(slice(max(0, idx[0] - 1), idx[-1] + 2) for idx in
                 (np.nonzero(lung.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1))))
-    tissue = ~lung[box] & (hu[box] >= SegmentationParams().lung_air_hu)
-    out = np.zeros_like(lung)
-    out[box] = lung[box] & ndimage.binary_dilation(tissue, structure=ndimage.generate_binary_structure(3, 1))
-    return out
+    inside = lung[box]
+    tissue = ~inside & (hu[box] >= SegmentationParams().lung_air_hu)
+    return box, inside & ndimage.binary_dilation(tissue, structure=ndimage.generate_binary_structure(3, 1))
+
+
+def compute_ggo_at_wall_ml(hu: np.ndarray, lung: np.ndarray, ggo: np.ndarray, voxel_ml: float) -> float:
+    """Ground glass (mL) in the lung's voxels face to face with denser tissue (``compute_tissue_border``)."""
+    box, border = compute_tissue_border(hu, lung)
+    return int(np.count_nonzero(ggo[box] & border)) * voxel_ml
 
 
 def compute_residual_noise_hu(noise_hu: float, smoothing_px: tuple[float, float]) -> float:
@@ -303,7 +309,7 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         "split_doubt_ml": split_doubt * voxel_ml,
         "smoothing_mm": float(smoothing[0] * volume.spacing_mm[1]),
         "ggo_volume_ml": n_ggo * voxel_ml,
-        "ggo_at_wall_ml": int(np.count_nonzero(ggo & compute_tissue_border(volume.hu, lungs.lung))) * voxel_ml,
+        "ggo_at_wall_ml": compute_ggo_at_wall_ml(volume.hu, lungs.lung, ggo, voxel_ml),
         "opening_side_px": min(compute_opening_side_px(params.vessel_max_diameter_mm, px) for px in volume.spacing_mm[1:]),
     }
     flags = compute_flags(params, lungs, record)
