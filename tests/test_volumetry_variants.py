@@ -101,8 +101,8 @@ def test_dependent_density_is_measured_or_flagged(seed: int) -> None:
     split at its back, where it also lies against the chest wall: image noise puts part of it on the
     solid side, and partial volume with the wall makes its outer layer uncertain. The lung stays
     within the target, and the series is flagged for both (``solid_split``: the expected volume on
-    the wrong side of the split; ``ggo_at_wall``: more ground glass in the lung's outer layer than
-    the ground-glass target)."""
+    the wrong side of the split; ``ggo_at_wall``: more ground glass denser than -400 HU in the
+    lung's outer layer against the wall than the ground-glass target)."""
     ph, r = _measure(PhantomSpec(**QUIET, dependent_density_mm=25.0, seed=seed))
     truth = ph.truth
     assert abs(r.lung_volume_ml / truth["lung_volume_ml"] - 1.0) <= LUNG_REL, describe(truth, r)

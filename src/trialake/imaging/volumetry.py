@@ -45,9 +45,10 @@ MEASURED, FLAGGED, FAILED = "measured", "measured-with-flags", "failed"
 #: ground-glass/solid split: half the solid target (30%), because the expected count assumes a flat
 #: HU distribution around the split and underestimates tissue piled up just below it.
 SPLIT_DOUBT_SHARE = 0.15
-#: The ground-glass target of the volumetry (max(10 mL, 15 %)): more ground glass than this in the
-#: lung's outermost voxels against tissue makes the ground-glass volume uncertain beyond its target.
-GGO_TOLERANCE_ML, GGO_TOLERANCE_SHARE = 10.0, 0.15
+#: The ground-glass and lesion-percentage targets of the volumetry (max(10 mL, 15 %); 1 point): more
+#: dense ground glass than either allows in the lung's outermost voxels against tissue makes that
+#: measure uncertain beyond its target.
+GGO_TOLERANCE_ML, GGO_TOLERANCE_SHARE, LESION_TOLERANCE_POINTS = 10.0, 0.15, 1.0
 
 
 class Segmenter(Protocol):
@@ -230,10 +231,11 @@ def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> li
                                             f"split ({params.solid_split_hu:.0f} HU): about {doubt:.0f} mL of it may be "
                                             f"on the wrong side (solid {solid:.0f} mL)"))
     at_wall, ggo_ml = record["ggo_at_wall_ml"], record["ggo_volume_ml"]
-    if at_wall > max(GGO_TOLERANCE_ML, GGO_TOLERANCE_SHARE * ggo_ml):
-        flags.append(Finding("ggo_at_wall", f"{at_wall:.0f} mL of the ground glass ({ggo_ml:.0f} mL) lies in the lung's "
-                                            "outermost voxels against the chest wall or mediastinum, where partial volume "
-                                            "with the wall makes its edge uncertain by about that much"))
+    if at_wall > max(GGO_TOLERANCE_ML, min(GGO_TOLERANCE_SHARE * ggo_ml, LESION_TOLERANCE_POINTS / 100.0 * lung_ml)):
+        flags.append(Finding("ggo_at_wall", f"{at_wall:.0f} mL of dense ground glass (of {ggo_ml:.0f} mL) lies in the lung's "
+                                            "outermost voxels against the chest wall or mediastinum, where it cannot be told "
+                                            "from the wall's partial-volume layer: the ground glass is uncertain by about "
+                                            "that much"))
     if record["smoothing_mm"] > 0 and record["opening_side_px"] <= 2:
         flags.append(Finding("vessel_filter", f"smoothing against the image noise (sigma {record['smoothing_mm']:.1f} mm) on "
                                               "pixels coarser than half the widest vessel: the vessel filter is at its "
@@ -253,9 +255,13 @@ def compute_tissue_border(hu: np.ndarray, lung: np.ndarray) -> tuple[tuple[slice
 
 
 def compute_ggo_at_wall_ml(hu: np.ndarray, lung: np.ndarray, ggo: np.ndarray, voxel_ml: float) -> float:
-    """Ground glass (mL) in the lung's voxels face to face with denser tissue (``compute_tissue_border``)."""
+    """Dense ground glass (mL: at or above the segmenter's aerated-lung threshold, -400 HU) in the lung's
+    voxels face to face with denser tissue (``compute_tissue_border``): there the lung's end cannot be
+    told by HU from the partial-volume layer of the wall. Ground glass of -600 to -450 HU (most
+    pneumonia) against the wall does not count: the wall's edge is sharp against it."""
     box, border = compute_tissue_border(hu, lung)
-    return int(np.count_nonzero(ggo[box] & border)) * voxel_ml
+    dense = hu[box] >= SegmentationParams().lung_air_hu
+    return int(np.count_nonzero(ggo[box] & border & dense)) * voxel_ml
 
 
 def compute_residual_noise_hu(noise_hu: float, smoothing_px: tuple[float, float]) -> float:
