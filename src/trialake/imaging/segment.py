@@ -607,27 +607,38 @@ class ClassicalSegmenter:
         right_f = filled["right"] & ~left_f
         both = left_f | right_f
         check_field_of_view(both, padding, p)
-        hidden = sum(compute_hidden_border_cm2(
-            compute_wall_map(side, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg, smooth_mm=p.wall_smooth_mm),
-            geo) for side in (left_f, right_f))
         findings = _dropped_findings(dropped, both, geo.skin_mm, spacing, p)
-        left_out = np.zeros_like(both)
-        for name, side, sign in (("left", left_f, 1), ("right", right_f, -1)):
-            allowed, inside = candidates[name]
-            wall = compute_wall_map(side, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg,
-                                    smooth_mm=p.wall_smooth_mm)
-            left_out |= compute_left_out(side, allowed & ~both & ~effusion, geo, wall, inside, p.left_out_core_mm,
-                                         sign, deepest)
-        left_out_ml = float(np.count_nonzero(left_out)) * float(np.prod(spacing)) / 1000.0
-        if left_out_ml > 0:
-            findings += (Finding("left_out", f"{left_out_ml:.0f} mL of dense tissue next to the lung, inside the chest "
-                                             "wall, was not counted as lung (consolidation there?)", left_out_ml),)
-        if hidden > 0:
-            findings += (Finding("hidden_border", f"dense tissue keeps the lung from the chest wall over {hidden:.0f} cm2 "
-                                                  "and was not counted as lung (consolidation or fluid there?)", hidden),)
+        findings += _not_put_back_findings({"left": left_f, "right": right_f}, candidates, both | effusion, geo,
+                                           deepest, p)
         return LungMasks(lung=both, left=left_f, right=right_f, airway=airway, effusion=effusion & ~both,
                          pneumothorax=pleural_air, put_back=both & (hu >= p.lung_air_hu), airway_found=found,
                          findings=findings)
+
+
+def _not_put_back_findings(sides: dict[str, np.ndarray], candidates: dict[str, tuple[np.ndarray, np.ndarray]],
+                           taken: np.ndarray, geo, deepest: int, p: SegmentationParams) -> tuple[Finding, ...]:
+    """Findings on dense tissue seen but not put back: ``hidden_border`` (cm2 of chest wall the lung is
+    kept from) and ``left_out`` (mL of thick dense tissue next to a lung, inside its rib cage).
+
+    ``candidates``: per side, the dense tissue it could have taken and the region inside its ribs;
+    ``taken``: the lungs and pleural fluid.
+    """
+    hidden, left_out = 0.0, np.zeros_like(taken)
+    for name, side in sides.items():
+        wall = compute_wall_map(side, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg, smooth_mm=p.wall_smooth_mm)
+        hidden += compute_hidden_border_cm2(wall, geo)
+        dense, inside = candidates[name]
+        left_out |= compute_left_out(side, dense & ~taken, geo, wall, inside, p.left_out_core_mm,
+                                     1 if name == "left" else -1, deepest)
+    left_out_ml = float(np.count_nonzero(left_out)) * float(np.prod(geo.spacing)) / 1000.0
+    findings: tuple[Finding, ...] = ()
+    if left_out_ml > 0:
+        findings += (Finding("left_out", f"{left_out_ml:.0f} mL of dense tissue next to the lung, inside the chest "
+                                         "wall, was not counted as lung (consolidation there?)", left_out_ml),)
+    if hidden > 0:
+        findings += (Finding("hidden_border", f"dense tissue keeps the lung from the chest wall over {hidden:.0f} cm2 "
+                                              "and was not counted as lung (consolidation or fluid there?)", hidden),)
+    return findings
 
 
 def _deepest_floor(lung: np.ndarray) -> int:
