@@ -14,11 +14,10 @@ import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
+from bench.volumetry_accuracy import compute_accuracy
 from trialake.imaging import CTVolume, NotMeasurable, measure_volume
 from trialake.synth.phantom import PhantomSpec, make_chest_phantom
 
-# The targets of the volumetry issue (also in tests/test_volumetry_variants.py).
-LUNG_REL, LESION_POINTS = 0.03, 1.0
 QUIET_DISEASE = dict(lesion_pct=3.0, solid_share=0.3, chest_wall_consolidation=False)
 GRIDS = {"96x96": {}, "80x80": dict(matrix=80, slices=40, fov_mm=380.0, slice_spacing_mm=6.5)}
 KINDS = {
@@ -40,14 +39,6 @@ KINDS = {
 }
 
 
-def within_targets(truth: dict, r) -> bool:
-    """Lung within 3 %, lesion percentage within 1 point, GGO within max(10 mL, 15 %), solid within max(10 mL, 30 %)."""
-    return (abs(r.lung_volume_ml / truth["lung_volume_ml"] - 1.0) <= LUNG_REL
-            and abs(r.lesion_pct - truth["lesion_pct"]) <= LESION_POINTS
-            and abs(r.ggo_volume_ml - truth["ggo_volume_ml"]) <= max(10.0, 0.15 * truth["ggo_volume_ml"])
-            and abs(r.solid_volume_ml - truth["solid_volume_ml"]) <= max(10.0, 0.30 * truth["solid_volume_ml"]))
-
-
 def classify_case(job: tuple[str, str, int, int]) -> tuple[str, str, int, int, str, str]:
     """(kind, grid, seed, side, outcome, detail): outcome is within, flagged, refused or QUIET."""
     kind, grid, seed, side = job
@@ -60,7 +51,7 @@ def classify_case(job: tuple[str, str, int, int]) -> tuple[str, str, int, int, s
     detail = (f"lung {r.lung_volume_ml:.0f}/{t['lung_volume_ml']:.0f} lesion% {r.lesion_pct:.2f}/{t['lesion_pct']:.2f} "
               f"ggo {r.ggo_volume_ml:.0f}/{t['ggo_volume_ml']:.0f} solid {r.solid_volume_ml:.0f}/"
               f"{t['solid_volume_ml']:.0f} flags {r.qc_flags}")
-    if within_targets(t, r):
+    if compute_accuracy(t, r.to_record())["within_targets"]:
         return kind, grid, seed, side, "within", detail
     return kind, grid, seed, side, ("flagged" if r.status != "measured" else "QUIET"), detail
 

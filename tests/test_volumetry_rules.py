@@ -120,8 +120,6 @@ def test_tissue_border_is_the_lungs_outer_layer_against_tissue_not_air() -> None
     lung[5:15, 5:25, 5:25] = True
     hu[lung] = -850.0
     hu[5:15, 5:25, 25:28] = -1000.0
-    box, inner = compute_tissue_border(hu, lung)
-    border = np.zeros_like(lung)
-    border[box] = inner
+    border = compute_tissue_border(lung, hu >= -400.0)
     assert not (border & ~lung).any()
     assert int(border.sum()) == 10 * 20 * 20 - 8 * 18 * 18 - 8 * 18

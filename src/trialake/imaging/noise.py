@@ -43,6 +43,13 @@ def compute_smoothing_px(noise_hu: float, target_hu: float, spacing) -> tuple[fl
     return s, s * spacing[1] / spacing[2]
 
 
+def compute_residual_noise_hu(noise_hu: float, smoothing_px: tuple[float, float]) -> float:
+    """Noise SD (HU) left after the in-plane smoothing of ``compute_smoothing_px``; 0 when the noise is unknown."""
+    if not np.isfinite(noise_hu):
+        return 0.0
+    return noise_hu / (2.0 * smoothing_px[0] * np.sqrt(np.pi)) if smoothing_px[0] > 0 else noise_hu
+
+
 def compute_smoothed(hu: np.ndarray, sigma_px: tuple[float, float]) -> np.ndarray:
     """float32 copy of ``hu`` smoothed in-plane (slices stay independent); the input when sigma is 0."""
     if sigma_px[0] <= 0:

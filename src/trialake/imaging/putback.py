@@ -122,11 +122,9 @@ def compute_filled_holes(side: np.ndarray, dense: np.ndarray, spacing, close_rad
     """
     if not side.any():
         return side
-    box = _bounding_box(side, pad=(1, int(np.ceil(close_radius_mm / min(spacing[1:]))) + 1, None))
+    box = compute_bounding_box(side, pad=(1, int(np.ceil(close_radius_mm / min(spacing[1:]))) + 1, None))
     crop = side[box]
-    r = close_radius_mm / np.asarray(spacing[1:], float)
-    yy, xx = np.ogrid[-int(r[0]):int(r[0]) + 1, -int(r[1]):int(r[1]) + 1]
-    disk = ((yy / max(r[0], 1e-6)) ** 2 + (xx / max(r[1], 1e-6)) ** 2 <= 1.0)[None]
+    disk = _ellipsoid(close_radius_mm, (np.inf, *spacing[1:]))  # one slice thick
     closed = ndimage.binary_closing(crop, structure=disk) | crop
     holes = ndimage.binary_fill_holes(closed, structure=_PLANE) & ~crop
     labels, n = ndimage.label(holes)
@@ -152,7 +150,15 @@ def compute_filled_holes(side: np.ndarray, dense: np.ndarray, spacing, close_rad
     return out
 
 
-def _bounding_box(mask: np.ndarray, pad: tuple[int | None, int | None, int | None]) -> tuple[slice, ...]:
+def _ellipsoid(radius_mm: float, spacing) -> np.ndarray:
+    """Structuring element: the voxels within ``radius_mm`` of the centre (an infinite spacing: one voxel thick)."""
+    r = radius_mm / np.asarray(spacing, float)
+    grid = np.ogrid[tuple(slice(-int(v), int(v) + 1) for v in r)]
+    return sum((g / max(v, 1e-6)) ** 2 for g, v in zip(grid, r)) <= 1.0
+
+
+def compute_bounding_box(mask: np.ndarray, pad: tuple[int | None, int | None, int | None]) -> tuple[slice, ...]:
+    """The slices around the True voxels of ``mask``, ``pad`` voxels wider per axis (None: 0), inside the array."""
     out = []
     for axis, p in enumerate(pad):
         idx = np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[0]
@@ -417,7 +423,7 @@ def compute_dent_fill(lung: np.ndarray, dense: np.ndarray, spacing, radius_mm: f
     if not lung.any():
         return np.zeros_like(lung)
     pad = tuple(int(np.ceil(radius_mm / s)) + 1 for s in spacing)
-    box = _bounding_box(lung, pad=pad)
+    box = compute_bounding_box(lung, pad=pad)
     crop = np.pad(lung[box], [(p, p) for p in pad])
     grown = ndimage.distance_transform_edt(~crop, sampling=spacing) <= radius_mm
     closed = ndimage.distance_transform_edt(grown, sampling=spacing) > radius_mm
@@ -550,16 +556,12 @@ def compute_left_out(lung: np.ndarray, dense: np.ndarray, geo: ChestGeometry, wa
     """
     nz, ny, nx = lung.shape
     cols = np.arange(nx)
-    medial = np.where(lung.any(axis=2), (cols.max() - np.argmax(lung[:, :, ::-1], axis=2)) if side < 0
+    has_row = lung.any(axis=2)
+    medial = np.where(has_row, (cols.max() - np.argmax(lung[:, :, ::-1], axis=2)) if side < 0
                       else np.argmax(lung, axis=2), -1)
-    for k in range(1, nz):  # carry each row's medial edge down where the row has no lung
-        carry = (medial[k] < 0) & (medial[k - 1] >= 0)
-        medial[k][carry] = medial[k - 1][carry]
-    lateral = (medial[:, :, None] >= 0) & ((side * (cols[None, None, :] - medial[:, :, None])) >= 0)
-    inner = wall.inner_mm.copy()
-    for k in range(1, nz):  # carry each ray's innermost lung radius down where the ray has no lung
-        carry = ~wall.has_lung[k] & np.isfinite(inner[k - 1])
-        inner[k][carry] = inner[k - 1][carry]
+    medial, row_known = _carried_down(medial, has_row)
+    lateral = row_known[:, :, None] & ((side * (cols[None, None, :] - medial[:, :, None])) >= 0)
+    inner, _ = _carried_down(wall.inner_mm, wall.has_lung)
     z = np.arange(nz)[:, None, None]
     outer = geo.radius_mm >= inner.ravel()[z * N_ANGLES + geo.angle]
     candidate = dense & ~lung & inside & lateral & outer
@@ -567,8 +569,16 @@ def compute_left_out(lung: np.ndarray, dense: np.ndarray, geo: ChestGeometry, wa
     candidate[deepest + 1:] = False
     if not candidate.any():
         return candidate
-    r = core_mm / np.asarray(geo.spacing, float)
-    zz, yy, xx = np.ogrid[tuple(slice(-int(v), int(v) + 1) for v in r)]
-    ball = (zz / max(r[0], 1e-6)) ** 2 + (yy / max(r[1], 1e-6)) ** 2 + (xx / max(r[2], 1e-6)) ** 2 <= 1.0
-    thick = ndimage.binary_opening(candidate, structure=ball)
+    thick = ndimage.binary_opening(candidate, structure=_ellipsoid(core_mm, geo.spacing))
     return _joined_to(thick, ndimage.binary_dilation(lung) & ~thick) if thick.any() else thick
+
+
+def _carried_down(values: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, known) with each unknown entry of slice k (axis 0) taking the entry of slice k-1 where
+    that is known (so the last known value runs down through the slices without one)."""
+    values, known = values.copy(), known.copy()
+    for k in range(1, values.shape[0]):
+        carry = ~known[k] & known[k - 1]
+        values[k][carry] = values[k - 1][carry]
+        known[k] |= carry
+    return values, known

@@ -576,12 +576,12 @@ class ClassicalSegmenter:
             diaphragm = compute_diaphragm(lung, filled[other], dense, inside, spacing, tol_mm=p.floor_tol_mm,
                                           deepest=deepest, max_rise=p.diaphragm_max_rise)
             within_ribs = _inside_wall(walls[name], geo, ribs=True)
-            allowed = dense & within_ribs & ~filled[other]
+            reachable = dense & within_ribs & ~filled[other]
             below = np.zeros_like(lung)
             if diaphragm is not None:
                 z = np.arange(lung.shape[0])[:, None, None]
                 below = (z > diaphragm[None]) & lung.any(axis=0)[None] & body
-                allowed &= ~below
+            allowed = reachable & ~below
             sector = walls[name].has_lung.any(axis=0)
             # the wall estimate lies about half a voxel inside the pleura (it is measured at the centres of the
             # lung's outermost voxels): the enclosed fill's fence is moved out to the pleura
@@ -602,7 +602,7 @@ class ClassicalSegmenter:
                 lung &= ~(enclosed & ~inside)
             effusion |= fluid
             filled[name] = lung & ~fluid & ~airway
-            candidates[name] = (dense & within_ribs & ~filled[other] & ~airway, within_ribs)
+            candidates[name] = (reachable, within_ribs)
         left_f = filled["left"]
         right_f = filled["right"] & ~left_f
         both = left_f | right_f

@@ -5,7 +5,8 @@ them, far too much noise) or measured, with status ``measured`` or ``measured-wi
 flag says in one sentence what a reviewer should look at (pleural fluid or air, lung parts
 dropped, dense tissue not put back, left/right imbalance, much of the lung from put-back dense
 tissue, no trachea found, disagreement with a second segmenter, a solid volume that image noise
-makes uncertain, smoothing wider than the vessel filter's margin). The settings are
+makes uncertain, dense ground glass against the chest wall, a sharp kernel's smoothing on pixels
+too coarse for the vessel filter). The settings are
 ``trialake.imaging.params.VolumetryParams``.
 """
 from __future__ import annotations
@@ -23,8 +24,9 @@ import numpy as np
 from scipy import ndimage
 
 from trialake.imaging.lesions import compute_lesion_masks, compute_opening_side_px
-from trialake.imaging.noise import compute_noise_hu, compute_smoothing_px
+from trialake.imaging.noise import compute_noise_hu, compute_residual_noise_hu, compute_smoothing_px
 from trialake.imaging.params import VolumetryParams
+from trialake.imaging.putback import compute_bounding_box
 from trialake.imaging.segment import (
     ClassicalSegmenter,
     Finding,
@@ -244,31 +246,19 @@ def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> li
     return flags
 
 
-def compute_tissue_border(hu: np.ndarray, lung: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
-    """(box, border): the lung's bounding box (one voxel wider) and, within it, the lung voxels face to
-    face with denser tissue outside the lung (chest wall, mediastinum, diaphragm)."""
-    box = tuple(slice(max(0, idx[0] - 1), idx[-1] + 2) for idx in
-                (np.nonzero(lung.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1))))
-    inside = lung[box]
-    tissue = ~inside & (hu[box] >= SegmentationParams().lung_air_hu)
-    return box, inside & ndimage.binary_dilation(tissue, structure=ndimage.generate_binary_structure(3, 1))
+def compute_tissue_border(lung: np.ndarray, dense: np.ndarray) -> np.ndarray:
+    """Lung voxels face to face with ``dense`` tissue outside the lung (chest wall, mediastinum, diaphragm)."""
+    return lung & ndimage.binary_dilation(dense & ~lung, structure=ndimage.generate_binary_structure(3, 1))
 
 
 def compute_ggo_at_wall_ml(hu: np.ndarray, lung: np.ndarray, ggo: np.ndarray, voxel_ml: float) -> float:
     """Dense ground glass (mL: at or above the segmenter's aerated-lung threshold, -400 HU) in the lung's
-    voxels face to face with denser tissue (``compute_tissue_border``): there the lung's end cannot be
+    voxels face to face with dense tissue (``compute_tissue_border``): there the lung's end cannot be
     told by HU from the partial-volume layer of the wall. Ground glass of -600 to -450 HU (most
     pneumonia) against the wall does not count: the wall's edge is sharp against it."""
-    box, border = compute_tissue_border(hu, lung)
-    dense = hu[box] >= SegmentationParams().lung_air_hu
-    return int(np.count_nonzero(ggo[box] & border & dense)) * voxel_ml
-
-
-def compute_residual_noise_hu(noise_hu: float, smoothing_px: tuple[float, float]) -> float:
-    """Noise SD (HU) left after the in-plane smoothing (``compute_smoothing_px``); 0 when unknown."""
-    if not np.isfinite(noise_hu):
-        return 0.0
-    return noise_hu / (2.0 * smoothing_px[0] * np.sqrt(np.pi)) if smoothing_px[0] > 0 else noise_hu
+    box = compute_bounding_box(lung, pad=(1, 1, 1))
+    dense = hu[box] >= SegmentationParams.lung_air_hu
+    return int(np.count_nonzero(ggo[box] & dense & compute_tissue_border(lung[box], dense))) * voxel_ml
 
 
 def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams(),
