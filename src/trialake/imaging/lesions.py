@@ -18,9 +18,10 @@ either.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage, special
+from scipy import special
 
-from trialake.imaging.noise import compute_smoothed
+from trialake.imaging.morphology import compute_cross_dilation, compute_rect_opening
+from trialake.imaging.noise import compute_smoothed, compute_smoothing_margin_px
 
 SLAB_SLICES = 16
 #: In the coronal and sagittal planes a sheet must reach this multiple of the vessel diameter
@@ -28,36 +29,9 @@ SLAB_SLICES = 16
 SHEET_Z_FACTOR = 2.0
 
 
-def compute_cross_dilation(mask: np.ndarray) -> np.ndarray:
-    """Per-slice dilation by the 4-neighbour cross (restores edge pixels an opening took off)."""
-    out = mask.copy()
-    out[:, 1:] |= mask[:, :-1]
-    out[:, :-1] |= mask[:, 1:]
-    out[:, :, 1:] |= mask[:, :, :-1]
-    out[:, :, :-1] |= mask[:, :, 1:]
-    return out
-
-
 def compute_opening_side_px(vessel_max_diameter_mm: float, pixel_mm: float) -> int:
     """Side (pixels, >= 2) of the smallest square wider than a vessel of the given diameter."""
     return max(2, int(np.floor(vessel_max_diameter_mm / pixel_mm)) + 1)
-
-
-def compute_rect_opening(mask: np.ndarray, sides: tuple[int, int, int]) -> np.ndarray:
-    """Opening by a box of ``sides`` voxels (z, y, x), separable min/max filters; a side of 1 leaves that axis alone.
-
-    The result is the union of all such boxes that fit inside the mask; for an even side the
-    dilation window is shifted by one (origin -1) to mirror the erosion's.
-    """
-    m = mask.view(np.uint8)
-    for axis, size in enumerate(sides):
-        if size > 1:
-            m = ndimage.minimum_filter1d(m, size, axis=axis, mode="constant", cval=0)
-    for axis, size in enumerate(sides):
-        if size > 1:
-            m = ndimage.maximum_filter1d(m, size, axis=axis, mode="constant", cval=0,
-                                         origin=-1 if size % 2 == 0 else 0)
-    return m.view(bool)
 
 
 def compute_square_opening(mask: np.ndarray, side_y: int, side_x: int) -> np.ndarray:
@@ -78,15 +52,15 @@ def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: f
     A voxel measured at h lies on the other side of the split with probability
     Phi(-|h - split_hu| / noise_hu) (its noise-free value is about normal around h).
     """
-    ggo = np.zeros_like(lung)
-    solid = np.zeros_like(lung)
+    ggo = np.zeros(lung.shape, bool)  # np.zeros, not zeros_like: pages outside the lung's box are never written
+    solid = np.zeros(lung.shape, bool)
     split_doubt = 0.0
     zs = np.nonzero(lung.any(axis=(1, 2)))[0]
     if zs.size == 0:
         return ggo, solid, split_doubt
     ys = np.nonzero(lung.any(axis=(0, 2)))[0]
     xs = np.nonzero(lung.any(axis=(0, 1)))[0]
-    pad = int(np.ceil(3 * max(smoothing_px))) + 1
+    pad = compute_smoothing_margin_px(smoothing_px)
     rows = slice(max(0, ys[0] - pad), min(lung.shape[1], ys[-1] + pad + 1))
     cols = slice(max(0, xs[0] - pad), min(lung.shape[2], xs[-1] + pad + 1))
     side_y = compute_opening_side_px(vessel_max_diameter_mm, spacing[1])

@@ -14,6 +14,8 @@ from scipy import ndimage
 MIN_AIR_VOXELS = 2000
 #: Air outside the body is taken at least this far from the skin (blur, streaks at the surface).
 AIR_MARGIN_MM = 10.0
+#: The smoothing's Gaussian is cut this many sigmas from its centre.
+SMOOTHING_TRUNCATE = 3.0
 
 
 def compute_noise_hu(hu: np.ndarray, body: np.ndarray, outside_fov: np.ndarray, spacing, *,
@@ -50,8 +52,13 @@ def compute_residual_noise_hu(noise_hu: float, smoothing_px: tuple[float, float]
     return noise_hu / (2.0 * smoothing_px[0] * np.sqrt(np.pi)) if smoothing_px[0] > 0 else noise_hu
 
 
+def compute_smoothing_margin_px(sigma_px: tuple[float, float]) -> int:
+    """Pixels around a region that ``compute_smoothed`` reads to smooth it (its kernel's radius, plus one)."""
+    return int(np.ceil(SMOOTHING_TRUNCATE * max(sigma_px))) + 1
+
+
 def compute_smoothed(hu: np.ndarray, sigma_px: tuple[float, float]) -> np.ndarray:
     """float32 copy of ``hu`` smoothed in-plane (slices stay independent); the input when sigma is 0."""
     if sigma_px[0] <= 0:
         return hu
-    return ndimage.gaussian_filter(hu.astype(np.float32), (0.0, *sigma_px), truncate=3.0)
+    return ndimage.gaussian_filter(hu.astype(np.float32), (0.0, *sigma_px), truncate=SMOOTHING_TRUNCATE)

@@ -23,18 +23,22 @@ left, y posterior, z from head to feet once the trachea has said where the head 
    diaphragm-floor fill and the dent fill, never from the tissue around pleural air; then pleural
    fluid is taken out, and dense tissue still left out next to the lung is measured for a flag.
 
-``ClassicalSegmenter`` then cuts the aerated lung edge again at full resolution.
+``ClassicalSegmenter`` then cuts the aerated lung edge again at full resolution, within the box of
+the lungs and pleural spaces (its masks stay in that box: ``LungMasks.box``).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+from trialake.imaging.morphology import compute_rect_opening
 from trialake.imaging.noise import compute_noise_hu, compute_smoothed, compute_smoothing_px
 from trialake.imaging.putback import (
+    compute_bounding_box,
     compute_chest_geometry,
     compute_diaphragm,
     compute_dent_fill,
@@ -150,6 +154,21 @@ class Finding:
     value: float = 0.0
 
 
+def compute_expanded(mask: np.ndarray | None, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray | None:
+    """A mask of ``box`` put on a volume of ``shape`` (False outside the box); None stays None."""
+    if mask is None:
+        return None
+    out = np.zeros(shape, bool)
+    out[box] = mask
+    return out
+
+
+#: Fine slices refined at a time (``compute_refined_masks``).
+REFINE_SLAB_SLICES = 8
+#: The mask fields of ``LungMasks``.
+MASK_FIELDS = ("lung", "left", "right", "airway", "effusion", "pneumothorax", "put_back")
+
+
 @dataclass(frozen=True)
 class LungMasks:
     """Boolean (z, y, x) masks of a lung segmentation; ``lung`` = ``left`` | ``right``.
@@ -157,6 +176,10 @@ class LungMasks:
     Optional outputs (a plug-in segmenter may leave them None): ``effusion`` and ``pneumothorax``
     (pleural fluid and air, never lung), ``put_back`` (lung voxels that were dense tissue added by
     the put-back rules), ``airway_found`` and ``findings``.
+
+    With ``box`` set, every mask covers only ``volume[box]`` of a volume of ``shape`` and is False
+    outside it (the classical segmenter's output: full-size masks would cost more memory than the
+    whole measurement); ``expanded()`` gives the masks on the whole volume, ``boxed()`` crops them.
     """
 
     lung: np.ndarray
@@ -168,13 +191,37 @@ class LungMasks:
     put_back: np.ndarray | None = None
     airway_found: bool | None = None
     findings: tuple[Finding, ...] = ()
+    box: tuple[slice, slice, slice] | None = None
+    shape: tuple[int, int, int] | None = None
+
+    def expanded(self) -> LungMasks:
+        """The masks on the whole volume (itself when they already are)."""
+        if self.box is None:
+            return self
+        return dataclasses.replace(self, **{f: compute_expanded(getattr(self, f), self.box, self.shape)
+                                            for f in MASK_FIELDS}, box=None, shape=None)
+
+    def boxed(self) -> LungMasks:
+        """The masks cropped (views) to the box of every voxel in any of them, one voxel wider; itself when boxed."""
+        if self.box is not None:
+            return self
+        union = self.lung.copy()
+        for mask in (self.effusion, self.pneumothorax):
+            if mask is not None:
+                union |= mask
+        if not union.any():
+            box = tuple(slice(0, n) for n in union.shape)
+        else:
+            box = compute_bounding_box(union, pad=(1, 1, 1))
+        return dataclasses.replace(self, **{f: None if getattr(self, f) is None else getattr(self, f)[box]
+                                            for f in MASK_FIELDS}, box=box, shape=self.lung.shape)
 
 
 def compute_padding_mask(outside: np.ndarray, spacing, min_area_mm2: float = 200.0) -> np.ndarray:
     """Padding regions (outside the reconstruction circle): in each slice, components of ``outside``
     (voxels at or below -1024 HU) that survive a 3x3 opening, touch the image border and cover at
     least ``min_area_mm2``. Isolated air voxels clipped at -1024 HU are not padding."""
-    opened = ndimage.binary_opening(outside, structure=np.ones((1, 3, 3), bool))
+    opened = compute_rect_opening(outside, (1, 3, 3))
     labels, n = ndimage.label(opened, structure=_PLANE)
     if n == 0:
         return opened
@@ -422,16 +469,20 @@ def compute_pool_factors(spacing, coarse_voxel_mm: float) -> tuple[int, int, int
 def compute_block_mean(hu: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
     """Mean HU (float32) over whole blocks of ``factors`` voxels; a partial block at the far edges is dropped.
 
-    Sums strided views one axis at a time, so each stage reads its input once.
+    One slab of ``factors[0]`` slices at a time (its temporaries stay small and are reused), summed
+    along z, then y, then x from strided views.
     """
     shape = tuple(n // f for n, f in zip(hu.shape, factors))
-    out = hu
-    for axis, f in enumerate(factors):
-        lead = (slice(None),) * axis
-        acc = out[lead + (slice(0, shape[axis] * f, f),)].astype(np.float32)
-        for c in range(1, f):
-            acc += out[lead + (slice(c, c + shape[axis] * f, f),)]
-        out = acc
+    out = np.empty(shape, np.float32)
+    for k in range(shape[0]):
+        acc = hu[k * factors[0]:(k + 1) * factors[0]]
+        for axis, f in enumerate(factors):
+            lead = (slice(None),) * axis
+            total = acc[lead + (slice(0, shape[axis] * f if axis else 1, f),)].astype(np.float32)
+            for c in range(1, f):
+                total += acc[lead + (slice(c, c + shape[axis] * f if axis else c + 1, f),)]
+            acc = total
+        out[k] = acc[0]
     out *= np.float32(1.0 / (factors[0] * factors[1] * factors[2]))
     return out
 
@@ -451,9 +502,15 @@ def _upsample(coarse: np.ndarray, factors, box: tuple[slice, slice, slice]) -> n
                       for sl, l, f in zip(box, lo, factors))]
 
 
+def _bit(code: np.ndarray, k: int) -> np.ndarray:
+    """Where bit ``k`` of ``code`` is set."""
+    return (code & (1 << k)) > 0
+
+
 def compute_refined_masks(coarse: LungMasks, coarse_hu: np.ndarray, hu: np.ndarray, factors,
                           p: SegmentationParams) -> LungMasks:
-    """Full-resolution masks from a coarse segmentation.
+    """Full-resolution masks from a coarse segmentation, in the box of the coarse lung, pleural
+    fluid and air grown by one coarse voxel and one fine voxel (``LungMasks.box``).
 
     A fine voxel is lung when its coarse voxel is inside the coarse lung (eroded by one voxel),
     or is a dense coarse lung voxel (put back), or when it is aerated, its coarse voxel is within
@@ -461,8 +518,9 @@ def compute_refined_masks(coarse: LungMasks, coarse_hu: np.ndarray, hu: np.ndarr
     is thus cut at full resolution. Left and right follow the nearer coarse lung; pleural fluid and
     air and the put-back voxels follow their coarse voxels.
     """
-    zs, ys, xs = (np.nonzero(coarse.lung.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1)))
-    box = tuple(slice(max(0, (a[0] - 1) * f), min(n, (a[-1] + 2) * f))
+    found = coarse.lung | coarse.effusion | coarse.pneumothorax
+    zs, ys, xs = (np.nonzero(found.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1)))
+    box = tuple(slice(max(0, (a[0] - 1) * f - 1), min(n, (a[-1] + 2) * f + 1))
                 for a, f, n in zip((zs, ys, xs), factors, hu.shape))
     code = (ndimage.binary_erosion(coarse.lung) | (coarse.lung & (coarse_hu >= p.lung_air_hu))).astype(np.uint8)
     code |= (ndimage.binary_dilation(coarse.lung) & ~ndimage.binary_dilation(coarse.airway)
@@ -471,29 +529,25 @@ def compute_refined_masks(coarse: LungMasks, coarse_hu: np.ndarray, hu: np.ndarr
     code |= coarse.left.astype(np.uint8) << 3
     code |= coarse.airway.astype(np.uint8) << 4
     code |= coarse.put_back.astype(np.uint8) << 5
-    fine = _upsample(code, factors, box)
-    aerated = hu[box] < p.lung_air_hu
-
-    def bit(k: int) -> np.ndarray:
-        return (fine & (1 << k)) > 0
-
-    lung, right, airway, put_back = (np.zeros(hu.shape, bool) for _ in range(4))
-    lung[box] = bit(0) | (bit(1) & aerated)
-    right[box] = lung[box] & bit(2) & ~bit(3)
-    airway[box] = bit(4) & aerated
-    put_back[box] = lung[box] & bit(5) & ~aerated
-    return LungMasks(lung=lung, left=lung & ~right, right=right, airway=airway,
-                     effusion=_upsample_outside(coarse.effusion, factors, lung),
-                     pneumothorax=_upsample_outside(coarse.pneumothorax, factors, lung),
-                     put_back=put_back, airway_found=coarse.airway_found, findings=coarse.findings)
-
-
-def _upsample_outside(coarse: np.ndarray, factors, lung: np.ndarray) -> np.ndarray:
-    """A coarse mask on the whole fine grid (nearest neighbour), outside ``lung``; an empty one stays
-    an untouched zero array (no memory is written for it)."""
-    if not coarse.any():
-        return np.zeros(lung.shape, bool)
-    return _upsample(coarse, factors, tuple(slice(0, n) for n in lung.shape)) & ~lung
+    code |= coarse.effusion.astype(np.uint8) << 6
+    code |= coarse.pneumothorax.astype(np.uint8) << 7
+    masks = {name: np.zeros(tuple(b.stop - b.start for b in box), bool) for name in MASK_FIELDS}
+    for start in range(box[0].start, box[0].stop, REFINE_SLAB_SLICES):  # small temporaries, reused
+        part = (slice(start, min(start + REFINE_SLAB_SLICES, box[0].stop)),) + box[1:]
+        fine = _upsample(code, factors, part)
+        aerated = hu[part] < p.lung_air_hu
+        out = {name: mask[start - box[0].start:part[0].stop - box[0].start] for name, mask in masks.items()}
+        lung = out["lung"]
+        np.logical_or(_bit(fine, 0), _bit(fine, 1) & aerated, out=lung)
+        np.logical_and(lung & _bit(fine, 2), ~_bit(fine, 3), out=out["right"])
+        np.logical_and(lung, ~out["right"], out=out["left"])
+        np.logical_and(_bit(fine, 4), aerated, out=out["airway"])
+        np.logical_and(lung & _bit(fine, 5), ~aerated, out=out["put_back"])
+        if coarse.effusion.any():
+            np.logical_and(_bit(fine, 6), ~lung, out=out["effusion"])
+        if coarse.pneumothorax.any():
+            np.logical_and(_bit(fine, 7), ~lung, out=out["pneumothorax"])
+    return LungMasks(**masks, airway_found=coarse.airway_found, findings=coarse.findings, box=box, shape=hu.shape)
 
 
 @dataclass(frozen=True)
@@ -518,7 +572,7 @@ class ClassicalSegmenter:
             coarse_hu, outside = volume.hu, volume.hu <= PADDING_HU
         else:
             coarse_hu = compute_block_mean(volume.hu, factors)
-            outside = compute_block_mean(volume.hu <= PADDING_HU, factors) >= 0.999
+            outside = coarse_hu <= PADDING_HU  # HU are clipped at PADDING_HU: every voxel of the block is
         padding = compute_padding_mask(outside, spacing)
         noise = compute_noise_hu(coarse_hu, compute_body_mask(coarse_hu, self.params.body_hu, padding), padding, spacing)
         bone = coarse_hu >= self.params.bone_hu  # before smoothing, which thins the ribs

@@ -12,6 +12,7 @@ too coarse for the vessel filter). The settings are
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -24,7 +25,13 @@ import numpy as np
 from scipy import ndimage
 
 from trialake.imaging.lesions import compute_lesion_masks, compute_opening_side_px
-from trialake.imaging.noise import compute_noise_hu, compute_residual_noise_hu, compute_smoothing_px
+from trialake.imaging.morphology import compute_cross_dilation
+from trialake.imaging.noise import (
+    compute_noise_hu,
+    compute_residual_noise_hu,
+    compute_smoothing_margin_px,
+    compute_smoothing_px,
+)
 from trialake.imaging.params import VolumetryParams
 from trialake.imaging.putback import compute_bounding_box
 from trialake.imaging.segment import (
@@ -33,6 +40,7 @@ from trialake.imaging.segment import (
     LungMasks,
     SegmentationParams,
     compute_body_mask,
+    compute_expanded,
     compute_padding_mask,
 )
 from trialake.imaging.series import load_series
@@ -133,6 +141,8 @@ class VolumetryResult:
     dense tissue put back), fov_margin_mm (closest lung to the in-plane edge of the image or the
     reconstruction circle), scan_margin_mm (closest lung end to the first or last slice),
     gantry_tilt_deg, check_method and check_lung_volume_ml / disagreement_pct (second segmenter).
+    Masks: ``boxed_lungs``, ``boxed_ggo`` and ``boxed_solid`` in the lungs' box (``LungMasks.box``);
+    ``lungs``, ``ggo`` and ``solid`` put them on the whole volume when first read.
     """
 
     lung_volume_ml: float
@@ -166,9 +176,24 @@ class VolumetryResult:
     method: str
     method_version: str
     params_hash: str
-    lungs: LungMasks = field(repr=False, compare=False)
-    ggo: np.ndarray = field(repr=False, compare=False)
-    solid: np.ndarray = field(repr=False, compare=False)
+    boxed_lungs: LungMasks = field(repr=False, compare=False)
+    boxed_ggo: np.ndarray = field(repr=False, compare=False)
+    boxed_solid: np.ndarray = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def lungs(self) -> LungMasks:
+        """The segmentation on the whole volume (built on first use from ``boxed_lungs``, the lungs' box)."""
+        return self.boxed_lungs.expanded()
+
+    @functools.cached_property
+    def ggo(self) -> np.ndarray:
+        """Ground-glass voxels on the whole volume (built on first use from ``boxed_ggo``)."""
+        return compute_expanded(self.boxed_ggo, self.boxed_lungs.box, self.boxed_lungs.shape)
+
+    @functools.cached_property
+    def solid(self) -> np.ndarray:
+        """Solid voxels on the whole volume (built on first use from ``boxed_solid``)."""
+        return compute_expanded(self.boxed_solid, self.boxed_lungs.box, self.boxed_lungs.shape)
 
     def to_record(self) -> dict[str, float | str | bool | None]:
         """The scalar fields, as for one silver/ct_volumetry row or the CLI's JSON."""
@@ -183,9 +208,11 @@ def compute_series_noise(volume: CTVolume) -> float:
     return compute_noise_hu(hu, body, padding, volume.spacing_mm)
 
 
-def compute_fov_margin_mm(volume: CTVolume, lung: np.ndarray) -> float:
-    """Smallest in-plane distance (mm) from the lung to the image border or the reconstruction circle."""
-    footprint = lung.any(axis=0)
+def compute_fov_margin_mm(volume: CTVolume, lungs: LungMasks) -> float:
+    """Smallest in-plane distance (mm) from the lung (``lungs`` boxed) to the image border or the
+    reconstruction circle."""
+    footprint = np.zeros(lungs.shape[1:], bool)
+    footprint[lungs.box[1:]] = lungs.lung.any(axis=0)
     if not footprint.any():
         return 0.0
     sample = volume.hu[:: max(1, volume.hu.shape[0] // 8)]
@@ -195,12 +222,12 @@ def compute_fov_margin_mm(volume: CTVolume, lung: np.ndarray) -> float:
     return float(distance[footprint].min())
 
 
-def compute_scan_margin_mm(volume: CTVolume, lung: np.ndarray) -> float:
-    """Distance (mm) from the lung's first and last slice to the scan's ends, the smaller one."""
-    zs = np.nonzero(lung.any(axis=(1, 2)))[0]
+def compute_scan_margin_mm(volume: CTVolume, lungs: LungMasks) -> float:
+    """Distance (mm) from the lung's (``lungs`` boxed) first and last slice to the scan's ends, the smaller one."""
+    zs = np.nonzero(lungs.lung.any(axis=(1, 2)))[0] + lungs.box[0].start
     if zs.size == 0:
         return 0.0
-    return float(min(zs[0], lung.shape[0] - 1 - zs[-1]) * volume.spacing_mm[0])
+    return float(min(zs[0], lungs.shape[0] - 1 - zs[-1]) * volume.spacing_mm[0])
 
 
 def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> list[Finding]:
@@ -248,7 +275,7 @@ def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> li
 
 def compute_tissue_border(lung: np.ndarray, dense: np.ndarray) -> np.ndarray:
     """Lung voxels face to face with ``dense`` tissue outside the lung (chest wall, mediastinum, diaphragm)."""
-    return lung & ndimage.binary_dilation(dense & ~lung, structure=ndimage.generate_binary_structure(3, 1))
+    return lung & compute_cross_dilation(dense & ~lung, axes=(0, 1, 2))
 
 
 def compute_ggo_at_wall_ml(hu: np.ndarray, lung: np.ndarray, ggo: np.ndarray, voxel_ml: float) -> float:
@@ -275,17 +302,15 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
     if np.isfinite(noise) and noise > params.max_noise_hu:
         raise NotMeasurable(f"image noise {noise:.0f} HU is above {params.max_noise_hu:.0f} HU: "
                             "ask the site for a reconstruction with a softer kernel or thicker slices")
-    lungs = segmenter.segment_lungs(volume)
+    lungs = segmenter.segment_lungs(volume).boxed()
+    hu = volume.hu[lungs.box]
     voxel_ml = volume.voxel_ml
     n_lung = int(np.count_nonzero(lungs.lung))
     if n_lung * voxel_ml < MIN_LUNG_ML:
         raise NotMeasurable(f"no lungs found ({n_lung * voxel_ml:.0f} mL segmented)")
     smoothing = compute_smoothing_px(noise, params.noise_target_hu, volume.spacing_mm)
     residual_noise = compute_residual_noise_hu(noise, smoothing)
-    ggo, solid, split_doubt = compute_lesion_masks(
-        volume.hu, lungs.lung, volume.spacing_mm, low_hu=params.lesion_low_hu, high_hu=params.lesion_high_hu,
-        split_hu=params.solid_split_hu, vessel_max_diameter_mm=params.vessel_max_diameter_mm, smoothing_px=smoothing,
-        noise_hu=residual_noise)
+    ggo, solid, split_doubt = _measure_lesions(volume, lungs, params, smoothing, residual_noise)
     n_ggo, n_solid = int(np.count_nonzero(ggo)), int(np.count_nonzero(solid))
     lung_ml = n_lung * voxel_ml
     check_ml = None
@@ -305,7 +330,7 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         "split_doubt_ml": split_doubt * voxel_ml,
         "smoothing_mm": float(smoothing[0] * volume.spacing_mm[1]),
         "ggo_volume_ml": n_ggo * voxel_ml,
-        "ggo_at_wall_ml": compute_ggo_at_wall_ml(volume.hu, lungs.lung, ggo, voxel_ml),
+        "ggo_at_wall_ml": compute_ggo_at_wall_ml(hu, lungs.lung, ggo, voxel_ml),
         "opening_side_px": min(compute_opening_side_px(params.vessel_max_diameter_mm, px) for px in volume.spacing_mm[1:]),
     }
     flags = compute_flags(params, lungs, record)
@@ -319,7 +344,7 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         solid_pct=100.0 * n_solid / n_lung,
         left_lung_volume_ml=int(np.count_nonzero(lungs.left)) * voxel_ml,
         right_lung_volume_ml=int(np.count_nonzero(lungs.right)) * voxel_ml,
-        mean_lung_density_hu=float(volume.hu[lungs.lung].mean(dtype=np.float64)),
+        mean_lung_density_hu=float(hu[lungs.lung].mean(dtype=np.float64)),
         effusion_volume_ml=record["effusion_volume_ml"],
         pneumothorax_volume_ml=record["pneumothorax_volume_ml"],
         status=FLAGGED if flags else MEASURED,
@@ -332,8 +357,8 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         right_lung_share=record["right_lung_share"],
         airway_found=lungs.airway_found,
         put_back_pct=record["put_back_pct"],
-        fov_margin_mm=compute_fov_margin_mm(volume, lungs.lung),
-        scan_margin_mm=compute_scan_margin_mm(volume, lungs.lung),
+        fov_margin_mm=compute_fov_margin_mm(volume, lungs),
+        scan_margin_mm=compute_scan_margin_mm(volume, lungs),
         gantry_tilt_deg=volume.tilt_deg,
         check_method=record["check_method"],
         check_lung_volume_ml=check_ml,
@@ -341,8 +366,25 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         method=segmenter.name,
         method_version=segmenter.version,
         params_hash=compute_params_hash(params, segmenter, check),
-        lungs=lungs, ggo=ggo, solid=solid,
+        boxed_lungs=lungs, boxed_ggo=ggo, boxed_solid=solid,
     )
+
+
+def _measure_lesions(volume: CTVolume, lungs: LungMasks, params: VolumetryParams, smoothing: tuple[float, float],
+                     residual_noise: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """``compute_lesion_masks`` in the box of ``lungs`` (boxed): the HU it smooths are read from a box
+    wider by the smoothing's margin in-plane, so the result is the same as on the whole volume."""
+    margin = compute_smoothing_margin_px(smoothing)
+    outer = (lungs.box[0],) + tuple(slice(max(0, b.start - margin), min(n, b.stop + margin))
+                                    for b, n in zip(lungs.box[1:], lungs.shape[1:]))
+    inner = tuple(slice(b.start - o.start, b.stop - o.start) for b, o in zip(lungs.box, outer))
+    lung = np.zeros(tuple(o.stop - o.start for o in outer), bool)
+    lung[inner] = lungs.lung
+    ggo, solid, split_doubt = compute_lesion_masks(
+        volume.hu[outer], lung, volume.spacing_mm, low_hu=params.lesion_low_hu, high_hu=params.lesion_high_hu,
+        split_hu=params.solid_split_hu, vessel_max_diameter_mm=params.vessel_max_diameter_mm, smoothing_px=smoothing,
+        noise_hu=residual_noise)
+    return ggo[inner], solid[inner], split_doubt
 
 
 def measure_series_dir(path: str | os.PathLike, params: VolumetryParams = VolumetryParams()) -> VolumetryResult:
