@@ -38,6 +38,8 @@ from scipy.spatial import ConvexHull, QhullError
 from trialake.imaging.morphology import compute_rect_opening
 from trialake.imaging.noise import compute_noise_hu, compute_smoothed, compute_smoothing_px
 from trialake.imaging.putback import (
+    ChestGeometry,
+    WallMap,
     compute_bounding_box,
     compute_chest_geometry,
     compute_diaphragm,
@@ -620,53 +622,78 @@ class ClassicalSegmenter:
             gaps = compute_gap_rays(walls[name], tol_mm=p.wall_tol_mm, min_contact_share=p.gap_contact_share,
                                     max_open_head_share=p.gap_open_head_share)
             filled[name] = lung | compute_wall_fill(lung, dense, geo, walls[name], gaps)
-        deepest = max(_deepest_floor(filled[n]) for n in filled)
-        fluid_hu_mean = ndimage.uniform_filter(hu.astype(np.float32), size=3)  # water vs soft tissue needs ~5 HU
+        chest = _Chest(body=body, dense=dense, geo=geo, airway=airway, spacing=spacing,
+                       deepest=max(_deepest_floor(filled[n]) for n in filled),
+                       fluid_hu_mean=ndimage.uniform_filter(hu.astype(np.float32), size=3))  # water vs tissue: ~5 HU
         effusion = np.zeros_like(air)
         candidates = {}
         for name, other in (("left", "right"), ("right", "left")):
-            lung = filled[name]
-            inside = _inside_wall(walls[name], geo)
-            diaphragm = compute_diaphragm(lung, filled[other], dense, inside, spacing, tol_mm=p.floor_tol_mm,
-                                          deepest=deepest, max_rise=p.diaphragm_max_rise)
-            within_ribs = _inside_wall(walls[name], geo, ribs=True)
-            reachable = dense & within_ribs & ~filled[other]
-            below = np.zeros_like(lung)
-            if diaphragm is not None:
-                z = np.arange(lung.shape[0])[:, None, None]
-                below = (z > diaphragm[None]) & lung.any(axis=0)[None] & body
-            allowed = reachable & ~below
-            sector = walls[name].has_lung.any(axis=0)
-            # the wall estimate lies about half a voxel inside the pleura (it is measured at the centres of the
-            # lung's outermost voxels): the enclosed fill's fence is moved out to the pleura
-            pleura = _inside_wall(walls[name], geo, p.pleura_margin_vox * min(spacing[1:]), ribs=True)
-            fence = (body & ~pleura & sector[geo.angle]) | below
-            enclosed = compute_enclosed_fill(lung, fence, dense & pleura & ~filled[other] & ~below, min_planes=2)
-            lung = lung | enclosed
-            if diaphragm is not None:
-                wall = compute_wall_map(lung, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg,
-                                        smooth_mm=p.wall_smooth_mm)
-                notch, band = compute_notch_rays(wall, tol_vox=p.floor_tol_mm / spacing[0],
-                                                 smooth_deg=p.wall_smooth_deg, min_band_mm=p.floor_min_band_mm)
-                lung = lung | compute_floor_fill(lung, allowed, geo, wall, notch, band, diaphragm)
-            lung = lung | compute_dent_fill(lung, allowed, spacing, p.dent_radius_mm)
-            fluid = compute_effusion(lung, sides[name], fluid_hu_mean, body & inside & ~filled[other], inside, spacing,
-                                     fluid_hu=p.fluid_hu, min_ml=p.effusion_min_ml)
-            if fluid.any():  # against pleural fluid that outer layer is the fluid's edge, not lung
-                lung &= ~(enclosed & ~inside)
+            filled[name], fluid, candidates[name] = _put_back_lung(filled[name], sides[name], filled[other],
+                                                                   walls[name], chest, p)
             effusion |= fluid
-            filled[name] = lung & ~fluid & ~airway
-            candidates[name] = (reachable, within_ribs)
         left_f = filled["left"]
         right_f = filled["right"] & ~left_f
         both = left_f | right_f
         check_field_of_view(both, padding, p)
         findings = _dropped_findings(dropped, both, geo.skin_mm, spacing, p)
         findings += _not_put_back_findings({"left": left_f, "right": right_f}, candidates, both | effusion, geo,
-                                           deepest, p)
+                                           chest.deepest, p)
         return LungMasks(lung=both, left=left_f, right=right_f, airway=airway, effusion=effusion & ~both,
                          pneumothorax=pleural_air, put_back=both & (hu >= p.lung_air_hu), airway_found=found,
                          findings=findings)
+
+
+@dataclass(frozen=True)
+class _Chest:
+    """What the put-back of either lung reads: the body, the dense tissue it may take, the chest's
+    geometry, the airway, the deepest lung floor (slice) and a 3x3x3 mean of HU (for pleural fluid)."""
+
+    body: np.ndarray
+    dense: np.ndarray
+    geo: ChestGeometry
+    airway: np.ndarray
+    spacing: tuple[float, float, float]
+    deepest: int
+    fluid_hu_mean: np.ndarray
+
+
+def _put_back_lung(lung: np.ndarray, aerated: np.ndarray, other: np.ndarray, wall: WallMap, chest: _Chest,
+                   p: SegmentationParams) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """One lung (its holes and chest-wall fill done) with the enclosed, floor and dent fills, its pleural
+    fluid taken out (see the module doc); ``aerated``: its aerated part, ``other``: the other lung.
+
+    Returns (lung, pleural fluid, (dense tissue it could have taken, the region inside its ribs)).
+    """
+    body, dense, geo, spacing = chest.body, chest.dense, chest.geo, chest.spacing
+    inside = _inside_wall(wall, geo)
+    diaphragm = compute_diaphragm(lung, other, dense, inside, spacing, tol_mm=p.floor_tol_mm,
+                                  deepest=chest.deepest, max_rise=p.diaphragm_max_rise)
+    within_ribs = _inside_wall(wall, geo, ribs=True)
+    reachable = dense & within_ribs & ~other
+    below = np.zeros_like(lung)
+    if diaphragm is not None:
+        z = np.arange(lung.shape[0])[:, None, None]
+        below = (z > diaphragm[None]) & lung.any(axis=0)[None] & body
+    allowed = reachable & ~below
+    sector = wall.has_lung.any(axis=0)
+    # the wall estimate lies about half a voxel inside the pleura (it is measured at the centres of the
+    # lung's outermost voxels): the enclosed fill's fence is moved out to the pleura
+    pleura = _inside_wall(wall, geo, p.pleura_margin_vox * min(spacing[1:]), ribs=True)
+    fence = (body & ~pleura & sector[geo.angle]) | below
+    enclosed = compute_enclosed_fill(lung, fence, dense & pleura & ~other & ~below, min_planes=2)
+    lung = lung | enclosed
+    if diaphragm is not None:
+        floor_wall = compute_wall_map(lung, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg,
+                                      smooth_mm=p.wall_smooth_mm)
+        notch, band = compute_notch_rays(floor_wall, tol_vox=p.floor_tol_mm / spacing[0],
+                                         smooth_deg=p.wall_smooth_deg, min_band_mm=p.floor_min_band_mm)
+        lung = lung | compute_floor_fill(lung, allowed, geo, floor_wall, notch, band, diaphragm)
+    lung = lung | compute_dent_fill(lung, allowed, spacing, p.dent_radius_mm)
+    fluid = compute_effusion(lung, aerated, chest.fluid_hu_mean, body & inside & ~other, inside, spacing,
+                             fluid_hu=p.fluid_hu, min_ml=p.effusion_min_ml)
+    if fluid.any():  # against pleural fluid that outer layer is the fluid's edge, not lung
+        lung &= ~(enclosed & ~inside)
+    return lung & ~fluid & ~chest.airway, fluid, (reachable, within_ribs)
 
 
 def _not_put_back_findings(sides: dict[str, np.ndarray], candidates: dict[str, tuple[np.ndarray, np.ndarray]],
