@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.floors import dcm2niix_floor, numpy_floor
 from trialake.imaging import measure_series_dir
+from trialake.imaging.targets import TARGETS
 from trialake.synth.phantom import PhantomSpec, make_chest_phantom, render_phantom_dicom
 
 FULL = dict(matrix=512, slices=300, slice_spacing_mm=1.0)
@@ -81,9 +82,7 @@ def compute_accuracy(truth: dict[str, float], record: dict) -> dict[str, object]
         "lung_err_pct": round(lung_err, 2), "lesion_pct_err_points": round(pct_err, 2),
         "ggo_err_ml": round(ggo_err, 1), "solid_err_ml": round(solid_err, 1),
         "status": record.get("status"), "flags": record.get("qc_flags"),
-        "within_targets": bool(abs(lung_err) <= 3.0 and abs(pct_err) <= 1.0
-                               and abs(ggo_err) <= max(10.0, 0.15 * truth["ggo_volume_ml"])
-                               and abs(solid_err) <= max(10.0, 0.30 * truth["solid_volume_ml"])),
+        "within_targets": not TARGETS.compute_misses(truth, record),
     } | {"accuracy_ok": None}
 
 

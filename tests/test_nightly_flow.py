@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from trialake.imaging.targets import TARGETS
 from trialake.lake import Lake, open_lake, read_object, read_table, write_object
 from trialake.pipeline.context import SECRET_OBJECT
 
@@ -225,10 +226,11 @@ def test_volumetry_matches_the_phantom_truth(small_trial: Path, local_run: Lake)
     both = truth.join(measured, on="series_id", how="left", suffix="_lake")
     # a flag asks the core lab to look; the numbers stand and are checked below
     assert set(both["status"].to_list()) <= {"measured", "measured-with-flags"} and both["status"].null_count() == 0
-    assert ((both["lung_volume_ml_lake"] - both["lung_volume_ml"]).abs() <= 0.03 * both["lung_volume_ml"]).all()
-    assert ((both["lesion_pct_lake"] - both["lesion_pct"]).abs() <= 1.0).all()
-    ggo_tol = pl.max_horizontal(pl.lit(10.0), 0.15 * pl.col("ggo_volume_ml"))
-    solid_tol = pl.max_horizontal(pl.lit(10.0), 0.30 * pl.col("solid_volume_ml"))
+    lung_tol = TARGETS.lung_pct / 100.0 * both["lung_volume_ml"]
+    assert ((both["lung_volume_ml_lake"] - both["lung_volume_ml"]).abs() <= lung_tol).all()
+    assert ((both["lesion_pct_lake"] - both["lesion_pct"]).abs() <= TARGETS.lesion_points).all()
+    ggo_tol = pl.max_horizontal(pl.lit(TARGETS.ggo_ml), TARGETS.ggo_share * pl.col("ggo_volume_ml"))
+    solid_tol = pl.max_horizontal(pl.lit(TARGETS.solid_ml), TARGETS.solid_share * pl.col("solid_volume_ml"))
     checks = both.select(
         ((pl.col("ggo_volume_ml_lake") - pl.col("ggo_volume_ml")).abs() <= ggo_tol).all().alias("ggo"),
         ((pl.col("solid_volume_ml_lake") - pl.col("solid_volume_ml")).abs() <= solid_tol).all().alias("solid"),

@@ -22,6 +22,7 @@ from trialake.imaging.segment import (
     compute_pool_factors,
 )
 from trialake.imaging.series import load_series
+from trialake.imaging.targets import TARGETS
 from trialake.imaging.volume import CTVolume, NotMeasurable, compute_hu
 from trialake.imaging.volumetry import (
     VolumetryParams,
@@ -33,8 +34,8 @@ from trialake.imaging.volumetry import (
 from trialake.synth.phantom import PhantomSpec, make_chest_phantom, render_phantom_dicom
 
 # Accuracy targets from the volumetry issue.
-LUNG_REL = 0.03
-LESION_PCT_POINTS = 1.0
+LUNG_REL = TARGETS.lung_pct / 100.0
+LESION_PCT_POINTS = TARGETS.lesion_points
 
 CASES = {
     "healthy_with_vessels": PhantomSpec(lesion_pct=0.0, chest_wall_consolidation=False, seed=1),
@@ -68,8 +69,8 @@ def test_accuracy_targets(measured):
     t = ph.truth
     assert r.lung_volume_ml == pytest.approx(t["lung_volume_ml"], rel=LUNG_REL)
     assert r.lesion_pct == pytest.approx(t["lesion_pct"], abs=LESION_PCT_POINTS)
-    assert abs(r.ggo_volume_ml - t["ggo_volume_ml"]) <= max(10.0, 0.15 * t["ggo_volume_ml"])
-    assert abs(r.solid_volume_ml - t["solid_volume_ml"]) <= max(10.0, 0.30 * t["solid_volume_ml"])
+    assert abs(r.ggo_volume_ml - t["ggo_volume_ml"]) <= TARGETS.ggo_tolerance_ml(t["ggo_volume_ml"])
+    assert abs(r.solid_volume_ml - t["solid_volume_ml"]) <= TARGETS.solid_tolerance_ml(t["solid_volume_ml"])
     assert r.left_lung_volume_ml == pytest.approx(t["left_lung_volume_ml"], rel=LUNG_REL)
     assert r.right_lung_volume_ml == pytest.approx(t["right_lung_volume_ml"], rel=LUNG_REL)
     if name == "healthy_with_vessels":
@@ -346,5 +347,5 @@ def test_accuracy_targets_at_larger_size(spec):
     t = ph.truth
     assert r.lung_volume_ml == pytest.approx(t["lung_volume_ml"], rel=LUNG_REL)
     assert r.lesion_pct == pytest.approx(t["lesion_pct"], abs=LESION_PCT_POINTS)
-    assert abs(r.ggo_volume_ml - t["ggo_volume_ml"]) <= max(10.0, 0.15 * t["ggo_volume_ml"])
-    assert abs(r.solid_volume_ml - t["solid_volume_ml"]) <= max(10.0, 0.30 * t["solid_volume_ml"])
+    assert abs(r.ggo_volume_ml - t["ggo_volume_ml"]) <= TARGETS.ggo_tolerance_ml(t["ggo_volume_ml"])
+    assert abs(r.solid_volume_ml - t["solid_volume_ml"]) <= TARGETS.solid_tolerance_ml(t["solid_volume_ml"])

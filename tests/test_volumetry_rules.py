@@ -1,6 +1,6 @@
 """The rules behind the volumetry's safety nets, on arrays whose answer is known by construction:
-the diaphragm as the floor's lower envelope, the rib cage's depth, and the expected volume of
-lesion on the wrong side of the ground-glass/solid split."""
+the diaphragm as the floor's lower envelope, the rib cage's depth, the expected volume of lesion on
+the wrong side of the ground-glass/solid split, and the accuracy targets themselves."""
 from __future__ import annotations
 
 import math
@@ -12,6 +12,7 @@ from scipy import ndimage
 import trialake.imaging.putback as putback
 from trialake.imaging.lesions import compute_lesion_masks
 from trialake.imaging.putback import compute_diaphragm, compute_rib_depth
+from trialake.imaging.targets import TARGETS
 from trialake.imaging.volumetry import compute_tissue_border
 
 SPACING = (5.0, 5.0, 5.0)
@@ -123,3 +124,14 @@ def test_tissue_border_is_the_lungs_outer_layer_against_tissue_not_air() -> None
     border = compute_tissue_border(lung, hu >= -400.0)
     assert not (border & ~lung).any()
     assert int(border.sum()) == 10 * 20 * 20 - 8 * 18 * 18 - 8 * 18
+
+
+def test_accuracy_targets_by_hand():
+    truth = {"lung_volume_ml": 1000.0, "lesion_pct": 10.0, "ggo_volume_ml": 100.0, "solid_volume_ml": 20.0}
+    # lung 3 % = 30 mL; 1 point; ggo max(10, 15) = 15 mL; solid max(10, 6) = 10 mL: each just inside
+    inside = {"lung_volume_ml": 1029.9, "lesion_pct": 10.99, "ggo_volume_ml": 85.1, "solid_volume_ml": 29.9}
+    assert TARGETS.compute_misses(truth, inside) == ()
+    outside = {"lung_volume_ml": 969.9, "lesion_pct": 8.9, "ggo_volume_ml": 115.2, "solid_volume_ml": 9.8}
+    assert TARGETS.compute_misses(truth, outside) == ("lung", "lesion_pct", "ggo", "solid")
+    assert TARGETS.ggo_tolerance_ml(1000.0) == pytest.approx(150.0)
+    assert TARGETS.solid_tolerance_ml(1000.0) == pytest.approx(300.0)

@@ -14,17 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trialake.imaging import CTVolume, NotMeasurable, VolumetryParams, load_series, measure_volume
+from trialake.imaging.targets import TARGETS
 from trialake.synth.phantom import PhantomSpec, make_chest_phantom, render_phantom_dicom
 
 # Targets of the volumetry issue.
-LUNG_REL, LESION_POINTS = 0.03, 1.0
+LUNG_REL, LESION_POINTS = TARGETS.lung_pct / 100.0, TARGETS.lesion_points
 
 
 def within_targets(truth: dict, r) -> bool:
-    return (abs(r.lung_volume_ml / truth["lung_volume_ml"] - 1.0) <= LUNG_REL
-            and abs(r.lesion_pct - truth["lesion_pct"]) <= LESION_POINTS
-            and abs(r.ggo_volume_ml - truth["ggo_volume_ml"]) <= max(10.0, 0.15 * truth["ggo_volume_ml"])
-            and abs(r.solid_volume_ml - truth["solid_volume_ml"]) <= max(10.0, 0.30 * truth["solid_volume_ml"]))
+    return not TARGETS.compute_misses(truth, r.to_record())
 
 
 def describe(truth: dict, r) -> str:
@@ -92,7 +90,7 @@ def test_consolidation_against_the_heart_is_put_back_up_to_the_known_limit(seed:
     assert abs(r.lung_volume_ml / truth["lung_volume_ml"] - 1.0) <= LUNG_REL, describe(truth, r)
     assert abs(r.lesion_pct - truth["lesion_pct"]) <= LESION_POINTS, describe(truth, r)
     assert r.solid_volume_ml >= 0.45 * truth["solid_volume_ml"], describe(truth, r)
-    assert r.solid_volume_ml <= truth["solid_volume_ml"] + max(10.0, 0.3 * truth["solid_volume_ml"]), describe(truth, r)
+    assert r.solid_volume_ml <= truth["solid_volume_ml"] + TARGETS.solid_tolerance_ml(truth["solid_volume_ml"]), describe(truth, r)
 
 
 @pytest.mark.parametrize("seed", [216, 101])
@@ -166,7 +164,7 @@ def test_sharp_kernel_agrees_with_its_soft_twin() -> None:
     assert sharp.noise_hu == pytest.approx(80.0, rel=0.1) and soft.noise_hu == pytest.approx(15.0, rel=0.15)
     assert sharp.smoothing_mm > 0 == soft.smoothing_mm
     assert abs(sharp.lesion_pct - soft.lesion_pct) <= LESION_POINTS
-    assert abs(sharp.solid_volume_ml - soft.solid_volume_ml) <= max(10.0, 0.3 * soft.solid_volume_ml)
+    assert abs(sharp.solid_volume_ml - soft.solid_volume_ml) <= TARGETS.solid_tolerance_ml(soft.solid_volume_ml)
 
 
 def test_noise_above_the_limit_is_refused() -> None:

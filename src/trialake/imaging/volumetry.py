@@ -44,6 +44,7 @@ from trialake.imaging.segment import (
     compute_padding_mask,
 )
 from trialake.imaging.series import load_series
+from trialake.imaging.targets import TARGETS
 from trialake.imaging.volume import PADDING_HU, CTVolume, NotMeasurable, compute_kernel_class
 
 #: Less lung than this (mL) means no lungs were found, whatever the segmenter.
@@ -55,10 +56,6 @@ MEASURED, FLAGGED, FAILED = "measured", "measured-with-flags", "failed"
 #: ground-glass/solid split: half the solid target (30%), because the expected count assumes a flat
 #: HU distribution around the split and underestimates tissue piled up just below it.
 SPLIT_DOUBT_SHARE = 0.15
-#: The ground-glass and lesion-percentage targets of the volumetry (max(10 mL, 15 %); 1 point): more
-#: dense ground glass than either allows in the lung's outermost voxels against tissue makes that
-#: measure uncertain beyond its target.
-GGO_TOLERANCE_ML, GGO_TOLERANCE_SHARE, LESION_TOLERANCE_POINTS = 10.0, 0.15, 1.0
 
 
 class Segmenter(Protocol):
@@ -260,7 +257,8 @@ def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> li
                                             f"split ({params.solid_split_hu:.0f} HU): about {doubt:.0f} mL of it may be "
                                             f"on the wrong side (solid {solid:.0f} mL)"))
     at_wall, ggo_ml = record["ggo_at_wall_ml"], record["ggo_volume_ml"]
-    if at_wall > max(GGO_TOLERANCE_ML, min(GGO_TOLERANCE_SHARE * ggo_ml, LESION_TOLERANCE_POINTS / 100.0 * lung_ml)):
+    # more dense ground glass against tissue than the ground-glass or the lesion-percentage target allows
+    if at_wall > max(TARGETS.ggo_ml, min(TARGETS.ggo_share * ggo_ml, TARGETS.lesion_points / 100.0 * lung_ml)):
         flags.append(Finding("ggo_at_wall", f"{at_wall:.0f} mL of dense ground glass (of {ggo_ml:.0f} mL) lies in the lung's "
                                             "outermost voxels against the chest wall or mediastinum, where it cannot be told "
                                             "from the wall's partial-volume layer: the ground glass is uncertain by about "
