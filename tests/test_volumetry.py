@@ -246,6 +246,24 @@ def test_measure_series_dir_equals_measuring_the_array(feet_first_series):
     assert from_dir.lesion_pct == pytest.approx(ph.truth["lesion_pct"], abs=LESION_PCT_POINTS)
 
 
+def test_load_series_mirrors_rows_and_columns_stored_backwards(feet_first_series, tmp_path):
+    # the same slices stored with rows running right to left and columns from back to front: the
+    # first stored pixel is then the opposite corner, and the volume must come out the same
+    _, folder = feet_first_series
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        rows_mm, cols_mm = (float(v) for v in ds.PixelSpacing)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]
+        ds.ImagePositionPatient = [x + (ds.Columns - 1) * cols_mm, y + (ds.Rows - 1) * rows_mm, z]
+        ds.PixelData = np.ascontiguousarray(ds.pixel_array[::-1, ::-1]).tobytes()
+        ds.save_as(tmp_path / path.name)
+    mirrored, plain = load_series(sorted(tmp_path.iterdir())), load_series(sorted(folder.iterdir()))
+    np.testing.assert_array_equal(mirrored.hu, plain.hu)
+    assert mirrored.origin_mm == pytest.approx(plain.origin_mm)
+    assert mirrored.spacing_mm == plain.spacing_mm
+
+
 def test_load_series_accepts_bytes(feet_first_series):
     _, folder = feet_first_series
     files = sorted(folder.iterdir())

@@ -1,9 +1,10 @@
-"""The volumetry's fast paths give the same answer as the plain ones: masks kept in the lungs' box,
-the doubling box opening against scipy's filters and binary opening, the cross dilation against
-scipy's binary dilation."""
+"""The volumetry's fast paths give the same answer as the plain ones: masks kept in the lungs' box
+(in arrays from anonymous memory maps), the doubling box opening against scipy's filters and binary
+opening, the cross dilation against scipy's binary dilation."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from scipy import ndimage
 from trialake.imaging import CTVolume, measure_volume
 from trialake.imaging.morphology import compute_cross_dilation, compute_rect_opening
 from trialake.imaging.segment import MASK_FIELDS, ClassicalSegmenter, LungMasks
+from trialake.imaging.volume import compute_mapped_zeros
 from trialake.synth.phantom import PhantomSpec, make_chest_phantom
 
 MASKS = hnp.arrays(bool, hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=14))
@@ -104,3 +106,13 @@ def test_measuring_in_the_box_equals_measuring_the_whole_volume(spec, exercised)
         assert np.array_equal(getattr(boxed.lungs, name), getattr(full.lungs, name)), name
     assert np.array_equal(boxed.ggo, full.ggo) and np.array_equal(boxed.solid, full.solid)
     assert getattr(boxed, exercised) > 0
+
+
+def test_mapped_zeros_are_an_ordinary_zeroed_array():
+    a = compute_mapped_zeros((3, 4, 5), np.int16)
+    assert a.shape == (3, 4, 5) and a.dtype == np.int16 and a.flags.writeable and a.flags.c_contiguous
+    assert not a.any()
+    a[1, 2, 3] = -1024
+    copy = pickle.loads(pickle.dumps(a))  # as it travels to a Dask worker
+    assert copy[1, 2, 3] == -1024 and int(np.count_nonzero(copy)) == 1
+    assert compute_mapped_zeros((0, 4)).shape == (0, 4)

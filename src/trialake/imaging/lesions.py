@@ -22,6 +22,7 @@ from scipy import special
 
 from trialake.imaging.morphology import compute_cross_dilation, compute_rect_opening
 from trialake.imaging.noise import compute_smoothed, compute_smoothing_margin_px
+from trialake.imaging.volume import compute_mapped_zeros
 
 SLAB_SLICES = 16
 #: In the coronal and sagittal planes a sheet must reach this multiple of the vessel diameter
@@ -52,8 +53,8 @@ def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: f
     A voxel measured at h lies on the other side of the split with probability
     Phi(-|h - split_hu| / noise_hu) (its noise-free value is about normal around h).
     """
-    ggo = np.zeros(lung.shape, bool)  # np.zeros, not zeros_like: pages outside the lung's box are never written
-    solid = np.zeros(lung.shape, bool)
+    ggo = compute_mapped_zeros(lung.shape)  # pages outside the lung's rows and slices are never written
+    solid = compute_mapped_zeros(lung.shape)
     split_doubt = 0.0
     zs = np.nonzero(lung.any(axis=(1, 2)))[0]
     if zs.size == 0:

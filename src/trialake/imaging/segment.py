@@ -56,7 +56,7 @@ from trialake.imaging.putback import (
     compute_wall_fill,
     compute_wall_map,
 )
-from trialake.imaging.volume import PADDING_HU, CTVolume, NotMeasurable
+from trialake.imaging.volume import PADDING_HU, CTVolume, NotMeasurable, compute_mapped_zeros
 
 _PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
                    [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
@@ -160,7 +160,7 @@ def compute_expanded(mask: np.ndarray | None, box: tuple[slice, ...], shape: tup
     """A mask of ``box`` put on a volume of ``shape`` (False outside the box); None stays None."""
     if mask is None:
         return None
-    out = np.zeros(shape, bool)
+    out = compute_mapped_zeros(shape)
     out[box] = mask
     return out
 
@@ -533,7 +533,7 @@ def compute_refined_masks(coarse: LungMasks, coarse_hu: np.ndarray, hu: np.ndarr
     code |= coarse.put_back.astype(np.uint8) << 5
     code |= coarse.effusion.astype(np.uint8) << 6
     code |= coarse.pneumothorax.astype(np.uint8) << 7
-    masks = {name: np.zeros(tuple(b.stop - b.start for b in box), bool) for name in MASK_FIELDS}
+    masks = {name: compute_mapped_zeros(tuple(b.stop - b.start for b in box)) for name in MASK_FIELDS}
     for start in range(box[0].start, box[0].stop, REFINE_SLAB_SLICES):  # small temporaries, reused
         part = (slice(start, min(start + REFINE_SLAB_SLICES, box[0].stop)),) + box[1:]
         fine = _upsample(code, factors, part)

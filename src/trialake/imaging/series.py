@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pydicom
 
-from trialake.imaging.volume import CTVolume, compute_hu
+from trialake.imaging.volume import CTVolume, compute_hu, compute_mapped_zeros
 
 #: Largest relative deviation of one slice gap from the median gap before the series is refused.
 MAX_GAP_DEVIATION = 0.1
@@ -98,16 +98,18 @@ def load_series(files: Sequence[str | os.PathLike | bytes]) -> CTVolume:
         slices[0].ds.get("SliceThickness", 1.0) or 1.0)
     if normal[2] > 0:  # ascending along the normal runs towards the head: read head first
         order = order[::-1]
-    hu = np.empty((len(slices), slices[0].ds.Rows, slices[0].ds.Columns), _hu_dtype(slices))
-    for k, i in enumerate(order):
-        hu[k] = _slice_hu(slices[i])
+    rows, columns = slices[0].ds.Rows, slices[0].ds.Columns
     origin = slices[order[0]].position
     row_mm, col_mm = slices[0].pixel_spacing
+    flip = tuple(slice(None, None, -1) if backwards else slice(None) for backwards in (col_dir[1] < 0, row_dir[0] < 0))
     if row_dir[0] < 0:
-        hu, origin = hu[:, :, ::-1], origin + (hu.shape[2] - 1) * col_mm * row_dir
+        origin = origin + (columns - 1) * col_mm * row_dir
     if col_dir[1] < 0:
-        hu, origin = hu[:, ::-1, :], origin + (hu.shape[1] - 1) * row_mm * col_dir
-    return CTVolume(np.ascontiguousarray(hu), (spacing_z, row_mm, col_mm), tuple(float(v) for v in origin),
+        origin = origin + (rows - 1) * row_mm * col_dir
+    hu = compute_mapped_zeros((len(slices), rows, columns), _hu_dtype(slices))
+    for k, i in enumerate(order):
+        hu[k] = _slice_hu(slices[i])[flip]
+    return CTVolume(hu, (spacing_z, row_mm, col_mm), tuple(float(v) for v in origin),
                     kernel=_kernel(slices), tilt_deg=_tilt_deg([slices[i].position for i in order], normal))
 
 

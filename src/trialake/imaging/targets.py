@@ -37,7 +37,8 @@ class AccuracyTargets:
         errors = {
             "lung": abs(measured["lung_volume_ml"] / truth["lung_volume_ml"] - 1.0) * 100.0 > self.lung_pct,
             "lesion_pct": abs(measured["lesion_pct"] - truth["lesion_pct"]) > self.lesion_points,
-            "ggo": abs(measured["ggo_volume_ml"] - truth["ggo_volume_ml"]) > self.ggo_tolerance_ml(truth["ggo_volume_ml"]),
+            "ggo": (abs(measured["ggo_volume_ml"] - truth["ggo_volume_ml"])
+                    > self.ggo_tolerance_ml(truth["ggo_volume_ml"])),
             "solid": (abs(measured["solid_volume_ml"] - truth["solid_volume_ml"])
                       > self.solid_tolerance_ml(truth["solid_volume_ml"])),
         }

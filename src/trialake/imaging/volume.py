@@ -1,6 +1,7 @@
 """CT volumes in Hounsfield units, the conversion from stored values, and the measurement error."""
 from __future__ import annotations
 
+import mmap
 import re
 from dataclasses import dataclass
 
@@ -45,6 +46,20 @@ class CTVolume:
     @property
     def voxel_ml(self) -> float:
         return float(np.prod(self.spacing_mm)) / 1000.0
+
+
+def compute_mapped_zeros(shape: tuple[int, ...], dtype: type = bool) -> np.ndarray:
+    """A zero-filled array in an anonymous memory map, for the large arrays of a series (the volume,
+    its masks).
+
+    Its pages are the kernel's default (4 KiB), each backed when first written; numpy asks for
+    2 MiB pages for large arrays, whose first touch costs several times more on virtual machines
+    whose host backs memory lazily (seen here: 0.04-1.3 s to write a 150 MB volume, against a
+    steady 0.11 s), and a write anywhere in 2 MiB backs all of it.
+    """
+    count = int(np.prod(shape))
+    buffer = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize))
+    return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
 
 
 def compute_hu(stored: np.ndarray, slope: float = 1.0, intercept: float = 0.0,

@@ -45,7 +45,7 @@ from trialake.imaging.segment import (
 )
 from trialake.imaging.series import load_series
 from trialake.imaging.targets import TARGETS
-from trialake.imaging.volume import PADDING_HU, CTVolume, NotMeasurable, compute_kernel_class
+from trialake.imaging.volume import PADDING_HU, CTVolume, NotMeasurable, compute_kernel_class, compute_mapped_zeros
 
 #: Less lung than this (mL) means no lungs were found, whatever the segmenter.
 MIN_LUNG_ML = 200.0
@@ -376,7 +376,7 @@ def _measure_lesions(volume: CTVolume, lungs: LungMasks, params: VolumetryParams
     outer = (lungs.box[0],) + tuple(slice(max(0, b.start - margin), min(n, b.stop + margin))
                                     for b, n in zip(lungs.box[1:], lungs.shape[1:]))
     inner = tuple(slice(b.start - o.start, b.stop - o.start) for b, o in zip(lungs.box, outer))
-    lung = np.zeros(tuple(o.stop - o.start for o in outer), bool)
+    lung = compute_mapped_zeros(tuple(o.stop - o.start for o in outer))
     lung[inner] = lungs.lung
     ggo, solid, split_doubt = compute_lesion_masks(
         volume.hu[outer], lung, volume.spacing_mm, low_hu=params.lesion_low_hu, high_hu=params.lesion_high_hu,
