@@ -477,14 +477,17 @@ def compute_block_mean(hu: np.ndarray, factors: tuple[int, int, int]) -> np.ndar
     shape = tuple(n // f for n, f in zip(hu.shape, factors))
     out = np.empty(shape, np.float32)
     for k in range(shape[0]):
-        acc = hu[k * factors[0]:(k + 1) * factors[0]]
-        for axis, f in enumerate(factors):
+        slab = hu[k * factors[0]:(k + 1) * factors[0]]
+        acc = slab[0].astype(np.float32)
+        for c in range(1, factors[0]):
+            acc += slab[c]
+        for axis, (n, f) in enumerate(zip(shape[1:], factors[1:])):  # rows, then columns of the slice
             lead = (slice(None),) * axis
-            total = acc[lead + (slice(0, shape[axis] * f if axis else 1, f),)].astype(np.float32)
+            total = acc[lead + (slice(0, n * f, f),)].copy()
             for c in range(1, f):
-                total += acc[lead + (slice(c, c + shape[axis] * f if axis else c + 1, f),)]
+                total += acc[lead + (slice(c, c + n * f, f),)]
             acc = total
-        out[k] = acc[0]
+        out[k] = acc
     out *= np.float32(1.0 / (factors[0] * factors[1] * factors[2]))
     return out
 
