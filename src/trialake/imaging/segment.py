@@ -219,6 +219,15 @@ class LungMasks:
                                             for f in MASK_FIELDS}, box=box, shape=self.lung.shape)
 
 
+def compute_label_sizes(labels: np.ndarray, n: int) -> np.ndarray:
+    """Voxels of each label 0..n, counted one slice at a time: ``np.bincount`` casts its input to
+    int64, and a whole full-resolution volume cast is a large fresh allocation."""
+    sizes = np.zeros(n + 1, np.int64)
+    for plane in labels:
+        sizes += np.bincount(plane.ravel(), minlength=n + 1)
+    return sizes
+
+
 def compute_padding_mask(outside: np.ndarray, spacing, min_area_mm2: float = 200.0) -> np.ndarray:
     """Padding regions (outside the reconstruction circle): in each slice, components of ``outside``
     (voxels at or below -1024 HU) that survive a 3x3 opening, touch the image border and cover at
@@ -232,7 +241,7 @@ def compute_padding_mask(outside: np.ndarray, spacing, min_area_mm2: float = 200
     border[:, :, [0, -1]] = True
     keep = np.zeros(n + 1, bool)
     keep[np.unique(labels[border & opened])] = True
-    sizes = np.bincount(labels.ravel(), minlength=n + 1) * spacing[1] * spacing[2]
+    sizes = compute_label_sizes(labels, n) * spacing[1] * spacing[2]
     keep &= sizes >= min_area_mm2
     keep[0] = False
     return keep[labels]
@@ -246,7 +255,7 @@ def compute_body_mask(hu: np.ndarray, body_hu: float, padding: np.ndarray | None
     labels, n = ndimage.label(tissue, structure=_PLANE)
     if n == 0:
         return tissue
-    sizes = np.bincount(labels.ravel())[1:]
+    sizes = compute_label_sizes(labels, n)[1:]
     z_of = np.array([sl[0].start for sl in ndimage.find_objects(labels)])
     order = np.lexsort((-sizes, z_of))  # by slice, largest first
     first = np.r_[True, z_of[order][1:] != z_of[order][:-1]]
