@@ -546,6 +546,7 @@ def compute_refined_masks(coarse: LungMasks, coarse_hu: np.ndarray, hu: np.ndarr
     code |= coarse.effusion.astype(np.uint8) << 6
     code |= coarse.pneumothorax.astype(np.uint8) << 7
     masks = {name: compute_mapped_zeros(tuple(b.stop - b.start for b in box)) for name in MASK_FIELDS}
+    pleural = [(name, k) for name, k in (("effusion", 6), ("pneumothorax", 7)) if getattr(coarse, name).any()]
     for start in range(box[0].start, box[0].stop, REFINE_SLAB_SLICES):  # small temporaries, reused
         part = (slice(start, min(start + REFINE_SLAB_SLICES, box[0].stop)),) + box[1:]
         fine = _upsample(code, factors, part)
@@ -557,10 +558,8 @@ def compute_refined_masks(coarse: LungMasks, coarse_hu: np.ndarray, hu: np.ndarr
         np.logical_and(lung, ~out["right"], out=out["left"])
         np.logical_and(_bit(fine, 4), aerated, out=out["airway"])
         np.logical_and(lung & _bit(fine, 5), ~aerated, out=out["put_back"])
-        if coarse.effusion.any():
-            np.logical_and(_bit(fine, 6), ~lung, out=out["effusion"])
-        if coarse.pneumothorax.any():
-            np.logical_and(_bit(fine, 7), ~lung, out=out["pneumothorax"])
+        for name, k in pleural:  # an empty one stays untouched zeros
+            np.logical_and(_bit(fine, k), ~lung, out=out[name])
     return LungMasks(**masks, airway_found=coarse.airway_found, findings=coarse.findings, box=box, shape=hu.shape)
 
 

@@ -33,7 +33,6 @@ from trialake.imaging.noise import (
     compute_smoothing_px,
 )
 from trialake.imaging.params import VolumetryParams
-from trialake.imaging.putback import compute_bounding_box
 from trialake.imaging.segment import (
     ClassicalSegmenter,
     Finding,
@@ -280,10 +279,12 @@ def compute_ggo_at_wall_ml(hu: np.ndarray, lung: np.ndarray, ggo: np.ndarray, vo
     """Dense ground glass (mL: at or above the segmenter's aerated-lung threshold, -400 HU) in the lung's
     voxels face to face with dense tissue (``compute_tissue_border``): there the lung's end cannot be
     told by HU from the partial-volume layer of the wall. Ground glass of -600 to -450 HU (most
-    pneumonia) against the wall does not count: the wall's edge is sharp against it."""
-    box = compute_bounding_box(lung, pad=(1, 1, 1))
-    dense = hu[box] >= SegmentationParams.lung_air_hu
-    return int(np.count_nonzero(ggo[box] & dense & compute_tissue_border(lung[box], dense))) * voxel_ml
+    pneumonia) against the wall does not count: the wall's edge is sharp against it.
+
+    The arrays are the lungs' box (``LungMasks.box``: a voxel wider than the lung, or at the
+    volume's edge)."""
+    dense = hu >= SegmentationParams.lung_air_hu
+    return int(np.count_nonzero(ggo & dense & compute_tissue_border(lung, dense))) * voxel_ml
 
 
 def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams(),
