@@ -77,6 +77,14 @@ def test_accuracy_targets(measured):
         assert r.lesion_pct < 0.5
 
 
+def test_no_border_is_called_open_without_disease_against_the_mediastinum(measured):
+    """None of these phantoms has dense disease running into the mediastinum, the heart or the
+    diaphragm (the chest-wall consolidation lies against the ribs): ``open_border`` must stay quiet,
+    on the generator's coarse 64x40 grid too, where a 5 mm core is under one voxel."""
+    _, _, r = measured
+    assert "open_border" not in (r.qc_flags or "").split(","), r.reason
+
+
 def test_result_fields_are_consistent(measured):
     _, ph, r = measured
     voxel_ml = float(np.prod(ph.spacing_mm)) / 1000.0

@@ -65,6 +65,8 @@ CHANGES = {
                                lambda a, b: "hidden_border" in a.qc_flags and "hidden_border" not in (b.qc_flags or "")),
     "left_out_flag_ml": ("lobar", {"left_out_flag_ml": 1e6},
                          lambda a, b: "left_out" in a.qc_flags and "left_out" not in (b.qc_flags or "")),
+    "open_border_flag_cm2": ("lobar", {"open_border_flag_cm2": 1e6},
+                             lambda a, b: "open_border" in a.qc_flags and "open_border" not in (b.qc_flags or "")),
     "solid_split_flag_ml": ("dependent", {"solid_split_flag_ml": 1e6},
                             lambda a, b: "solid_split" in a.qc_flags and "solid_split" not in (b.qc_flags or "")),
 }

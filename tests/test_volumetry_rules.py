@@ -126,6 +126,31 @@ def test_tissue_border_is_the_lungs_outer_layer_against_tissue_not_air() -> None
     assert int(border.sum()) == 10 * 20 * 20 - 8 * 18 * 18 - 8 * 18
 
 
+def _two_blocks(put_width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense tissue in z 2-11, y 5-24: x 15-24 left out, and the ``put_width`` columns before x 15
+    put back into the lung (aerated lung beyond them)."""
+    lung = np.zeros((14, 30, 30), bool)
+    dense = np.zeros_like(lung)
+    lung[2:12, 5:25, 2:15] = True
+    dense[2:12, 5:25, 15 - put_width:25] = True
+    return lung, dense
+
+
+def test_open_border_is_the_face_where_thick_put_back_meets_thick_left_out_tissue() -> None:
+    """Spacing (2, 1, 1) mm and a 2 mm core: a ball of radius 1 voxel in z and 2 in y and x. The opening
+    of each block keeps, on the shared face, the rows the eroded block's centres span: z 3-10 and
+    y 7-22 (8 x 16 = 128 faces) of 2 x 1 mm2 each: 2.56 cm2. A put-back layer 3 voxels thick is thinner
+    than the ball (5 voxels across) and has no core: 0."""
+    lung, dense = _two_blocks(put_width=10)
+    assert putback.compute_open_border_cm2(lung, dense, 2.0, (2.0, 1.0, 1.0)) == pytest.approx(2.56)
+    thin_lung, thin_dense = _two_blocks(put_width=3)
+    assert putback.compute_open_border_cm2(thin_lung, thin_dense, 2.0, (2.0, 1.0, 1.0)) == 0.0
+    # a core finer than the voxels still reaches one voxel along each axis (a 3-D cross): the eroded
+    # blocks span z 3-10 and y 6-23 (8 x 18 = 144 faces, 2.88 cm2), and a layer 3 voxels thick has a core
+    assert putback.compute_open_border_cm2(lung, dense, 0.5, (2.0, 1.0, 1.0)) == pytest.approx(2.88)
+    assert putback.compute_open_border_cm2(thin_lung, thin_dense, 0.5, (2.0, 1.0, 1.0)) == pytest.approx(2.88)
+
+
 def test_accuracy_targets_by_hand():
     truth = {"lung_volume_ml": 1000.0, "lesion_pct": 10.0, "ggo_volume_ml": 100.0, "solid_volume_ml": 20.0}
     # lung 3 % = 30 mL; 1 point; ggo max(10, 15) = 15 mL; solid max(10, 6) = 10 mL: each just inside

@@ -48,6 +48,8 @@ class VolumetryParams(BaseModel):
       this area and it was not put back.
     left_out_flag_ml: flag when at least this much thick dense tissue next to a lung, inside its chest
       wall and lateral to its medial edge, was not put back.
+    open_border_flag_cm2: flag when thick dense disease put back as lung meets thick dense tissue
+      outside it (mediastinum, heart, diaphragm) over at least this area, with no HU edge between them.
     solid_split_flag_ml: flag when more lesion than this (and than 15% of the solid volume) is expected
       on the wrong side of ``solid_split_hu`` because of the image noise (much of it lies near the split).
     """
@@ -70,6 +72,7 @@ class VolumetryParams(BaseModel):
     pneumothorax_flag_ml: float = Field(default=10.0, ge=0.0)
     hidden_border_flag_cm2: float = Field(default=20.0, ge=0.0)
     left_out_flag_ml: float = Field(default=15.0, ge=0.0)
+    open_border_flag_cm2: float = Field(default=8.0, ge=0.0)
     solid_split_flag_ml: float = Field(default=5.0, ge=0.0)
 
     @model_validator(mode="after")

@@ -32,7 +32,9 @@ Pleural fluid (``compute_effusion``) and pleural air (``compute_pleural_air``) a
 pleural space and are never lung; the tissue around pleural air (chest wall, mediastinum) is never
 put back. ``compute_hidden_border_cm2`` (dense tissue keeping the lung from the chest wall) and
 ``compute_left_out`` (thick dense tissue next to the lung, inside its rib cage, lateral to its
-medial edge) measure what was seen but not put back, for flags.
+medial edge) measure what was seen but not put back, for flags; ``compute_open_border_cm2`` (thick
+disease put back meeting thick tissue left out, with no HU edge between them) measures where the
+lung's border is a guess.
 """
 from __future__ import annotations
 
@@ -571,6 +573,34 @@ def compute_left_out(lung: np.ndarray, dense: np.ndarray, geo: ChestGeometry, wa
         return candidate
     thick = ndimage.binary_opening(candidate, structure=_ellipsoid(core_mm, geo.spacing))
     return _joined_to(thick, ndimage.binary_dilation(lung) & ~thick) if thick.any() else thick
+
+
+def compute_open_border_cm2(lung: np.ndarray, dense: np.ndarray, core_mm: float, spacing) -> float:
+    """Area (cm2) where thick dense tissue put back into ``lung`` meets thick dense tissue left out.
+
+    ``dense`` is the dense tissue inside this lung's rib cage that the lung could take, lung voxels
+    included (the caller removes the other lung, pleural fluid and what lies under the deepest floor).
+    Both sides are opened with a ball of ``core_mm`` so vessels, lesion rims and partial-volume
+    layers do not count; what is left is consolidation running into the mediastinum, the heart or the
+    diaphragm with no HU edge between them, so the lung's border there is a guess. The ball reaches at
+    least one voxel along each axis (on voxels coarser than ``core_mm`` a one-voxel ball would open
+    nothing). Counted as voxel faces between the two, each weighted by its area.
+    """
+    ball = _ellipsoid(core_mm, np.minimum(np.asarray(spacing, float), core_mm))
+    put = ndimage.binary_opening(lung & dense, structure=ball)
+    if not put.any():
+        return 0.0
+    out = ndimage.binary_opening(dense & ~lung, structure=ball)
+    area_mm2 = 0.0
+    for axis in range(3):
+        face = float(np.prod([s for i, s in enumerate(spacing) if i != axis]))
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        lo, hi = tuple(lo), tuple(hi)
+        faces = np.count_nonzero(put[lo] & out[hi]) + np.count_nonzero(out[lo] & put[hi])
+        area_mm2 += faces * face
+    return area_mm2 / 100.0
 
 
 def _carried_down(values: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,6 +52,7 @@ from trialake.imaging.putback import (
     compute_enclosed_fill,
     compute_floor_fill,
     compute_notch_rays,
+    compute_open_border_cm2,
     compute_pleural_air,
     compute_wall_fill,
     compute_wall_map,
@@ -576,7 +577,7 @@ class ClassicalSegmenter:
     coarse_voxel_mm: float = 3.0
     coarse_noise_hu: float = 20.0
     name: str = "classical"
-    version: str = "2.2.0"
+    version: str = "2.3.0"
 
     def segment_lungs(self, volume: CTVolume) -> LungMasks:
         factors = compute_pool_factors(volume.spacing_mm, self.coarse_voxel_mm)
@@ -710,23 +711,32 @@ def _put_back_lung(lung: np.ndarray, aerated: np.ndarray, other: np.ndarray, wal
 def _not_put_back_findings(sides: dict[str, np.ndarray], candidates: dict[str, tuple[np.ndarray, np.ndarray]],
                            taken: np.ndarray, geo, deepest: int, p: SegmentationParams) -> tuple[Finding, ...]:
     """Findings on dense tissue seen but not put back: ``hidden_border`` (cm2 of chest wall the lung is
-    kept from) and ``left_out`` (mL of thick dense tissue next to a lung, inside its rib cage).
+    kept from), ``left_out`` (mL of thick dense tissue next to a lung, inside its rib cage) and
+    ``open_border`` (cm2 where thick disease put back meets thick dense tissue left out, above the
+    deepest floor and away from the other lung and pleural fluid).
 
     ``candidates``: per side, the dense tissue it could have taken and the region inside its ribs;
     ``taken``: the lungs and pleural fluid.
     """
-    hidden, left_out = 0.0, np.zeros_like(taken)
+    hidden, open_border, left_out = 0.0, 0.0, np.zeros_like(taken)
     for name, side in sides.items():
         wall = compute_wall_map(side, geo, tol_mm=p.wall_tol_mm, smooth_deg=p.wall_smooth_deg, smooth_mm=p.wall_smooth_mm)
         hidden += compute_hidden_border_cm2(wall, geo)
         dense, inside = candidates[name]
         left_out |= compute_left_out(side, dense & ~taken, geo, wall, inside, p.left_out_core_mm,
                                      1 if name == "left" else -1, deepest)
+        above_floor = dense & ~(taken & ~side)
+        above_floor[deepest + 1:] = False
+        open_border += compute_open_border_cm2(side, above_floor, p.left_out_core_mm, geo.spacing)
     left_out_ml = float(np.count_nonzero(left_out)) * float(np.prod(geo.spacing)) / 1000.0
     findings: tuple[Finding, ...] = ()
     if left_out_ml > 0:
         findings += (Finding("left_out", f"{left_out_ml:.0f} mL of dense tissue next to the lung, inside the chest "
                                          "wall, was not counted as lung (consolidation there?)", left_out_ml),)
+    if open_border > 0:
+        findings += (Finding("open_border", f"dense disease put back as lung meets dense tissue outside it (mediastinum, "
+                                            f"heart or diaphragm) over {open_border:.0f} cm2 with no edge between them: "
+                                            "the lung's border there is estimated", open_border),)
     if hidden > 0:
         findings += (Finding("hidden_border", f"dense tissue keeps the lung from the chest wall over {hidden:.0f} cm2 "
                                               "and was not counted as lung (consolidation or fluid there?)", hidden),)

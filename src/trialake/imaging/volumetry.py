@@ -228,7 +228,8 @@ def compute_scan_margin_mm(volume: CTVolume, lungs: LungMasks) -> float:
 
 def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> list[Finding]:
     """The flags of one measurement (see the module doc) from the segmenter's findings and the QC values."""
-    thresholds = {"hidden_border": params.hidden_border_flag_cm2, "left_out": params.left_out_flag_ml}
+    thresholds = {"hidden_border": params.hidden_border_flag_cm2, "left_out": params.left_out_flag_ml,
+                  "open_border": params.open_border_flag_cm2}
     flags = [f for f in lungs.findings if f.value >= thresholds.get(f.code, 0.0)]
     lung_ml = record["lung_volume_ml"]
     low, high = params.right_lung_share
