@@ -122,6 +122,18 @@ def test_basal_consolidation_does_not_lift_the_diaphragm(seed: int, side: int) -
 _COARSE = dict(matrix=80, slices=40, fov_mm=380.0, slice_spacing_mm=6.5, chest_wall_consolidation=False)
 
 
+def test_thick_means_a_voxel_each_way_on_the_generator_s_coarse_grid() -> None:
+    """A severe case as ``trialake generate`` makes it (64x64 at 5.9 mm, 7.5 mm slices). A 5 mm core is
+    under one voxel there; taken literally it kept every partial-volume voxel at the mediastinum as
+    "thick" and flagged 17 mL ``left_out`` on a series within the targets. The core now reaches a
+    voxel along each axis: measured, no flag."""
+    ph, r = _measure(PhantomSpec(matrix=64, slices=40, fov_mm=380.0, slice_spacing_mm=7.5, body_scale=1.062,
+                                 lesion_pct=55.7, solid_share=0.18, chest_wall_consolidation=False, noise_hu=18.0,
+                                 blur_mm=1.2, seed=1808808453))
+    assert within_targets(ph.truth, r), describe(ph.truth, r)
+    assert r.status == "measured", describe(ph.truth, r)
+
+
 @pytest.mark.parametrize("spec", [
     PhantomSpec(**QUIET, basal_consolidation=True, variant_side=-1, seed=9208),
     PhantomSpec(**QUIET, **{k: v for k, v in _COARSE.items() if k != "chest_wall_consolidation"},

@@ -159,6 +159,13 @@ def _ellipsoid(radius_mm: float, spacing) -> np.ndarray:
     return sum((g / max(v, 1e-6)) ** 2 for g, v in zip(grid, r)) <= 1.0
 
 
+def _core_ball(core_mm: float, spacing) -> np.ndarray:
+    """Structuring element that keeps only tissue thicker than ``2 * core_mm``: the ball of ``core_mm``,
+    reaching at least one voxel along each axis (on voxels coarser than ``core_mm`` a one-voxel ball
+    would keep everything)."""
+    return _ellipsoid(core_mm, np.minimum(np.asarray(spacing, float), core_mm))
+
+
 def compute_bounding_box(mask: np.ndarray, pad: tuple[int | None, int | None, int | None]) -> tuple[slice, ...]:
     """The slices around the True voxels of ``mask``, ``pad`` voxels wider per axis (None: 0), inside the array."""
     out = []
@@ -553,8 +560,8 @@ def compute_left_out(lung: np.ndarray, dense: np.ndarray, geo: ChestGeometry, wa
     lies below the apex (``compute_apex_end``) and, in its row (z, y), no nearer the midline than the
     lung's medial edge in that row (in a row without lung, the edge of the nearest slice above with
     lung in that row), so the heart and the mediastinum medial to the lung do not; only the part of
-    it at least ``core_mm`` from anything else (an opening) counts, so the partial-volume layers at
-    the lung's edge do not either.
+    it at least ``core_mm`` (and a voxel along each axis) from anything else (an opening) counts, so the
+    partial-volume layers at the lung's edge do not either.
     """
     nz, ny, nx = lung.shape
     cols = np.arange(nx)
@@ -571,7 +578,7 @@ def compute_left_out(lung: np.ndarray, dense: np.ndarray, geo: ChestGeometry, wa
     candidate[deepest + 1:] = False
     if not candidate.any():
         return candidate
-    thick = ndimage.binary_opening(candidate, structure=_ellipsoid(core_mm, geo.spacing))
+    thick = ndimage.binary_opening(candidate, structure=_core_ball(core_mm, geo.spacing))
     return _joined_to(thick, ndimage.binary_dilation(lung) & ~thick) if thick.any() else thick
 
 
@@ -582,11 +589,10 @@ def compute_open_border_cm2(lung: np.ndarray, dense: np.ndarray, core_mm: float,
     included (the caller removes the other lung, pleural fluid and what lies under the deepest floor).
     Both sides are opened with a ball of ``core_mm`` so vessels, lesion rims and partial-volume
     layers do not count; what is left is consolidation running into the mediastinum, the heart or the
-    diaphragm with no HU edge between them, so the lung's border there is a guess. The ball reaches at
-    least one voxel along each axis (on voxels coarser than ``core_mm`` a one-voxel ball would open
-    nothing). Counted as voxel faces between the two, each weighted by its area.
+    diaphragm with no HU edge between them, so the lung's border there is a guess. Counted as voxel
+    faces between the two, each weighted by its area.
     """
-    ball = _ellipsoid(core_mm, np.minimum(np.asarray(spacing, float), core_mm))
+    ball = _core_ball(core_mm, spacing)
     put = ndimage.binary_opening(lung & dense, structure=ball)
     if not put.any():
         return 0.0
