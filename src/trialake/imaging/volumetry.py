@@ -196,25 +196,37 @@ class VolumetryResult:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
 
 
-def compute_series_noise(volume: CTVolume) -> float:
-    """Noise SD (HU) of outside air on every ``NOISE_SLICE_STEP``-th slice (NaN without enough air)."""
+@dataclass(frozen=True)
+class SliceSample:
+    """Every ``NOISE_SLICE_STEP``-th slice at full resolution (HU) and its padding (outside the
+    reconstruction circle): what the noise estimate and the field-of-view margin read."""
+
+    hu: np.ndarray
+    padding: np.ndarray
+    spacing_mm: tuple[float, float, float]
+
+
+def compute_slice_sample(volume: CTVolume) -> SliceSample:
+    """The slice sample of ``volume`` (its padding mask built once, for both readers)."""
     hu = volume.hu[::NOISE_SLICE_STEP]
-    padding = compute_padding_mask(hu <= PADDING_HU, volume.spacing_mm)
-    body = compute_body_mask(hu, -500.0, padding)
-    return compute_noise_hu(hu, body, padding, volume.spacing_mm)
+    return SliceSample(hu, compute_padding_mask(hu <= PADDING_HU, volume.spacing_mm), volume.spacing_mm)
 
 
-def compute_fov_margin_mm(volume: CTVolume, lungs: LungMasks) -> float:
+def compute_series_noise(sample: SliceSample) -> float:
+    """Noise SD (HU) of outside air on the sampled slices (NaN without enough air)."""
+    body = compute_body_mask(sample.hu, -500.0, sample.padding)
+    return compute_noise_hu(sample.hu, body, sample.padding, sample.spacing_mm)
+
+
+def compute_fov_margin_mm(sample: SliceSample, lungs: LungMasks) -> float:
     """Smallest in-plane distance (mm) from the lung (``lungs`` boxed) to the image border or the
-    reconstruction circle."""
+    reconstruction circle (padding on every sampled slice)."""
     footprint = np.zeros(lungs.shape[1:], bool)
     footprint[lungs.box[1:]] = lungs.lung.any(axis=0)
     if not footprint.any():
         return 0.0
-    sample = volume.hu[:: max(1, volume.hu.shape[0] // 8)]
-    padding = compute_padding_mask(sample <= PADDING_HU, volume.spacing_mm).all(axis=0)
-    inside = np.pad(~padding, 1)  # the image border is an edge too
-    distance = ndimage.distance_transform_edt(inside, sampling=volume.spacing_mm[1:])[1:-1, 1:-1]
+    inside = np.pad(~sample.padding.all(axis=0), 1)  # the image border is an edge too
+    distance = ndimage.distance_transform_edt(inside, sampling=sample.spacing_mm[1:])[1:-1, 1:-1]
     return float(distance[footprint].min())
 
 
@@ -298,7 +310,8 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
     segmenter = segmenter or get_segmenter(params)
     if check is None and params.check_segmenter:
         check = get_segmenter(params, params.check_segmenter)
-    noise = compute_series_noise(volume)
+    sample = compute_slice_sample(volume)
+    noise = compute_series_noise(sample)
     if np.isfinite(noise) and noise > params.max_noise_hu:
         raise NotMeasurable(f"image noise {noise:.0f} HU is above {params.max_noise_hu:.0f} HU: "
                             "ask the site for a reconstruction with a softer kernel or thicker slices")
@@ -357,7 +370,7 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         right_lung_share=record["right_lung_share"],
         airway_found=lungs.airway_found,
         put_back_pct=record["put_back_pct"],
-        fov_margin_mm=compute_fov_margin_mm(volume, lungs),
+        fov_margin_mm=compute_fov_margin_mm(sample, lungs),
         scan_margin_mm=compute_scan_margin_mm(volume, lungs),
         gantry_tilt_deg=volume.tilt_deg,
         check_method=record["check_method"],
