@@ -1,6 +1,6 @@
-"""Binary morphology on boolean (z, y, x) arrays, faster than scipy's generic filters for the
-shapes the volumetry uses (boxes and crosses): whole-array shifts combined with logical and / or.
-The tests compare each to scipy."""
+"""Boolean (z, y, x) masks: their bounding box, and binary morphology faster than scipy's generic
+filters for the shapes the volumetry uses (boxes and crosses): whole-array shifts combined with
+logical and / or. The tests compare each to scipy."""
 from __future__ import annotations
 
 import numpy as np
@@ -50,3 +50,13 @@ def compute_rect_opening(mask: np.ndarray, sides: tuple[int, int, int]) -> np.nd
         if size > 1:
             m = _window_reduce(m, size, axis, -(size // 2) + (1 - size % 2), np.logical_or)
     return m
+
+
+def compute_bounding_box(mask: np.ndarray, pad: tuple[int | None, int | None, int | None]) -> tuple[slice, ...]:
+    """The slices around the True voxels of ``mask``, ``pad`` voxels wider per axis (None: 0), inside the array."""
+    out = []
+    for axis, p in enumerate(pad):
+        idx = np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[0]
+        p = p or 0
+        out.append(slice(max(0, idx[0] - p), min(mask.shape[axis], idx[-1] + p + 1)))
+    return tuple(out)

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from trialake.imaging.morphology import compute_bounding_box
+
 _PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
                    [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
                    [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], bool)  # 4-connectivity within each slice
@@ -164,16 +166,6 @@ def _core_ball(core_mm: float, spacing) -> np.ndarray:
     reaching at least one voxel along each axis (on voxels coarser than ``core_mm`` a one-voxel ball
     would keep everything)."""
     return _ellipsoid(core_mm, np.minimum(np.asarray(spacing, float), core_mm))
-
-
-def compute_bounding_box(mask: np.ndarray, pad: tuple[int | None, int | None, int | None]) -> tuple[slice, ...]:
-    """The slices around the True voxels of ``mask``, ``pad`` voxels wider per axis (None: 0), inside the array."""
-    out = []
-    for axis, p in enumerate(pad):
-        idx = np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[0]
-        p = p or 0
-        out.append(slice(max(0, idx[0] - p), min(mask.shape[axis], idx[-1] + p + 1)))
-    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,11 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-from trialake.imaging.morphology import compute_rect_opening
+from trialake.imaging.morphology import compute_bounding_box, compute_rect_opening
 from trialake.imaging.noise import compute_noise_hu, compute_smoothed, compute_smoothing_px
 from trialake.imaging.putback import (
     ChestGeometry,
     WallMap,
-    compute_bounding_box,
     compute_chest_geometry,
     compute_diaphragm,
     compute_dent_fill,
