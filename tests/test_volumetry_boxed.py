@@ -1,7 +1,7 @@
 """The volumetry's fast paths give the same answer as the plain ones: masks kept in the lungs' box
-(in arrays from anonymous memory maps), the doubling box opening against scipy's filters and binary
-opening, the cross dilation against scipy's binary dilation, label sizes counted slice by slice
-against one bincount."""
+(in arrays from anonymous memory maps; the QC outputs and the SEG's frames built from them), the
+doubling box opening against scipy's filters and binary opening, the cross dilation against scipy's
+binary dilation, label sizes counted slice by slice against one bincount."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +16,10 @@ from scipy import ndimage
 
 from trialake.imaging import CTVolume, measure_volume
 from trialake.imaging.morphology import compute_cross_dilation, compute_rect_opening
+from trialake.imaging.qc import LABELS, compute_label_map, compute_qc_slices
 from trialake.imaging.segment import MASK_FIELDS, ClassicalSegmenter, LungMasks, compute_label_sizes
 from trialake.imaging.volume import compute_mapped_zeros
+from trialake.pipeline.ct_results import _SegmentStack
 from trialake.synth.phantom import PhantomSpec, make_chest_phantom
 
 MASKS = hnp.arrays(bool, hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=14))
@@ -107,6 +109,32 @@ def test_measuring_in_the_box_equals_measuring_the_whole_volume(spec, exercised)
         assert np.array_equal(getattr(boxed.lungs, name), getattr(full.lungs, name)), name
     assert np.array_equal(boxed.ggo, full.ggo) and np.array_equal(boxed.solid, full.solid)
     assert getattr(boxed, exercised) > 0
+
+
+def test_qc_outputs_and_seg_slices_from_the_box_equal_those_of_whole_volume_masks():
+    """The label map, the QC picture's slices and the SEG's frames are built from the boxed masks;
+    here against the same built from the whole-volume masks (a phantom with pleural fluid, so the
+    box is wider than the lung; its pleural-air mask taken away, as a plug-in segmenter may hand none)."""
+    ph = make_chest_phantom(PhantomSpec(matrix=128, slices=40, lesion_pct=5.0, effusion_mm=30.0, seed=42))
+    measured = measure_volume(CTVolume(ph.hu, ph.spacing_mm))
+    assert not measured.boxed_lungs.pneumothorax.any()
+    r = dataclasses.replace(measured, boxed_lungs=dataclasses.replace(measured.boxed_lungs, pneumothorax=None))
+    assert r.lungs.effusion.any()
+    full = {"lung": r.lungs.lung, "ggo": r.ggo, "solid": r.solid, "effusion": r.lungs.effusion,
+            "pneumothorax": np.zeros_like(r.lungs.lung)}
+    expected = np.zeros(ph.hu.shape, np.uint8)
+    for name in ("lung", "ggo", "solid", "effusion"):  # later labels win, as in the exported map
+        expected[full[name]] = LABELS[name]
+    assert np.array_equal(compute_label_map(r), expected)
+    focus = full["ggo"] | full["solid"] | full["effusion"]
+    assert compute_qc_slices(r) == (int(np.argmax(focus.sum(axis=(1, 2)))), int(np.argmax(focus.sum(axis=(0, 2)))))
+    for name, mask in full.items():
+        for y in (0, r.box[1].start, r.box[1].stop - 1, ph.hu.shape[1] - 1):
+            assert np.array_equal(r.mask_slice(name, 1, y), mask[:, y]), (name, y)
+    stack = np.stack([full["lung"], full["ggo"], full["solid"]], axis=-1)
+    seg = _SegmentStack(r)
+    assert seg.shape == stack.shape
+    assert all(np.array_equal(seg[k], stack[k]) for k in range(stack.shape[0]))
 
 
 def test_mapped_zeros_are_an_ordinary_zeroed_array():

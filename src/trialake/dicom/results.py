@@ -18,6 +18,7 @@ import io
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import highdicom as hd
 import numpy as np
@@ -74,10 +75,20 @@ def read_sources(files: Sequence[bytes]) -> list[Dataset]:
     return [dcmread(io.BytesIO(f), stop_before_pixels=True) for f in files]
 
 
-def compute_source_frames(sources: Sequence[Dataset], masks: np.ndarray, origin_mm: Sequence[float],
+class SliceStack(Protocol):
+    """A (z, y, x[, segment]) stack read one slice at a time (a numpy array is one)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, k: int) -> np.ndarray: ...
+
+
+def compute_source_frames(sources: Sequence[Dataset], masks: SliceStack, origin_mm: Sequence[float],
                           spacing_mm: Sequence[float]) -> np.ndarray:
     """The canonical-orientation ``masks`` (z, y, x[, segment]) on each source's pixel grid:
-    shape (len(sources), Rows, Columns[, segment]), in the order of ``sources``.
+    shape (len(sources), Rows, Columns[, segment]), in the order of ``sources`` (``masks`` is read
+    one slice at a time).
 
     Each source's slice index is its rank along the feet-ward slice normal; its row and column
     axes map onto the volume's y and x axes with the signs its ImageOrientationPatient gives.

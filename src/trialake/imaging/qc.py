@@ -18,27 +18,22 @@ _OUTLINES = (("lung", "#3fa7ff"), ("ggo", "#ffd23f"), ("solid", "#ff3f3f"), ("ef
              ("pneumothorax", "#3fff7a"))
 
 
-def _masks(result: VolumetryResult) -> dict[str, np.ndarray]:
-    empty = np.zeros_like(result.lungs.lung)
-    return {"lung": result.lungs.lung, "ggo": result.ggo, "solid": result.solid,
-            "effusion": empty if result.lungs.effusion is None else result.lungs.effusion,
-            "pneumothorax": empty if result.lungs.pneumothorax is None else result.lungs.pneumothorax}
-
-
 def compute_label_map(result: VolumetryResult) -> np.ndarray:
     """uint8 (z, y, x): 0 outside, 1 lung, 2 ground glass, 3 solid, 4 pleural fluid, 5 pleural air."""
-    labels = np.zeros(result.lungs.lung.shape, np.uint8)
-    for name, mask in _masks(result).items():
-        labels[mask] = LABELS[name]
+    labels = np.zeros(result.boxed_lungs.shape, np.uint8)
+    inner = labels[result.box]
+    for name, mask in result.boxed_masks.items():
+        inner[mask] = LABELS[name]
     return labels
 
 
 def compute_qc_slices(result: VolumetryResult) -> tuple[int, int]:
     """(axial z, coronal y) indices: the slices with the most lesion (or pleural fluid or air), else the most lung."""
-    masks = _masks(result)
+    masks = result.boxed_masks
     focus = masks["ggo"] | masks["solid"] | masks["effusion"] | masks["pneumothorax"]
     focus = focus if focus.any() else masks["lung"]
-    return int(np.argmax(focus.sum(axis=(1, 2)))), int(np.argmax(focus.sum(axis=(0, 2))))
+    z0, y0 = result.box[0].start, result.box[1].start
+    return z0 + int(np.argmax(focus.sum(axis=(1, 2)))), y0 + int(np.argmax(focus.sum(axis=(0, 2))))
 
 
 def render_qc_png(volume: CTVolume, result: VolumetryResult, *, subject: str | None = None, day: int | None = None,
@@ -50,11 +45,11 @@ def render_qc_png(volume: CTVolume, result: VolumetryResult, *, subject: str | N
     file has no text chunks.
     """
     z, y = compute_qc_slices(result)
-    masks = _masks(result)
     sz, sy, sx = volume.spacing_mm
-    views = ((f"axial, slice {z + 1} of {volume.hu.shape[0]}", volume.hu[z], {k: m[z] for k, m in masks.items()}, sy / sx),
-             (f"coronal, row {y + 1} of {volume.hu.shape[1]}", volume.hu[:, y], {k: m[:, y] for k, m in masks.items()},
-              sz / sx))
+    views = ((f"axial, slice {z + 1} of {volume.hu.shape[0]}", volume.hu[z],
+              {name: result.mask_slice(name, 0, z) for name in LABELS}, sy / sx),
+             (f"coronal, row {y + 1} of {volume.hu.shape[1]}", volume.hu[:, y],
+              {name: result.mask_slice(name, 1, y) for name in LABELS}, sz / sx))
     fig = Figure(figsize=(10, 6.0), dpi=dpi)  # Agg canvas, no pyplot state
     axes = fig.subplots(1, 2)
     for ax, (title, image, outlines, aspect) in zip(axes, views):

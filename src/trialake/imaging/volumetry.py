@@ -191,6 +191,30 @@ class VolumetryResult:
         """Solid voxels on the whole volume (built on first use from ``boxed_solid``)."""
         return compute_expanded(self.boxed_solid, self.boxed_lungs.box, self.boxed_lungs.shape)
 
+    @property
+    def box(self) -> tuple[slice, ...]:
+        """The lungs' box in the volume: where the boxed masks lie."""
+        return self.boxed_lungs.box
+
+    @functools.cached_property
+    def boxed_masks(self) -> dict[str, np.ndarray]:
+        """The lung, ground-glass, solid, pleural fluid and pleural air masks of ``box`` (a mask the
+        segmenter did not make is all False)."""
+        lungs = self.boxed_lungs
+        masks = {"lung": lungs.lung, "ggo": self.boxed_ggo, "solid": self.boxed_solid,
+                 "effusion": lungs.effusion, "pneumothorax": lungs.pneumothorax}
+        return {name: np.zeros_like(lungs.lung) if m is None else m for name, m in masks.items()}
+
+    def mask_slice(self, name: str, axis: int, index: int) -> np.ndarray:
+        """Slice ``index`` along ``axis`` of the whole-volume mask ``name`` (a key of ``boxed_masks``),
+        built from the boxed mask without a whole-volume array."""
+        box, shape = self.box, self.boxed_lungs.shape
+        rest = [a for a in range(3) if a != axis]
+        out = np.zeros([shape[a] for a in rest], bool)
+        if box[axis].start <= index < box[axis].stop:
+            out[box[rest[0]], box[rest[1]]] = np.take(self.boxed_masks[name], index - box[axis].start, axis=axis)
+        return out
+
     def to_record(self) -> dict[str, float | str | bool | None]:
         """The scalar fields, as for one silver/ct_volumetry row or the CLI's JSON."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}

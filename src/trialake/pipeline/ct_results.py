@@ -33,6 +33,8 @@ SCHEMA = {
 }
 #: Errors highdicom and the geometry mapping raise for a series they cannot describe.
 _BUILD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+#: The result's masks of the SEG's segments (``trialake.dicom.results.SEGMENTS``), in their order.
+SEGMENT_MASKS = ("lung", "ggo", "solid")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,18 @@ class CtResultsSummary:
     held_back: tuple[HeldBack, ...] = ()
 
 
+class _SegmentStack:
+    """The (z, y, x, 3) lung, ground-glass and solid masks of a whole volume, built one slice at a
+    time from the boxed masks when indexed (a whole stack of a 512x512x300 series is 235 MB)."""
+
+    def __init__(self, result: VolumetryResult) -> None:
+        self.result = result
+        self.shape = (*result.boxed_lungs.shape, len(SEGMENT_MASKS))
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return np.stack([self.result.mask_slice(name, 0, k) for name in SEGMENT_MASKS], axis=-1)
+
+
 def write_ct_results(ctx: RunContext, usubjid: str, series_id: str, files: Sequence[bytes], volume: CTVolume,
                      result: VolumetryResult) -> dict[str, dict]:
     """Build and write the SEG and SR of one measured series; returns ``{ROW_KEY: index row}``."""
@@ -54,8 +68,7 @@ def write_ct_results(ctx: RunContext, usubjid: str, series_id: str, files: Seque
                               "run_id": ctx.run_id, "pushed_to": None, "push_run_id": None}
     try:
         sources = read_sources(files)
-        masks = np.stack([result.lungs.lung, result.ggo, result.solid], axis=-1)
-        frames = compute_source_frames(sources, masks, volume.origin_mm, volume.spacing_mm)
+        frames = compute_source_frames(sources, _SegmentStack(result), volume.origin_mm, volume.spacing_mm)
         objects = build_result_objects(sources, frames, result.to_record(), uid_seed=f"{series_id}/{result.params_hash}")
     except _BUILD_ERRORS as exc:
         reason = f"DICOM SEG/SR not built ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
