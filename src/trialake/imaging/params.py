@@ -72,7 +72,7 @@ class VolumetryParams(BaseModel):
     pneumothorax_flag_ml: float = Field(default=10.0, ge=0.0)
     hidden_border_flag_cm2: float = Field(default=20.0, ge=0.0)
     left_out_flag_ml: float = Field(default=15.0, ge=0.0)
-    open_border_flag_cm2: float = Field(default=8.0, ge=0.0)
+    open_border_flag_cm2: float = Field(default=6.0, ge=0.0)
     solid_split_flag_ml: float = Field(default=5.0, ge=0.0)
 
     @model_validator(mode="after")

@@ -579,7 +579,7 @@ def compute_open_border_cm2(lung: np.ndarray, dense: np.ndarray, core_mm: float,
 
     ``dense`` is the dense tissue inside this lung's rib cage that the lung could take, lung voxels
     included (the caller removes the other lung, pleural fluid and what lies under the deepest floor).
-    Both sides are opened with a ball of ``core_mm`` so vessels, lesion rims and partial-volume
+    Both sides are opened with ``_core_ball(core_mm)`` so vessels, lesion rims and partial-volume
     layers do not count; what is left is consolidation running into the mediastinum, the heart or the
     diaphragm with no HU edge between them, so the lung's border there is a guess. Counted as voxel
     faces between the two, each weighted by its area.
