@@ -129,7 +129,8 @@ def test_qc_outputs_and_seg_slices_from_the_box_equal_those_of_whole_volume_mask
     focus = full["ggo"] | full["solid"] | full["effusion"]
     assert compute_qc_slices(r) == (int(np.argmax(focus.sum(axis=(1, 2)))), int(np.argmax(focus.sum(axis=(0, 2)))))
     for name, mask in full.items():
-        for y in (0, r.box[1].start, r.box[1].stop - 1, ph.hu.shape[1] - 1):
+        rows = r.boxed_lungs.box[1]
+        for y in (0, rows.start, rows.stop - 1, ph.hu.shape[1] - 1):
             assert np.array_equal(r.mask_slice(name, 1, y), mask[:, y]), (name, y)
     stack = np.stack([full["lung"], full["ggo"], full["solid"]], axis=-1)
     seg = _SegmentStack(r)

@@ -21,7 +21,7 @@ _OUTLINES = (("lung", "#3fa7ff"), ("ggo", "#ffd23f"), ("solid", "#ff3f3f"), ("ef
 def compute_label_map(result: VolumetryResult) -> np.ndarray:
     """uint8 (z, y, x): 0 outside, 1 lung, 2 ground glass, 3 solid, 4 pleural fluid, 5 pleural air."""
     labels = np.zeros(result.boxed_lungs.shape, np.uint8)
-    inner = labels[result.box]
+    inner = labels[result.boxed_lungs.box]
     for name, mask in result.boxed_masks.items():
         inner[mask] = LABELS[name]
     return labels
@@ -32,7 +32,7 @@ def compute_qc_slices(result: VolumetryResult) -> tuple[int, int]:
     masks = result.boxed_masks
     focus = masks["ggo"] | masks["solid"] | masks["effusion"] | masks["pneumothorax"]
     focus = focus if focus.any() else masks["lung"]
-    z0, y0 = result.box[0].start, result.box[1].start
+    z0, y0 = (b.start for b in result.boxed_lungs.box[:2])
     return z0 + int(np.argmax(focus.sum(axis=(1, 2)))), y0 + int(np.argmax(focus.sum(axis=(0, 2))))
 
 

@@ -191,15 +191,10 @@ class VolumetryResult:
         """Solid voxels on the whole volume (built on first use from ``boxed_solid``)."""
         return compute_expanded(self.boxed_solid, self.boxed_lungs.box, self.boxed_lungs.shape)
 
-    @property
-    def box(self) -> tuple[slice, ...]:
-        """The lungs' box in the volume: where the boxed masks lie."""
-        return self.boxed_lungs.box
-
     @functools.cached_property
     def boxed_masks(self) -> dict[str, np.ndarray]:
-        """The lung, ground-glass, solid, pleural fluid and pleural air masks of ``box`` (a mask the
-        segmenter did not make is all False)."""
+        """The lung, ground-glass, solid, pleural fluid and pleural air masks of the lungs' box
+        (``boxed_lungs.box``; a mask the segmenter did not make is all False)."""
         lungs = self.boxed_lungs
         masks = {"lung": lungs.lung, "ggo": self.boxed_ggo, "solid": self.boxed_solid,
                  "effusion": lungs.effusion, "pneumothorax": lungs.pneumothorax}
@@ -208,7 +203,7 @@ class VolumetryResult:
     def mask_slice(self, name: str, axis: int, index: int) -> np.ndarray:
         """Slice ``index`` along ``axis`` of the whole-volume mask ``name`` (a key of ``boxed_masks``),
         built from the boxed mask without a whole-volume array."""
-        box, shape = self.box, self.boxed_lungs.shape
+        box, shape = self.boxed_lungs.box, self.boxed_lungs.shape
         rest = [a for a in range(3) if a != axis]
         out = np.zeros([shape[a] for a in rest], bool)
         if box[axis].start <= index < box[axis].stop:
