@@ -26,6 +26,7 @@ from trialake.imaging.targets import TARGETS
 from trialake.imaging.volume import CTVolume, NotMeasurable, compute_hu
 from trialake.imaging.volumetry import (
     VolumetryParams,
+    compute_lung_mode_hu,
     compute_params_hash,
     measure_series_dir,
     measure_volume,
@@ -375,3 +376,19 @@ def test_accuracy_targets_at_larger_size(spec):
     assert r.lesion_pct == pytest.approx(t["lesion_pct"], abs=LESION_PCT_POINTS)
     assert abs(r.ggo_volume_ml - t["ggo_volume_ml"]) <= TARGETS.ggo_tolerance_ml(t["ggo_volume_ml"])
     assert abs(r.solid_volume_ml - t["solid_volume_ml"]) <= TARGETS.solid_tolerance_ml(t["solid_volume_ml"])
+
+
+@pytest.mark.parametrize("peak_hu", [-861.5, -756.5, -451.5])
+@pytest.mark.parametrize("spread_hu", [0.0, 25.0])
+def test_lung_mode_is_the_fullest_bin_of_aerated_lung(peak_hu: float, spread_hu: float) -> None:
+    """A lung of two HU populations, 60 % about ``peak_hu`` (a bin's centre: -1024 + 5 k + 2.5) and
+    40 % spread evenly over -1000..-400, plus dense voxels (ignored): the mode is the peak's bin, or
+    within a bin of it when the peak has the spread of image noise."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    values = np.concatenate([peak_hu + spread_hu * rng.standard_normal(int(0.6 * n)),
+                             rng.uniform(-1000.0, -400.0, int(0.4 * n)), np.full(n, 40.0)])
+    hu = rng.permutation(values).reshape(20, 40, -1).astype(np.float32)
+    lung = np.ones(hu.shape, bool)
+    assert compute_lung_mode_hu(hu, lung) == pytest.approx(peak_hu, abs=0.0 if spread_hu == 0 else 5.0)
+    assert np.isnan(compute_lung_mode_hu(hu, np.zeros_like(lung)))

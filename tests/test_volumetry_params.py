@@ -67,6 +67,8 @@ CHANGES = {
                          lambda a, b: "left_out" in a.qc_flags and "left_out" not in (b.qc_flags or "")),
     "open_border_flag_cm2": ("lobar", {"open_border_flag_cm2": 1e6},
                              lambda a, b: "open_border" in a.qc_flags and "open_border" not in (b.qc_flags or "")),
+    "lung_density_margin_sd": ("healthy", {"lung_density_margin_sd": 1e3},
+                               lambda a, b: "lung_density" not in (a.qc_flags or "") and "lung_density" in b.qc_flags),
     "solid_split_flag_ml": ("dependent", {"solid_split_flag_ml": 1e6},
                             lambda a, b: "solid_split" in a.qc_flags and "solid_split" not in (b.qc_flags or "")),
 }

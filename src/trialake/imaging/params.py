@@ -52,6 +52,9 @@ class VolumetryParams(BaseModel):
       outside it (mediastinum, heart, diaphragm) over at least this area, with no HU edge between them.
     solid_split_flag_ml: flag when more lesion than this (and than 15% of the solid volume) is expected
       on the wrong side of ``solid_split_hu`` because of the image noise (much of it lies near the split).
+    lung_density_margin_sd: flag when the aerated lung's most common HU lies fewer than this many SDs of
+      the image noise left after the smoothing below ``lesion_low_hu`` (the ground glass's extent then
+      depends on the lung's own density and the noise).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -74,6 +77,7 @@ class VolumetryParams(BaseModel):
     left_out_flag_ml: float = Field(default=15.0, ge=0.0)
     open_border_flag_cm2: float = Field(default=6.0, ge=0.0)
     solid_split_flag_ml: float = Field(default=5.0, ge=0.0)
+    lung_density_margin_sd: float = Field(default=2.5, ge=0.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> VolumetryParams:

@@ -437,7 +437,13 @@ def compute_dent_fill(lung: np.ndarray, dense: np.ndarray, spacing, radius_mm: f
 def compute_pleural_air(air: np.ndarray, hu: np.ndarray, body: np.ndarray, spacing, *, air_hu: float,
                         min_ml: float, min_wall_share: float) -> np.ndarray:
     """Pleural air: components darker than ``air_hu`` (no lung tissue) inside the aerated region
-    with at least ``min_wall_share`` of their border on chest-wall tissue (a bulla is surrounded by lung)."""
+    with at least ``min_wall_share`` of their border on chest-wall tissue (a bulla is surrounded by lung).
+
+    The border is read one voxel out, past the layer of air voxels around the dark core: noise
+    leaves voxels of pleural air above ``air_hu``, and the partial-volume layer against the chest
+    wall is air but not dark, so the first layer around the core is air on every side. That layer
+    is pleural air where it touches tissue (the wall side); the core's enclosed noise holes are too.
+    """
     dark = air & (hu < air_hu)
     labels, n = ndimage.label(dark)
     out = np.zeros_like(air)
@@ -446,14 +452,29 @@ def compute_pleural_air(air: np.ndarray, hu: np.ndarray, body: np.ndarray, spaci
     voxel_ml = float(np.prod(spacing)) / 1000.0
     sizes = np.bincount(labels.ravel())
     tissue = body & ~air
+    ring_structure = _PLANE | _PLANE.transpose(1, 0, 2)
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sizes[i] * voxel_ml < min_ml:
             continue
-        box = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in sl)
+        box = tuple(slice(max(0, s.start - 2), s.stop + 2) for s in sl)
         comp = labels[box] == i
-        ring = ndimage.binary_dilation(comp, structure=_PLANE | _PLANE.transpose(1, 0, 2)) & ~comp
+        layer = ndimage.binary_dilation(comp, structure=ring_structure) & air[box] & ~comp
+        ring = ndimage.binary_dilation(comp | layer, structure=ring_structure) & ~(comp | layer)
         if ring.any() and tissue[box][ring].mean() >= min_wall_share:
-            out[box] |= comp
+            wall_layer = layer & ndimage.binary_dilation(tissue[box], structure=ring_structure)
+            out[box] |= _filled_pits(comp, layer) | wall_layer
+    return out
+
+
+def _filled_pits(core: np.ndarray, layer: np.ndarray, rounds: int = 2) -> np.ndarray:
+    """``core`` with its enclosed holes and the voxels of ``layer`` with at least 3 of their 6 face
+    neighbours in it (noise pits in its surface; a voxel beyond a flat or convex surface has 1 or 2),
+    twice, so pits two voxels deep fill too."""
+    out = ndimage.binary_fill_holes(core)
+    faces = ndimage.generate_binary_structure(3, 1).astype(np.uint8)
+    faces[1, 1, 1] = 0
+    for _ in range(rounds):
+        out |= layer & (ndimage.convolve(out.astype(np.uint8), faces, mode="constant") >= 3)
     return out
 
 

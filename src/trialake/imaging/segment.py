@@ -36,7 +36,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
 from trialake.imaging.morphology import compute_bounding_box, compute_rect_opening
-from trialake.imaging.noise import compute_noise_hu, compute_smoothed, compute_smoothing_px
+from trialake.imaging.noise import compute_local_median, compute_noise_hu, compute_smoothed, compute_smoothing_px
 from trialake.imaging.putback import (
     ChestGeometry,
     WallMap,
@@ -105,7 +105,9 @@ class SegmentationParams:
     rib_window_mm: ribs and intercostal spaces alternate along z; each ray takes the deepest rib within
       this distance.
     pleural_air_hu, pleural_air_min_ml, pleural_air_wall_share: pleural air is darker than this,
-      at least this large, and has at least this share of its border on chest-wall tissue.
+      at least this large, and has at least this share of its border (read past its first layer of
+      air) on chest-wall tissue. Below 15 mL a dark pocket against the wall is as likely a subpleural
+      cluster of emphysema and stays lung (at most half a percent of a lung).
     fluid_hu: HU range of pleural fluid (transudates and exudates).
     effusion_min_ml: smaller water-dense regions are not called an effusion.
     max_edge_fraction: the lungs count as cut along z when an end slice holds more than this
@@ -136,7 +138,7 @@ class SegmentationParams:
     bone_hu: float = 300.0
     rib_window_mm: float = 20.0
     pleural_air_hu: float = -975.0
-    pleural_air_min_ml: float = 5.0
+    pleural_air_min_ml: float = 15.0
     pleural_air_wall_share: float = 0.3
     fluid_hu: tuple[float, float] = (-20.0, 25.0)
     effusion_min_ml: float = 5.0
@@ -167,6 +169,10 @@ def compute_expanded(mask: np.ndarray | None, box: tuple[slice, ...], shape: tup
 
 #: Fine slices refined at a time (``compute_refined_masks``).
 REFINE_SLAB_SLICES = 8
+#: On a smoothed (sharp-kernel) series, voxels below this smoothed HU, and two voxels around them, are
+#: read again on a 3x3x3 median for pleural air: a 15 mm layer of air smooths to -950..-930 HU
+#: against the chest wall, and the wall beside it to lung-like HU.
+PLEURAL_CANDIDATE_HU = -900.0
 #: The mask fields of ``LungMasks``.
 MASK_FIELDS = ("lung", "left", "right", "airway", "effusion", "pneumothorax", "put_back")
 
@@ -576,7 +582,7 @@ class ClassicalSegmenter:
     coarse_voxel_mm: float = 3.0
     coarse_noise_hu: float = 20.0
     name: str = "classical"
-    version: str = "2.3.0"
+    version: str = "2.4.0"
 
     def segment_lungs(self, volume: CTVolume) -> LungMasks:
         factors = compute_pool_factors(volume.spacing_mm, self.coarse_voxel_mm)
@@ -589,19 +595,26 @@ class ClassicalSegmenter:
         padding = compute_padding_mask(outside, spacing)
         noise = compute_noise_hu(coarse_hu, compute_body_mask(coarse_hu, self.params.body_hu, padding), padding, spacing)
         bone = coarse_hu >= self.params.bone_hu  # before smoothing, which thins the ribs
-        coarse_hu = compute_smoothed(coarse_hu, compute_smoothing_px(noise, self.coarse_noise_hu, spacing))
-        coarse = self.segment_array(coarse_hu, spacing, outside, bone)
+        sigma = compute_smoothing_px(noise, self.coarse_noise_hu, spacing)
+        smoothed = compute_smoothed(coarse_hu, sigma)
+        dark = None
+        if sigma[0] > 0:  # pleural air is read on a median, which keeps a thin layer dark (see compute_local_median)
+            near = ndimage.binary_dilation(smoothed < PLEURAL_CANDIDATE_HU, iterations=2)  # and the wall beside it
+            dark = compute_local_median(coarse_hu, near, smoothed)
+        coarse = self.segment_array(smoothed, spacing, outside, bone, dark)
         return compute_refined_masks(coarse, coarse_hu, volume.hu, factors, self.params)
 
     def segment_array(self, hu: np.ndarray, spacing, outside: np.ndarray | None = None,
-                      bone: np.ndarray | None = None) -> LungMasks:
+                      bone: np.ndarray | None = None, dark: np.ndarray | None = None) -> LungMasks:
         """The pipeline of the module docstring at the array's own resolution (no smoothing, no refinement).
 
         ``outside``: voxels at or below -1024 HU; ``bone``: voxels at or above ``bone_hu`` (both by
-        default computed from ``hu``).
+        default computed from ``hu``); ``dark``: a second reading of the HU (default ``hu``) in which
+        pleural air may be darker than ``pleural_air_hu`` instead, and whose tissue is not air.
         """
         p = self.params
         bone = hu >= p.bone_hu if bone is None else bone
+        dark = hu if dark is None else dark
         padding = compute_padding_mask(hu <= PADDING_HU if outside is None else outside, spacing)
         body = compute_body_mask(hu, p.body_hu, padding)
         air, dropped = compute_aerated_lung(hu, body, padding, spacing, p)
@@ -609,15 +622,18 @@ class ClassicalSegmenter:
         airway, direction = compute_airway(air, body, spacing, p)
         if direction < 0:  # the head is at the last slice: work head first, give the masks back as given
             flipped = self._segment_head_first(hu[::-1], body[::-1], padding[::-1], air[::-1], dropped[::-1],
-                                               airway[::-1], bone[::-1], spacing)
+                                               airway[::-1], bone[::-1], spacing, dark[::-1])
             return LungMasks(**{f: (getattr(flipped, f)[::-1] if isinstance(getattr(flipped, f), np.ndarray)
                                     else getattr(flipped, f)) for f in flipped.__dataclass_fields__})
-        return self._segment_head_first(hu, body, padding, air, dropped, airway, bone, spacing, found=direction != 0)
+        return self._segment_head_first(hu, body, padding, air, dropped, airway, bone, spacing, dark,
+                                        found=direction != 0)
 
-    def _segment_head_first(self, hu, body, padding, air, dropped, airway, bone, spacing,
+    def _segment_head_first(self, hu, body, padding, air, dropped, airway, bone, spacing, dark,
                             found: bool = True) -> LungMasks:
         p = self.params
-        pleural_air = compute_pleural_air(air & ~airway, hu, body, spacing, air_hu=p.pleural_air_hu,
+        # dark on either image; where the median (``dark``) says tissue, the smoothing blurred the wall into the air
+        pleural_air = compute_pleural_air(air & ~airway & (dark < p.lung_air_hu), np.minimum(hu, dark), body,
+                                          spacing, air_hu=p.pleural_air_hu,
                                           min_ml=p.pleural_air_min_ml, min_wall_share=p.pleural_air_wall_share)
         aerated = air & ~airway & ~pleural_air
         left, right = compute_left_right(aerated, body, spacing)

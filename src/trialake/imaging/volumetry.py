@@ -294,6 +294,12 @@ def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> li
                                             "outermost voxels against the chest wall or mediastinum, where it cannot be told "
                                             "from the wall's partial-volume layer: the ground glass is uncertain by about "
                                             "that much"))
+    mode, noise, low = record["lung_mode_hu"], record["residual_noise_hu"], params.lesion_low_hu
+    if np.isfinite(mode) and low - mode < params.lung_density_margin_sd * noise:
+        flags.append(Finding("lung_density", f"the aerated lung is at {mode:.0f} HU, within "
+                                             f"{params.lung_density_margin_sd:g} noise SDs ({noise:.0f} HU after smoothing) "
+                                             f"of the ground-glass threshold ({low:.0f} HU): noise and the lung's own "
+                                             "density widen the ground glass (poor inspiration, or a sharp kernel?)"))
     if record["smoothing_mm"] > 0 and record["opening_side_px"] <= 2:
         flags.append(Finding("vessel_filter", f"smoothing against the image noise (sigma {record['smoothing_mm']:.1f} mm) on "
                                               "pixels coarser than half the widest vessel: the vessel filter is at its "
@@ -317,6 +323,19 @@ def compute_ggo_at_wall_ml(hu: np.ndarray, lung: np.ndarray, ggo: np.ndarray, vo
     volume's edge)."""
     dense = hu >= SegmentationParams.lung_air_hu
     return int(np.count_nonzero(ggo & dense & compute_tissue_border(lung, dense))) * voxel_ml
+
+
+def compute_lung_mode_hu(hu: np.ndarray, lung: np.ndarray, bin_hu: float = 5.0) -> float:
+    """Most common HU of the aerated lung (below -400 HU): the centre of the fullest ``bin_hu`` bin
+    after a triangular 5-bin moving average (NaN when no lung voxel is aerated)."""
+    edges = np.arange(PADDING_HU, SegmentationParams.lung_air_hu + bin_hu, bin_hu)
+    counts = np.zeros(edges.size - 1, np.int64)
+    for start in range(0, hu.shape[0], 16):  # a slab at a time: no copy of every lung voxel
+        counts += np.histogram(hu[start:start + 16][lung[start:start + 16]], bins=edges)[0]
+    if not counts.any():
+        return float("nan")
+    smooth = np.convolve(counts, [1, 2, 3, 2, 1], mode="same")
+    return float(edges[np.argmax(smooth)] + bin_hu / 2)
 
 
 def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams(),
@@ -345,6 +364,7 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
     ggo, solid, split_doubt = _measure_lesions(volume, lungs, params, smoothing, residual_noise)
     n_ggo, n_solid = int(np.count_nonzero(ggo)), int(np.count_nonzero(solid))
     lung_ml = n_lung * voxel_ml
+    lung_mode = compute_lung_mode_hu(hu, lungs.lung)
     check_ml = None
     if check is not None:
         check_ml = int(np.count_nonzero(check.segment_lungs(volume).lung)) * voxel_ml
@@ -363,6 +383,8 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         "smoothing_mm": float(smoothing[0] * volume.spacing_mm[1]),
         "ggo_volume_ml": n_ggo * voxel_ml,
         "ggo_at_wall_ml": compute_ggo_at_wall_ml(hu, lungs.lung, ggo, voxel_ml),
+        "lung_mode_hu": lung_mode,
+        "residual_noise_hu": residual_noise,
         "opening_side_px": min(compute_opening_side_px(params.vessel_max_diameter_mm, px) for px in volume.spacing_mm[1:]),
     }
     flags = compute_flags(params, lungs, record)

@@ -67,7 +67,8 @@ class PhantomSpec:
     pleural space with a band of collapsed lung (solid) lying on the fluid level;
     pneumothorax_mm: pleural air of this depth in front of one lung; dependent_density_mm: a
     posterior band of this depth in both lungs at -400 to -300 HU (ground glass by HU);
-    emphysema_pct: that share of the lung at -990 to -960 HU (lung, not lesion);
+    emphysema_pct: that share of the lung at -990 to -960 HU (lung, not lesion); lung_hu: HU of the
+    aerated lung (-850; about -750 on a scan in poor inspiration, -800 to -900 on most others);
     fov_circle_mm: reconstruction circle of this diameter, centred fov_circle_shift_mm to the
     patient's left of the image centre, padding (-3024 HU) outside; variant_side: -1 right, +1
     left, 0 drawn from the seed, for the one-sided variants.
@@ -104,6 +105,7 @@ class PhantomSpec:
     pneumothorax_mm: float = 0.0
     dependent_density_mm: float = 0.0
     emphysema_pct: float = 0.0
+    lung_hu: float = HU_LUNG
     fov_circle_mm: float = 0.0
     fov_circle_shift_mm: float = 0.0
     variant_side: int = 0
@@ -191,6 +193,7 @@ def _validate(spec: PhantomSpec) -> None:
         "pneumothorax_mm": 0.0 <= spec.pneumothorax_mm <= 60.0,
         "dependent_density_mm": 0.0 <= spec.dependent_density_mm <= 60.0,
         "emphysema_pct": 0.0 <= spec.emphysema_pct <= 40.0,
+        "lung_hu": -950.0 <= spec.lung_hu <= -700.0,
         "fov_circle_mm": spec.fov_circle_mm >= 0.0,
         "variant_side": spec.variant_side in (-1, 0, 1),
         "mediastinal_shift_mm": abs(spec.mediastinal_shift_mm) <= 40.0 * spec.body_scale,
@@ -662,7 +665,7 @@ def make_chest_phantom(spec: PhantomSpec) -> Phantom:
     lung = right | left
     if spec.dome_shift > 0:
         _organ_domes(a, grid, ~lung & (hu == HU_SOFT), hu)
-    np.copyto(hu, np.float32(HU_LUNG), where=lung)
+    np.copyto(hu, np.float32(spec.lung_hu), where=lung)
     if spec.emphysema_pct > 0:
         _emphysema(spec, grid, lung, hu, vrng)
     airway = _airway(a, grid, lung)
