@@ -54,6 +54,10 @@ _PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
 DEEP_WEIGHT = 0.1
 #: Angle bins of the rays around each slice's body centre.
 N_ANGLES = 180
+#: Rays (2 degrees each) at the lung's angular edge (``_angular_edge``); a region where the lung keeps
+#: away from the wall is not filled when at least ``EDGE_SHARE`` of its rays are such.
+EDGE_RAYS = 3
+EDGE_SHARE = 0.8
 #: A layer of dense tissue at least this thick between lung and chest wall is reported when not put back
 #: (thinner gaps are the partial-volume and lesion edges of a lung that does touch the wall).
 HIDDEN_DEPTH_MM = 12.0
@@ -240,11 +244,12 @@ def _wrapped_labels(mask: np.ndarray) -> tuple[np.ndarray, int]:
 def compute_gap_rays(wall: WallMap, *, tol_mm: float, min_contact_share: float,
                      max_open_head_share: float) -> np.ndarray:
     """(z, angle) rays where dense disease hides the wall: the lung keeps away from the wall there,
-    the region is mostly bordered by rays where it touches the wall, and it is not open towards
-    the head; above the first slice where the lung touches the wall on half of its rays (the
-    apex) nothing is filled."""
+    the region is mostly bordered by rays where it touches the wall, it is not open towards the
+    head, and it is not a band of rays grazing the lung's medial tip (``_angular_edge``); above
+    the first slice where the lung touches the wall on half of its rays (the apex) nothing is filled."""
     gap = wall.has_lung & np.isfinite(wall.wall_mm) & (wall.seen_mm > wall.wall_mm + tol_mm)
     gap[:compute_apex_end(wall)] = False  # the apex keeps away from the wall by nature
+    edge = _angular_edge(wall.has_lung, EDGE_RAYS)
     labels, n = _wrapped_labels(gap)
     if n == 0:
         return gap
@@ -257,9 +262,22 @@ def compute_gap_rays(wall: WallMap, *, tol_mm: float, min_contact_share: float,
         above = np.zeros_like(comp)
         above[:-1] = comp[1:] & ~comp[:-1]
         head_open = (~wall.has_lung[zs][above]).mean() if above.any() else 1.0
-        if contact >= min_contact_share and head_open <= max_open_head_share:
+        grazing = edge[zs][comp].mean() >= EDGE_SHARE  # a band along the lung's medial tip, not disease
+        if contact >= min_contact_share and head_open <= max_open_head_share and not grazing:
             out[zs] |= comp
     return out
+
+
+def _angular_edge(has_lung: np.ndarray, width: int) -> np.ndarray:
+    """Rays of a (z, angle) map within ``width`` rays (around the chest) of a ray without lung.
+
+    There a ray grazes the lung's medial tip (beside the spine or the heart): its outermost lung
+    voxel is where it leaves the tip, not where the lung meets the chest wall.
+    """
+    near = np.zeros_like(has_lung)
+    for shift in range(1, width + 1):
+        near |= np.roll(~has_lung, shift, axis=1) | np.roll(~has_lung, -shift, axis=1)
+    return has_lung & near
 
 
 def compute_apex_end(wall: WallMap) -> int:

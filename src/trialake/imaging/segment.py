@@ -582,7 +582,7 @@ class ClassicalSegmenter:
     coarse_voxel_mm: float = 3.0
     coarse_noise_hu: float = 20.0
     name: str = "classical"
-    version: str = "2.4.0"
+    version: str = "2.5.0"
 
     def segment_lungs(self, volume: CTVolume) -> LungMasks:
         factors = compute_pool_factors(volume.spacing_mm, self.coarse_voxel_mm)
