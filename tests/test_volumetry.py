@@ -11,8 +11,10 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from scipy import ndimage
 
 from trialake.imaging.lesions import compute_square_opening
+from trialake.imaging.noise import compute_local_median
 from trialake.imaging.qc import LABELS, render_qc_png, write_masks_nifti
 from trialake.imaging.segment import (
     ClassicalSegmenter,
@@ -392,3 +394,18 @@ def test_lung_mode_is_the_fullest_bin_of_aerated_lung(peak_hu: float, spread_hu:
     lung = np.ones(hu.shape, bool)
     assert compute_lung_mode_hu(hu, lung) == pytest.approx(peak_hu, abs=0.0 if spread_hu == 0 else 5.0)
     assert np.isnan(compute_lung_mode_hu(hu, np.zeros_like(lung)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_local_median_equals_scipy_s_median_filter_where_asked(seed: int) -> None:
+    """Differential test: at the voxels asked for, the 3x3x3 median of ``hu`` with edge voxels repeated
+    (scipy's ``median_filter`` in ``nearest`` mode); elsewhere the base image, untouched."""
+    rng = np.random.default_rng(seed)
+    hu = rng.normal(-800.0, 120.0, (7, 9, 11)).astype(np.float32)
+    base = rng.normal(0.0, 1.0, hu.shape).astype(np.float32)
+    where = rng.random(hu.shape) < 0.3
+    out = compute_local_median(hu, where, base, chunk=17)  # several chunks
+    expected = ndimage.median_filter(hu, size=3, mode="nearest")
+    assert np.array_equal(out[where], expected[where])
+    assert np.array_equal(out[~where], base[~where])
+    assert np.array_equal(compute_local_median(hu, np.zeros_like(where), base), base)

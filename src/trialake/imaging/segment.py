@@ -15,7 +15,8 @@ left, y posterior, z from head to feet once the trachea has said where the head 
    air tube in the central part of the body; the longest track wins (so a trachea off the midline
    is found), and the end it starts from is the head;
 5. pleural air: air darker than ``pleural_air_hu`` lying against the chest wall (not a bulla inside
-   the lung) is pneumothorax, never lung;
+   the lung) is pneumothorax, never lung; on a smoothed (sharp-kernel) series the darkness and the
+   wall are also read on a 3x3x3 median of the unsmoothed HU;
 6. left/right: the two largest components; lungs that touch are split by eroding them until they
    part and giving every voxel to the nearer core; one lung alone is named by its side of the body;
 7. dense disease back into each lung (``trialake.imaging.putback``): holes with 3-D evidence, the
