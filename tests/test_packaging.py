@@ -236,3 +236,19 @@ def test_the_worker_image_installs_the_runtime_lock_only(tmp_path: Path) -> None
     installs = [line for line in commands.splitlines() if " -m pip install " in line]
     assert any("--require-hashes -r requirements.lock" in line for line in installs), commands
     assert not any("requirements-dev.lock" in line or " -e " in line for line in installs), commands
+
+
+
+def test_xdist_groups_keep_their_tests_on_one_worker(tmp_path: Path) -> None:
+    """``make test`` relies on ``--dist loadgroup`` to run each ``xdist_group`` on one worker, so a
+    group's module fixtures (a whole nightly run each) are built once. pytest 9.2 with pytest-xdist
+    3.8 silently dropped the groups; this runs two grouped modules on two workers and checks."""
+    for name in ("a", "b"):
+        (tmp_path / f"test_{name}.py").write_text(
+            "import pytest\n\npytestmark = pytest.mark.xdist_group('one')\n\n"
+            "@pytest.mark.parametrize('i', range(4))\ndef test_it(i):\n    pass\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
+                          str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    workers = {line.split("]")[0] for line in run.stdout.splitlines() if line.startswith("[gw") and "PASSED" in line}
+    assert len(workers) == 1, run.stdout
