@@ -69,6 +69,8 @@ CHANGES = {
                              lambda a, b: "open_border" in a.qc_flags and "open_border" not in (b.qc_flags or "")),
     "lung_density_margin_sd": ("healthy", {"lung_density_margin_sd": 1e3},
                                lambda a, b: "lung_density" not in (a.qc_flags or "") and "lung_density" in b.qc_flags),
+    "lesion_edge_flag_pct": ("sharp", {"lesion_edge_flag_pct": 0.1},
+                             lambda a, b: "lesion_edge" not in a.qc_flags and "lesion_edge" in b.qc_flags),
     "solid_split_flag_ml": ("dependent", {"solid_split_flag_ml": 1e6},
                             lambda a, b: "solid_split" in a.qc_flags and "solid_split" not in (b.qc_flags or "")),
 }

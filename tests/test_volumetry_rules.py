@@ -102,15 +102,31 @@ def test_split_doubt_is_the_normal_tail_beyond_the_split(offset_hu: float, noise
     lung = np.zeros(hu.shape, bool)
     lung[1:11, 5:35, 5:35] = True
     hu[2:10, 10:30, 10:30] = -300.0 + offset_hu
-    ggo, solid, doubt = compute_lesion_masks(hu, lung, (5.0, 2.0, 2.0), low_hu=-700.0, high_hu=150.0,
-                                             split_hu=-300.0, vessel_max_diameter_mm=8.0, noise_hu=noise_hu)
+    ggo, solid, doubt, _ = compute_lesion_masks(hu, lung, (5.0, 2.0, 2.0), low_hu=-700.0, high_hu=150.0,
+                                                split_hu=-300.0, vessel_max_diameter_mm=8.0, noise_hu=noise_hu)
     n = int(np.count_nonzero(ggo | solid))
     assert n == 8 * 20 * 20
     tail = 0.5 * math.erfc(abs(offset_hu) / noise_hu / math.sqrt(2.0))
     assert doubt == pytest.approx(n * tail, rel=1e-4)
     assert compute_lesion_masks(hu, lung, (5.0, 2.0, 2.0), low_hu=-700.0, high_hu=150.0, split_hu=-300.0,
-                                vessel_max_diameter_mm=8.0)[2] == 0.0  # noise unknown: no doubt claimed
+                                vessel_max_diameter_mm=8.0).split_doubt == 0.0  # noise unknown: no doubt claimed
 
+
+
+@pytest.mark.parametrize("band_hu", [50.0, 150.0])
+def test_near_low_counts_the_lesion_voxels_within_the_band_above_the_threshold(band_hu: float) -> None:
+    """Two 8x20x20 lesion blocks, at -680 HU (20 HU above the -700 threshold) and at -580 HU (120
+    above): a 50 HU band holds the first block only, a 150 HU band both."""
+    hu = np.full((12, 60, 40), -850.0, np.float32)
+    lung = np.zeros(hu.shape, bool)
+    lung[1:11, 2:58, 5:35] = True
+    hu[2:10, 5:25, 10:30] = -680.0
+    hu[2:10, 35:55, 10:30] = -580.0
+    masks = compute_lesion_masks(hu, lung, (5.0, 2.0, 2.0), low_hu=-700.0, high_hu=150.0, split_hu=-300.0,
+                                 vessel_max_diameter_mm=8.0, edge_band_hu=band_hu)
+    block = 8 * 20 * 20
+    assert int(np.count_nonzero(masks.ggo)) == 2 * block
+    assert masks.near_low == (block if band_hu == 50.0 else 2 * block)
 
 
 def test_tissue_border_is_the_lungs_outer_layer_against_tissue_not_air() -> None:

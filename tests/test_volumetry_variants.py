@@ -354,3 +354,14 @@ def test_rays_grazing_the_lungs_medial_tips_do_not_fill_the_paravertebral_gutter
     assert within_targets(ph.truth, r) and r.status == "measured", describe(ph.truth, r)
     voxel_ml = float(np.prod(ph.spacing_mm)) / 1000.0
     assert (r.solid & ~ph.masks["lung"]).sum() * voxel_ml <= 10.0
+
+
+def test_severe_disease_under_a_sharp_kernel_on_thick_slices_is_flagged_lesion_edge() -> None:
+    """27 % lesions, noise 85 HU, 10 mm slices, lung at -815 HU: the noise left after smoothing and the
+    lesions' partial-volume border put more than the lesion-percentage target (1 point) of the lung
+    within 50 HU above the ground-glass threshold, and the lesion percentage reads more than 1 point high.
+    No other flag fires (pixels fine enough for the vessel filter, lung not dense enough for
+    lung_density): without lesion_edge the series would be measured wrong without a word."""
+    ph, r = _measure(PhantomSpec(matrix=96, slices=26, slice_spacing_mm=10.0, noise_hu=85.0, blur_mm=0.4,
+                                 lesion_pct=27.0, solid_share=0.2, lung_hu=-815.0, seed=62))
+    assert r.qc_flags == "lesion_edge", describe(ph.truth, r)

@@ -17,6 +17,8 @@ either.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy import special
 
@@ -40,13 +42,24 @@ def compute_square_opening(mask: np.ndarray, side_y: int, side_x: int) -> np.nda
     return compute_rect_opening(mask, (1, side_y, side_x))
 
 
+class LesionMasks(NamedTuple):
+    """Ground glass and solid, the expected lesion voxels on the wrong side of the ground-glass/solid
+    split because of noise, and the lesion voxels within the edge band above the lesion threshold."""
+
+    ggo: np.ndarray
+    solid: np.ndarray
+    split_doubt: float
+    near_low: int
+
+
 def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: float, high_hu: float,
                          split_hu: float, vessel_max_diameter_mm: float,
                          smoothing_px: tuple[float, float] = (0.0, 0.0),
-                         noise_hu: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
-    """(ggo, solid, split_doubt): lung voxels with low_hu <= HU <= high_hu (after smoothing) that are
-    not tubes, split into ground glass and solid, and the expected number of lesion voxels on the
-    wrong side of ``split_hu`` because of image noise of ``noise_hu`` (left after the smoothing).
+                         noise_hu: float = 0.0, edge_band_hu: float = 0.0) -> LesionMasks:
+    """Lung voxels with low_hu <= HU <= high_hu (after smoothing) that are not tubes, split into
+    ground glass and solid; the expected number of lesion voxels on the wrong side of ``split_hu``
+    because of image noise of ``noise_hu`` (left after the smoothing); and the number of lesion
+    voxels below ``low_hu + edge_band_hu`` (how much the lesion volume hangs on its threshold).
 
     See the module docstring. One cross dilation within the dense voxels puts back the edge
     pixels the openings' corners took off. Solid = smoothed HU >= split_hu, ground glass below.
@@ -55,10 +68,10 @@ def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: f
     """
     ggo = compute_mapped_zeros(lung.shape)  # pages outside the lung's rows and slices are never written
     solid = compute_mapped_zeros(lung.shape)
-    split_doubt = 0.0
+    split_doubt, near_low = 0.0, 0
     zs = np.nonzero(lung.any(axis=(1, 2)))[0]
     if zs.size == 0:
-        return ggo, solid, split_doubt
+        return LesionMasks(ggo, solid, split_doubt, near_low)
     ys = np.nonzero(lung.any(axis=(0, 2)))[0]
     xs = np.nonzero(lung.any(axis=(0, 1)))[0]
     pad = compute_smoothing_margin_px(smoothing_px)
@@ -81,6 +94,7 @@ def compute_lesion_masks(hu: np.ndarray, lung: np.ndarray, spacing, *, low_hu: f
         is_solid = h[core] >= split_hu
         solid[start:stop, rows, cols] = lesion & is_solid
         ggo[start:stop, rows, cols] = lesion & ~is_solid
+        near_low += int(np.count_nonzero(lesion & (h[core] < low_hu + edge_band_hu)))
         if noise_hu > 0:
             split_doubt += float(special.ndtr(-np.abs(h[core][lesion] - split_hu) / noise_hu).sum())
-    return ggo, solid, split_doubt
+    return LesionMasks(ggo, solid, split_doubt, near_low)

@@ -55,6 +55,10 @@ class VolumetryParams(BaseModel):
     lung_density_margin_sd: flag when the aerated lung's most common HU lies fewer than this many SDs of
       the image noise left after the smoothing below ``lesion_low_hu`` (the ground glass's extent then
       depends on the lung's own density and the noise).
+    lesion_edge_flag_pct: flag when more of the lung than this (percentage points) is lesion within 50 HU
+      above ``lesion_low_hu``: the lesion percentage then hangs on the threshold by about that much
+      (partial volume at the lesions' border on thick slices or dense lung, a sharp kernel's noise);
+      the default is the lesion-percentage target, 1 point.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -78,6 +82,7 @@ class VolumetryParams(BaseModel):
     open_border_flag_cm2: float = Field(default=6.0, ge=0.0)
     solid_split_flag_ml: float = Field(default=5.0, ge=0.0)
     lung_density_margin_sd: float = Field(default=2.5, ge=0.0)
+    lesion_edge_flag_pct: float = Field(default=1.0, ge=0.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> VolumetryParams:

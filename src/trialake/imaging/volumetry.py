@@ -5,8 +5,8 @@ them, far too much noise) or measured, with status ``measured`` or ``measured-wi
 flag says in one sentence what a reviewer should look at (pleural fluid or air, lung parts
 dropped, dense tissue not put back, left/right imbalance, much of the lung from put-back dense
 tissue, no trachea found, disagreement with a second segmenter, a solid volume that image noise
-makes uncertain, dense ground glass against the chest wall, a sharp kernel's smoothing on pixels
-too coarse for the vessel filter). The settings are
+makes uncertain, dense ground glass against the chest wall, a lesion volume that hangs on its
+threshold, a sharp kernel's smoothing on pixels too coarse for the vessel filter). The settings are
 ``trialake.imaging.params.VolumetryParams``.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage
 
-from trialake.imaging.lesions import compute_lesion_masks, compute_opening_side_px
+from trialake.imaging.lesions import LesionMasks, compute_lesion_masks, compute_opening_side_px
 from trialake.imaging.morphology import compute_cross_dilation
 from trialake.imaging.noise import (
     compute_noise_hu,
@@ -55,6 +55,10 @@ MEASURED, FLAGGED, FAILED = "measured", "measured-with-flags", "failed"
 #: ground-glass/solid split: half the solid target (30%), because the expected count assumes a flat
 #: HU distribution around the split and underestimates tissue piled up just below it.
 SPLIT_DOUBT_SHARE = 0.15
+#: Lesion voxels less than this above ``lesion_low_hu`` (after smoothing) would leave the lesion if the
+#: threshold were that much higher: their share of the lung is how much the lesion percentage hangs on
+#: the threshold, through partial volume and noise at the lesions' border (flag ``lesion_edge``).
+EDGE_BAND_HU = 50.0
 
 
 class Segmenter(Protocol):
@@ -300,6 +304,12 @@ def compute_flags(params: VolumetryParams, lungs: LungMasks, record: dict) -> li
                                              f"{params.lung_density_margin_sd:g} noise SDs ({noise:.0f} HU after smoothing) "
                                              f"of the ground-glass threshold ({low:.0f} HU): noise and the lung's own "
                                              "density widen the ground glass (poor inspiration, or a sharp kernel?)"))
+    edge = record["lesion_edge_pct"]
+    if edge > params.lesion_edge_flag_pct:
+        flags.append(Finding("lesion_edge", f"{edge:.1f}% of the lung is lesion within {EDGE_BAND_HU:.0f} HU of the "
+                                            f"ground-glass threshold ({low:.0f} HU): partial volume and noise at the "
+                                            "lesions' border move the lesion percentage by about that much (thick "
+                                            "slices, a sharp kernel, dense lung?)"))
     if record["smoothing_mm"] > 0 and record["opening_side_px"] <= 2:
         flags.append(Finding("vessel_filter", f"smoothing against the image noise (sigma {record['smoothing_mm']:.1f} mm) on "
                                               "pixels coarser than half the widest vessel: the vessel filter is at its "
@@ -361,7 +371,7 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         raise NotMeasurable(f"no lungs found ({n_lung * voxel_ml:.0f} mL segmented)")
     smoothing = compute_smoothing_px(noise, params.noise_target_hu, volume.spacing_mm)
     residual_noise = compute_residual_noise_hu(noise, smoothing)
-    ggo, solid, split_doubt = _measure_lesions(volume, lungs, params, smoothing, residual_noise)
+    ggo, solid, split_doubt, near_low = _measure_lesions(volume, lungs, params, smoothing, residual_noise)
     n_ggo, n_solid = int(np.count_nonzero(ggo)), int(np.count_nonzero(solid))
     lung_ml = n_lung * voxel_ml
     lung_mode = compute_lung_mode_hu(hu, lungs.lung)
@@ -385,6 +395,7 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
         "ggo_at_wall_ml": compute_ggo_at_wall_ml(hu, lungs.lung, ggo, voxel_ml),
         "lung_mode_hu": lung_mode,
         "residual_noise_hu": residual_noise,
+        "lesion_edge_pct": 100.0 * near_low / n_lung,
         "opening_side_px": min(compute_opening_side_px(params.vessel_max_diameter_mm, px) for px in volume.spacing_mm[1:]),
     }
     flags = compute_flags(params, lungs, record)
@@ -425,7 +436,7 @@ def measure_volume(volume: CTVolume, params: VolumetryParams = VolumetryParams()
 
 
 def _measure_lesions(volume: CTVolume, lungs: LungMasks, params: VolumetryParams, smoothing: tuple[float, float],
-                     residual_noise: float) -> tuple[np.ndarray, np.ndarray, float]:
+                     residual_noise: float) -> LesionMasks:
     """``compute_lesion_masks`` in the box of ``lungs`` (boxed): the HU it smooths are read from a box
     wider by the smoothing's margin in-plane, so the result is the same as on the whole volume."""
     margin = compute_smoothing_margin_px(smoothing)
@@ -434,11 +445,11 @@ def _measure_lesions(volume: CTVolume, lungs: LungMasks, params: VolumetryParams
     inner = tuple(slice(b.start - o.start, b.stop - o.start) for b, o in zip(lungs.box, outer))
     lung = compute_mapped_zeros(tuple(o.stop - o.start for o in outer))
     lung[inner] = lungs.lung
-    ggo, solid, split_doubt = compute_lesion_masks(
+    masks = compute_lesion_masks(
         volume.hu[outer], lung, volume.spacing_mm, low_hu=params.lesion_low_hu, high_hu=params.lesion_high_hu,
         split_hu=params.solid_split_hu, vessel_max_diameter_mm=params.vessel_max_diameter_mm, smoothing_px=smoothing,
-        noise_hu=residual_noise)
-    return ggo[inner], solid[inner], split_doubt
+        noise_hu=residual_noise, edge_band_hu=EDGE_BAND_HU)
+    return masks._replace(ggo=masks.ggo[inner], solid=masks.solid[inner])
 
 
 def measure_series_dir(path: str | os.PathLike, params: VolumetryParams = VolumetryParams()) -> VolumetryResult:
